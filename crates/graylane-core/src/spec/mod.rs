@@ -1,0 +1,717 @@
+//! The lane spec: the one document that declares lanes, services, coloring, trust and data naming.
+//!
+//! Every graylane piece reads the same spec: the edge colors with its rules, routers and Kafka
+//! consumers fall back where a service has no version in a lane, data adapters name shadow
+//! namespaces from it, and `graylane-mesh` generates Istio manifests from it. It loads from YAML
+//! or TOML; errors name the file, line, column and field path. The full reference is
+//! `docs/lane-spec.md`.
+//!
+//! ```
+//! use graylane_core::spec::LaneSpec;
+//! use graylane_core::Lane;
+//!
+//! let spec = LaneSpec::from_yaml_str(r#"
+//! services:
+//!   - name: orders
+//!   - name: inventory
+//! lanes:
+//!   - name: gray
+//!     version: v2
+//!     services: [orders]
+//! coloring:
+//!   rules:
+//!     - name: beta
+//!       lane: gray
+//!       match: { header: { name: x-user-group, exact: beta } }
+//! "#)?;
+//!
+//! let gray = Lane::new("gray")?;
+//! assert_eq!(spec.serving_lane("orders", gray), gray);
+//! assert_eq!(spec.serving_lane("inventory", gray), Lane::BASE); // fallback
+//! assert_eq!(spec.data_names(gray).pg_schema.as_deref(), Some("lane_gray"));
+//! assert_eq!(spec.data_names(gray).redis_prefix, "lane:gray:");
+//!
+//! let err = LaneSpec::from_yaml_str("lanes:\n  - name: gray\n    services: [nope]\n").unwrap_err();
+//! assert_eq!(err.to_string(), "3:16: lanes[0].services[0]: unknown service \"nope\" (declare it under `services`)");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod load;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::SpecError;
+
+use crate::coloring::{RuleSet, Rules};
+use crate::trust::{DEFAULT_MAX_TTL, DEFAULT_TOKEN_HEADER, DEFAULT_TOKEN_KEY_ENV, TokenKey};
+use crate::wire::WireConfig;
+use crate::{Edge, Lane, LaneSet, Propagator};
+
+/// The spec format version this crate reads.
+pub const SPEC_VERSION: u32 = 1;
+
+/// A lane spec. Load it with [`LaneSpec::from_yaml_str`], [`LaneSpec::from_toml_str`] or
+/// [`LaneSpec::from_path`], which also validate it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneSpec {
+    /// The spec format version; [`SPEC_VERSION`] when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Header and baggage names.
+    #[serde(default)]
+    pub wire: WireConfig,
+    /// Every service, with the version label of its base deployment.
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+    /// The lanes besides base, and which services have a version in each.
+    #[serde(default)]
+    pub lanes: Vec<LaneDef>,
+    /// How lane data namespaces are named.
+    #[serde(default)]
+    pub data: DataTemplates,
+    /// Ingress coloring rules.
+    #[serde(default)]
+    pub coloring: ColoringSpec,
+    /// The trust boundary.
+    #[serde(default)]
+    pub trust: TrustSpec,
+}
+
+/// A service and its base version.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// The service name (a DNS label).
+    pub name: String,
+    /// The version label of the base deployment.
+    #[serde(default = "default_base_version")]
+    pub version: String,
+}
+
+fn default_base_version() -> String {
+    "v1".into()
+}
+
+/// A lane.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneDef {
+    /// The lane name.
+    pub name: Lane,
+    /// What the lane is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The version label of this lane's deployments; the lane name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The services that have a version in this lane. The others fall back to base.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Per-lane overrides of the data naming templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataOverrides>,
+}
+
+impl LaneDef {
+    /// The version label of this lane's deployments.
+    pub fn version(&self) -> &str {
+        self.version.as_deref().unwrap_or(self.name.as_str())
+    }
+}
+
+/// Templates naming each lane's data namespaces; `{lane}` is replaced by the lane name.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataTemplates {
+    /// Redis key prefix. Default `lane:{lane}:`.
+    pub redis_prefix: String,
+    /// PostgreSQL shadow schema (MySQL shadow database). Default `lane_{lane}`; `-` in the lane
+    /// name becomes `_` here.
+    pub pg_schema: String,
+    /// Suffix appended to Kafka consumer group ids. Default `.lane.{lane}`.
+    pub kafka_group_suffix: String,
+}
+
+impl Default for DataTemplates {
+    fn default() -> Self {
+        DataTemplates {
+            redis_prefix: "lane:{lane}:".into(),
+            pg_schema: "lane_{lane}".into(),
+            kafka_group_suffix: ".lane.{lane}".into(),
+        }
+    }
+}
+
+/// Per-lane data names, used verbatim instead of the templates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataOverrides {
+    /// Redis key prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_prefix: Option<String>,
+    /// PostgreSQL schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_schema: Option<String>,
+    /// Kafka consumer group suffix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_group_suffix: Option<String>,
+}
+
+/// A lane's data namespaces, rendered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataNames {
+    /// Prepended to every Redis key; empty for base.
+    pub redis_prefix: String,
+    /// The shadow schema; `None` for base (the application's own schema).
+    pub pg_schema: Option<String>,
+    /// Appended to Kafka consumer group ids; empty for base.
+    pub kafka_group_suffix: String,
+}
+
+/// Ingress coloring.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColoringSpec {
+    /// Rules in evaluation order; the first match wins.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+/// One coloring rule.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// A name for logs and metrics; `rule-<index>` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The lane a matching request gets.
+    pub lane: Lane,
+    /// The condition.
+    #[serde(rename = "match")]
+    pub condition: MatchSpec,
+}
+
+/// A coloring condition. Set one field, or several to require all of them (as in Istio's
+/// `HTTPMatchRequest`); `all` nests conditions explicitly.
+///
+/// ```yaml
+/// match: { header: { name: x-user-group, exact: beta } }
+/// match: { path_prefix: /api/, sticky: { percent: 10, by: { header: x-user-id } } }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    /// A request header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<ValueMatchSpec>,
+    /// A cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<ValueMatchSpec>,
+    /// A query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<ValueMatchSpec>,
+    /// The path starts with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// A stable percentage of keys (users).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<StickySpec>,
+    /// A random percentage of requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random: Option<Percent>,
+    /// Every listed condition holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<Vec<MatchSpec>>,
+}
+
+/// How a named value must look. Exactly one of `exact`, `prefix`, `regex`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueMatchSpec {
+    /// The header, cookie or parameter name.
+    pub name: String,
+    /// Equal to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// Starts with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Matches this regex in full (anchored, as Istio's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// A sticky percentage.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickySpec {
+    /// The share of keys that match.
+    pub percent: Percent,
+    /// Where the key is read.
+    pub by: KeySource,
+    /// Hash salt; the rule's lane name when absent. Keep it fixed across a release so users
+    /// stay in the lane as the percentage grows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+}
+
+/// Where a sticky key is read from: exactly one of the fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySource {
+    /// A header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// A cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// A query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+/// A percentage from 0 to 100 with a resolution of 0.01.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(u16);
+
+impl Percent {
+    /// Basis points in 100%.
+    pub const SCALE: u16 = 10_000;
+
+    /// `value` percent, if within 0..=100.
+    pub fn new(value: f64) -> Option<Percent> {
+        (0.0..=100.0)
+            .contains(&value)
+            .then(|| Percent((value * 100.0).round() as u16))
+    }
+
+    /// In basis points (0..=10_000).
+    pub const fn basis_points(self) -> u16 {
+        self.0
+    }
+
+    /// As a percentage.
+    pub fn value(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.value())
+    }
+}
+
+impl Serialize for Percent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.value())
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        Percent::new(v).ok_or_else(|| {
+            serde::de::Error::custom(format_args!("percentage {v} is outside 0..=100"))
+        })
+    }
+}
+
+/// The trust boundary settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSpec {
+    /// Signed lane tokens; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenSpec>,
+}
+
+/// Signed lane token settings.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSpec {
+    /// The header tokens travel in.
+    pub header: String,
+    /// The environment variable holding the key.
+    pub key_env: String,
+    /// An inline key, for local demos only: real deployments use `key_env`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The longest validity a token may claim, in seconds.
+    pub max_ttl_secs: u64,
+}
+
+impl fmt::Debug for TokenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSpec")
+            .field("header", &self.header)
+            .field("key_env", &self.key_env)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("max_ttl_secs", &self.max_ttl_secs)
+            .finish()
+    }
+}
+
+impl Default for TokenSpec {
+    fn default() -> Self {
+        TokenSpec {
+            header: DEFAULT_TOKEN_HEADER.into(),
+            key_env: DEFAULT_TOKEN_KEY_ENV.into(),
+            key: None,
+            max_ttl_secs: DEFAULT_MAX_TTL.as_secs(),
+        }
+    }
+}
+
+impl TokenSpec {
+    /// The key: from `key_env` when set in the environment, else the inline `key`.
+    pub fn load_key(&self) -> Result<TokenKey, crate::trust::KeyError> {
+        let key = match (TokenKey::from_env(&self.key_env), &self.key) {
+            (Ok(key), _) => key,
+            (Err(crate::trust::KeyError::MissingEnv(_)), Some(inline)) => {
+                TokenKey::new(inline.as_bytes())?
+            }
+            (Err(e), _) => return Err(e),
+        };
+        Ok(key.with_max_ttl(Duration::from_secs(self.max_ttl_secs)))
+    }
+}
+
+impl LaneSpec {
+    /// The configured lanes (base included).
+    pub fn lane_set(&self) -> LaneSet {
+        LaneSet::new(self.lanes.iter().map(|l| l.name))
+    }
+
+    /// A propagator for this spec's lanes and wire names.
+    pub fn propagator(&self) -> Propagator {
+        Propagator::with_wire(self.lane_set(), self.wire.clone())
+    }
+
+    /// The compiled coloring rules.
+    pub fn rule_set(&self) -> Result<RuleSet, SpecError> {
+        RuleSet::compile(&self.coloring.rules, &self.lane_set())
+            .map_err(|e| SpecError::at(format!("coloring.rules{}", e.path), e.message))
+    }
+
+    /// An edge for this spec: its propagator, rules, and tokens when `trust.token` is set.
+    pub fn edge(&self) -> Result<Edge, SpecError> {
+        let edge = Edge::new(self.propagator(), Rules::new(self.rule_set()?));
+        Ok(match &self.trust.token {
+            Some(t) => {
+                let key = t
+                    .load_key()
+                    .map_err(|e| SpecError::at("trust.token".into(), e.to_string()))?;
+                edge.with_tokens_in(key, &t.header)
+            }
+            None => edge,
+        })
+    }
+
+    /// The lane definition named `lane`.
+    pub fn lane(&self, lane: Lane) -> Option<&LaneDef> {
+        self.lanes.iter().find(|l| l.name == lane)
+    }
+
+    /// The service named `name`.
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Whether `service` has a version in `lane` (every service has one in base).
+    pub fn has_version(&self, service: &str, lane: Lane) -> bool {
+        lane.is_base()
+            || self
+                .lane(lane)
+                .is_some_and(|l| l.services.iter().any(|s| s == service))
+    }
+
+    /// The lane whose version of `service` serves a request of `lane`: `lane` itself when the
+    /// service has a version there, else base (fallback).
+    pub fn serving_lane(&self, service: &str, lane: Lane) -> Lane {
+        if self.has_version(service, lane) {
+            lane
+        } else {
+            Lane::BASE
+        }
+    }
+
+    /// The version label of the deployment serving `service` in `lane` (after fallback).
+    pub fn serving_version(&self, service: &str, lane: Lane) -> Option<&str> {
+        match self.serving_lane(service, lane) {
+            l if l.is_base() => self.service(service).map(|s| s.version.as_str()),
+            l => self.lane(l).map(LaneDef::version),
+        }
+    }
+
+    /// The data namespaces of `lane`. Base (and unconfigured lanes) get the base names.
+    pub fn data_names(&self, lane: Lane) -> DataNames {
+        let Some(def) = self.lane(lane) else {
+            return DataNames {
+                redis_prefix: String::new(),
+                pg_schema: None,
+                kafka_group_suffix: String::new(),
+            };
+        };
+        let o = def.data.clone().unwrap_or_default();
+        let render = |t: &str, name: &str| t.replace("{lane}", name);
+        let pg_name = lane.as_str().replace('-', "_");
+        DataNames {
+            redis_prefix: o
+                .redis_prefix
+                .unwrap_or_else(|| render(&self.data.redis_prefix, lane.as_str())),
+            pg_schema: Some(
+                o.pg_schema
+                    .unwrap_or_else(|| render(&self.data.pg_schema, &pg_name)),
+            ),
+            kafka_group_suffix: o
+                .kafka_group_suffix
+                .unwrap_or_else(|| render(&self.data.kafka_group_suffix, lane.as_str())),
+        }
+    }
+
+    /// Checks everything serde cannot: references, uniqueness, rendered names.
+    /// Returns the path of the first bad field and what is wrong with it.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let err = |path: String, message: String| Err(SpecError::at(path, message));
+        if let Some(v) = self.version
+            && v != SPEC_VERSION
+        {
+            return err(
+                "version".into(),
+                format!("unsupported version {v}, expected {SPEC_VERSION}"),
+            );
+        }
+        if let Err(e) = self.wire.validate() {
+            return err("wire".into(), e);
+        }
+
+        let mut services = BTreeSet::new();
+        for (i, s) in self.services.iter().enumerate() {
+            if let Err(e) = check_dns_label(&s.name, 63) {
+                return err(
+                    format!("services[{i}].name"),
+                    format!("service name {:?} {e}", s.name),
+                );
+            }
+            if !services.insert(s.name.as_str()) {
+                return err(
+                    format!("services[{i}].name"),
+                    format!("service {:?} is listed twice", s.name),
+                );
+            }
+            if let Err(e) = check_label_value(&s.version) {
+                return err(format!("services[{i}].version"), e);
+            }
+        }
+
+        let mut lanes = BTreeSet::new();
+        for (i, lane) in self.lanes.iter().enumerate() {
+            if lane.name.is_base() {
+                return err(
+                    format!("lanes[{i}].name"),
+                    "`base` is always present and cannot be declared".into(),
+                );
+            }
+            if !lanes.insert(lane.name) {
+                return err(
+                    format!("lanes[{i}].name"),
+                    format!("lane {:?} is declared twice", lane.name.as_str()),
+                );
+            }
+            if let Err(e) = check_label_value(lane.version()) {
+                return err(format!("lanes[{i}].version"), e);
+            }
+            let mut seen = BTreeSet::new();
+            for (j, s) in lane.services.iter().enumerate() {
+                let path = format!("lanes[{i}].services[{j}]");
+                let Some(service) = self.service(s) else {
+                    return err(
+                        path,
+                        format!("unknown service {s:?} (declare it under `services`)"),
+                    );
+                };
+                if !seen.insert(s.as_str()) {
+                    return err(path, format!("service {s:?} is listed twice in this lane"));
+                }
+                if service.version == lane.version() {
+                    return err(
+                        format!("lanes[{i}].version"),
+                        format!(
+                            "version {:?} is also the base version of {s:?}; a lane needs its own",
+                            lane.version()
+                        ),
+                    );
+                }
+            }
+        }
+
+        self.validate_data_names()?;
+        self.rule_set()?;
+        if let Some(t) = &self.trust.token {
+            if !t
+                .header
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                || t.header.is_empty()
+            {
+                return err(
+                    "trust.token.header".into(),
+                    "must be a lowercase HTTP header name".into(),
+                );
+            }
+            if t.max_ttl_secs == 0 {
+                return err("trust.token.max_ttl_secs".into(), "must be positive".into());
+            }
+            if let Some(k) = &t.key
+                && k.len() < crate::trust::MIN_KEY_LEN
+            {
+                return err(
+                    "trust.token.key".into(),
+                    format!("must be at least {} bytes", crate::trust::MIN_KEY_LEN),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_data_names(&self) -> Result<(), SpecError> {
+        let mut prefixes: Vec<(String, String)> = Vec::new();
+        let mut schemas = BTreeSet::new();
+        let mut suffixes = BTreeSet::new();
+        for (i, def) in self.lanes.iter().enumerate() {
+            let names = self.data_names(def.name);
+            // Point at the override when there is one, else at the template.
+            let path = |field: &str, overridden: bool| {
+                if overridden {
+                    format!("lanes[{i}].data.{field}")
+                } else {
+                    format!("data.{field}")
+                }
+            };
+            let o = def.data.clone().unwrap_or_default();
+            let p = &names.redis_prefix;
+            let p_path = path("redis_prefix", o.redis_prefix.is_some());
+            if p.is_empty()
+                || p.bytes().any(|b| {
+                    b"{}*?[]\\".contains(&b) || b.is_ascii_whitespace() || b.is_ascii_control()
+                })
+            {
+                return Err(SpecError::at(
+                    p_path,
+                    format!(
+                        "Redis prefix {p:?} for lane {} must be non-empty, without glob characters, braces (hash tags) or spaces",
+                        def.name
+                    ),
+                ));
+            }
+            if let Some((other, _)) = prefixes
+                .iter()
+                .find(|(q, _)| q.starts_with(p.as_str()) || p.starts_with(q.as_str()))
+            {
+                return Err(SpecError::at(
+                    p_path,
+                    format!(
+                        "Redis prefix {p:?} for lane {} overlaps prefix {other:?} of another lane",
+                        def.name
+                    ),
+                ));
+            }
+            prefixes.push((p.clone(), def.name.to_string()));
+
+            let s = names.pg_schema.unwrap_or_default();
+            let s_path = path("pg_schema", o.pg_schema.is_some());
+            if !is_sql_identifier(&s)
+                || s == "public"
+                || s.starts_with("pg_")
+                || s == "information_schema"
+            {
+                return Err(SpecError::at(
+                    s_path,
+                    format!(
+                        "schema {s:?} for lane {} must match [a-z_][a-z0-9_]{{0,62}} and not be public, information_schema or pg_*",
+                        def.name
+                    ),
+                ));
+            }
+            if !schemas.insert(s.clone()) {
+                return Err(SpecError::at(
+                    s_path,
+                    format!("schema {s:?} is used by two lanes"),
+                ));
+            }
+
+            let k = names.kafka_group_suffix;
+            let k_path = path("kafka_group_suffix", o.kafka_group_suffix.is_some());
+            if k.is_empty()
+                || k.len() > 100
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                return Err(SpecError::at(
+                    k_path,
+                    format!(
+                        "Kafka group suffix {k:?} for lane {} must be 1-100 of [A-Za-z0-9._-]",
+                        def.name
+                    ),
+                ));
+            }
+            if !suffixes.insert(k.clone()) {
+                return Err(SpecError::at(
+                    k_path,
+                    format!("Kafka group suffix {k:?} is used by two lanes"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_sql_identifier(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+fn check_dns_label(s: &str, max: usize) -> Result<(), String> {
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= max
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-';
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a DNS label: 1-{max} of a-z, 0-9, '-', starting with a letter"
+        ))
+    }
+}
+
+fn check_label_value(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "version {s:?} must be a Kubernetes label value: 1-63 of [A-Za-z0-9._-], alphanumeric at both ends"
+        ))
+    }
+}

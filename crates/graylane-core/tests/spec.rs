@@ -1,0 +1,244 @@
+//! Loading lane specs: the happy path in both formats, and one clear, located error per mistake.
+
+use graylane_core::coloring::SimpleRequest;
+use graylane_core::spec::{LaneSpec, SpecError};
+use graylane_core::{Lane, Rejection};
+
+const GOOD: &str = r#"
+services:
+  - name: gateway
+  - name: orders
+  - name: inventory
+lanes:
+  - name: gray
+    version: v2
+    services: [orders]
+  - name: canary-2
+    services: [orders, inventory]
+    data: { redis_prefix: "c2|" }
+coloring:
+  rules:
+    - { name: beta, lane: gray, match: { header: { name: x-group, exact: beta } } }
+    - { lane: canary-2, match: { random: 0.5 } }
+trust:
+  token: { key: "inline demo key, long enough" }
+"#;
+
+#[test]
+fn good_spec_loads_and_answers() {
+    let spec = LaneSpec::from_yaml_str(GOOD).unwrap();
+    let gray = Lane::new("gray").unwrap();
+    let c2 = Lane::new("canary-2").unwrap();
+    assert_eq!(spec.lane_set().iter().count(), 3);
+    assert_eq!(spec.serving_lane("orders", gray), gray);
+    assert_eq!(spec.serving_lane("inventory", gray), Lane::BASE);
+    assert_eq!(spec.serving_lane("inventory", c2), c2);
+    assert_eq!(spec.serving_lane("orders", Lane::BASE), Lane::BASE);
+    assert_eq!(spec.serving_version("orders", gray), Some("v2"));
+    assert_eq!(spec.serving_version("inventory", gray), Some("v1"));
+    assert_eq!(spec.serving_version("inventory", c2), Some("canary-2"));
+    assert_eq!(spec.serving_version("nope", gray), None);
+
+    let names = spec.data_names(c2);
+    assert_eq!(names.redis_prefix, "c2|");
+    assert_eq!(names.pg_schema.as_deref(), Some("lane_canary_2"));
+    assert_eq!(names.kafka_group_suffix, ".lane.canary-2");
+    let base = spec.data_names(Lane::BASE);
+    assert_eq!((base.redis_prefix.as_str(), base.pg_schema), ("", None));
+
+    let edge = spec.edge().unwrap();
+    let mut req = SimpleRequest::new("/").header("x-group", "beta");
+    assert_eq!(edge.admit(&mut req).context().lane(), gray);
+    let mut forged = SimpleRequest::new("/").header("x-gray-lane", "gray");
+    assert!(edge.admit(&mut forged).context().lane().is_base());
+    assert_eq!(edge.stats().get(Rejection::Untrusted), 1);
+}
+
+#[test]
+fn yaml_and_toml_examples_agree() {
+    let yaml = include_str!("../../../docs/examples/lane-spec.yaml");
+    let toml = include_str!("../../../docs/examples/lane-spec.toml");
+    let from_yaml = LaneSpec::from_yaml_str(yaml).unwrap();
+    let from_toml = LaneSpec::from_toml_str(toml).unwrap();
+    assert_eq!(from_yaml, from_toml);
+    assert_eq!(from_yaml.coloring.rules.len(), 4);
+}
+
+fn yaml_err(src: &str) -> SpecError {
+    LaneSpec::from_yaml_str(src).expect_err("the spec should be refused")
+}
+
+/// Each mistake: the spec, the line it must be reported at, the path, and words the message
+/// must contain.
+#[test]
+fn each_mistake_gives_one_located_error() {
+    let cases: &[(&str, usize, &str, &str)] = &[
+        // Structural: found by serde, positioned by the YAML parser.
+        ("lanes:\n  - name: Gray\n", 2, "lanes[0].name", "lane name"),
+        (
+            "lanes:\n  - name: gray\n    servces: [a]\n",
+            3,
+            "lanes[0].servces",
+            "unknown field `servces`",
+        ),
+        (
+            "services:\n  - name: a\n    version: [1]\n",
+            3,
+            "services[0].version",
+            "invalid type",
+        ),
+        (
+            "coloring:\n  rules:\n    - lane: gray\n      match: { random: 150 }\n",
+            4,
+            "coloring.rules[0].match.random",
+            "outside 0..=100",
+        ),
+        (
+            "colouring: {}\n",
+            1,
+            "colouring",
+            "unknown field `colouring`",
+        ),
+        ("lanes: [\n", 2, "lanes", "expected node content"),
+        // Semantic: found by validation, positioned by walking the document again.
+        (
+            "services: [{name: a}]\nlanes:\n  - name: gray\n    services: [a]\ncoloring:\n  rules:\n    - lane: grey\n      match: { path_prefix: / }\n",
+            7,
+            "coloring.rules[0].lane",
+            "unknown lane \"grey\"",
+        ),
+        (
+            "services:\n  - name: a\n  - name: b\n  - name: a\n",
+            4,
+            "services[2].name",
+            "listed twice",
+        ),
+        (
+            "services:\n  - name: Orders\n",
+            2,
+            "services[0].name",
+            "DNS label",
+        ),
+        (
+            "lanes:\n  - name: gray\n  - name: gray\n",
+            3,
+            "lanes[1].name",
+            "declared twice",
+        ),
+        (
+            "lanes:\n  - name: base\n",
+            2,
+            "lanes[0].name",
+            "always present",
+        ),
+        (
+            "services: [{name: a}]\nlanes:\n  - name: gray\n    version: v1\n    services: [a]\n",
+            4,
+            "lanes[0].version",
+            "base version",
+        ),
+        (
+            "lanes:\n  - name: gray\n    services:\n      - ghost\n",
+            4,
+            "lanes[0].services[0]",
+            "unknown service",
+        ),
+        (
+            "lanes:\n  - name: gray\n  - name: blue\ndata:\n  redis_prefix: \"shared:\"\n",
+            5,
+            "data.redis_prefix",
+            "overlaps",
+        ),
+        (
+            "lanes:\n  - name: gray\n    data:\n      pg_schema: public\n",
+            4,
+            "lanes[0].data.pg_schema",
+            "public",
+        ),
+        (
+            "lanes:\n  - name: gray\n    data:\n      redis_prefix: \"{tag}:\"\n",
+            4,
+            "lanes[0].data.redis_prefix",
+            "braces",
+        ),
+        (
+            "lanes:\n  - name: gray\n    data: { kafka_group_suffix: \"a b\" }\n",
+            3,
+            "lanes[0].data.kafka_group_suffix",
+            "Kafka group suffix",
+        ),
+        (
+            "lanes: [{name: gray}]\ncoloring:\n  rules:\n    - lane: gray\n      match:\n        header: { name: x, regex: \"(\" }\n",
+            6,
+            "coloring.rules[0].match.header.regex",
+            "bad regex",
+        ),
+        ("version: 2\n", 1, "version", "unsupported version"),
+        ("wire:\n  header: X-Lane\n", 2, "wire", "lowercase"),
+        (
+            "trust:\n  token:\n    key: short\n",
+            3,
+            "trust.token.key",
+            "at least 16",
+        ),
+    ];
+    for (src, line, path, words) in cases {
+        let e = yaml_err(src);
+        assert_eq!(e.line, Some(*line), "{src:?}: {e}");
+        assert_eq!(e.path, *path, "{src:?}: {e}");
+        assert!(e.message.contains(words), "{src:?}: {e}");
+        assert!(
+            !e.message.contains("at line"),
+            "position is not repeated: {e}"
+        );
+    }
+}
+
+#[test]
+fn toml_errors_are_located_too() {
+    let e = LaneSpec::from_toml_str("[[lanes]]\nname = \"gray\"\nservices = [\"ghost\"]\n")
+        .unwrap_err();
+    assert_eq!(
+        (e.line, e.path.as_str()),
+        (Some(3), "lanes[0].services[0]"),
+        "{e}"
+    );
+    let e = LaneSpec::from_toml_str("[[lanes]]\nname = \"GRAY\"\n").unwrap_err();
+    assert_eq!((e.line, e.path.as_str()), (Some(2), "lanes[0].name"), "{e}");
+    let e = LaneSpec::from_toml_str("lanes = [").unwrap_err();
+    assert!(e.line.is_some(), "{e}");
+}
+
+#[test]
+fn files_are_named_in_errors() {
+    let dir = std::env::temp_dir().join(format!("graylane-spec-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(&path, "lanes:\n  - name: gray\n    services: [ghost]\n").unwrap();
+    let e = LaneSpec::from_path(&path).unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!("{}:3:", path.display())),
+        "{e}"
+    );
+    let toml = dir.join("good.toml");
+    std::fs::write(&toml, "[[lanes]]\nname = \"gray\"\n").unwrap();
+    assert_eq!(LaneSpec::from_path(&toml).unwrap().lanes.len(), 1);
+    let missing = LaneSpec::from_path(dir.join("missing.yaml")).unwrap_err();
+    assert!(missing.to_string().contains("cannot read"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn token_key_from_env_when_present() {
+    // The inline key is the fallback; a missing env var with no inline key is an error that
+    // says what to export.
+    let spec = LaneSpec::from_yaml_str(
+        "lanes: [{name: gray}]\ntrust:\n  token: { key_env: GRAYLANE_TEST_UNSET_KEY_VAR }\n",
+    )
+    .unwrap();
+    let e = spec.edge().unwrap_err();
+    assert!(
+        e.to_string().contains("export GRAYLANE_TEST_UNSET_KEY_VAR"),
+        "{e}"
+    );
+}
