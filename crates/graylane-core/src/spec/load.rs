@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::LaneSpec;
@@ -140,6 +141,7 @@ impl LaneSpec {
             }
             #[cfg(not(feature = "toml"))]
             {
+                let _ = &src;
                 Err(SpecError::at(
                     String::new(),
                     "TOML support is off (feature `toml`)".into(),
@@ -152,6 +154,7 @@ impl LaneSpec {
             }
             #[cfg(not(feature = "yaml"))]
             {
+                let _ = &src;
                 Err(SpecError::at(
                     String::new(),
                     "YAML support is off (feature `yaml`)".into(),
@@ -162,6 +165,7 @@ impl LaneSpec {
     }
 }
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 fn located(path: String, message: String, line: Option<usize>, column: Option<usize>) -> SpecError {
     // serde_path_to_error says "." for the root.
     let path = if path == "." { String::new() } else { path };
@@ -198,6 +202,7 @@ fn yaml_message(e: &serde_yaml_ng::Error) -> String {
     }
 }
 
+#[cfg(feature = "toml")]
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.matches('\n').count() + 1;
@@ -205,6 +210,7 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 /// A path segment: a map key or a sequence index.
 #[derive(Debug, PartialEq, Eq)]
 enum Segment {
@@ -212,6 +218,7 @@ enum Segment {
     Index(usize),
 }
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 /// `a.b[2].c` -> segments.
 fn parse_path(path: &str) -> Vec<Segment> {
     let mut out = Vec::new();
@@ -236,8 +243,10 @@ fn parse_path(path: &str) -> Vec<Segment> {
     out
 }
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 const FOUND: &str = "graylane-locate-found";
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 /// The position of the value at `path`, according to the format's errors.
 fn locate<'de, D, F>(de: D, path: &str, position: F) -> (Option<usize>, Option<usize>)
 where
@@ -253,11 +262,13 @@ where
     }
 }
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 /// Walks a document along a path and fails, on purpose, at the value it leads to.
 struct Walk<'p> {
     path: &'p [Segment],
 }
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -270,6 +281,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 impl<'de> Visitor<'de> for Walk<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -331,8 +343,10 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 struct Found;
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 impl<'de> Visitor<'de> for Found {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -367,7 +381,7 @@ impl<'de> Visitor<'de> for Found {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "yaml", feature = "toml"))]
 mod tests {
     use super::*;
 

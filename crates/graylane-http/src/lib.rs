@@ -1,0 +1,54 @@
+//! Tower layers that carry gray-release lanes across HTTP hops.
+//!
+//! - [`LaneLayer`] (server): at the edge, strips client lane marks, verifies signed tokens and
+//!   colors the request; inside the mesh, extracts the lane. Either way the handler runs in the
+//!   lane and finds its [`LaneContext`](graylane_core::LaneContext) in the request extensions
+//!   (axum: [`RequestLane`]).
+//! - [`PropagateLaneLayer`] (client): every outbound request made while a lane is current
+//!   carries it — hyper, the hyper-util client, tonic channels, and `reqwest` (feature).
+//! - [`LaneRouterLayer`] (client): lane routing without a mesh, with fallback to base and
+//!   re-entry, or a clear error in strict mode.
+//! - [`MirrorLayer`]: copies a share of traffic to a mirror target on a shadow lane,
+//!   fire-and-forget, bounded.
+//!
+//! The layers work on `http::Request`, so the same ones serve gRPC (tonic); `graylane-grpc`
+//! adds the tonic-specific pieces. A typical service:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use graylane_core::spec::LaneSpec;
+//! use graylane_http::{LaneLayer, PropagateLaneLayer};
+//! use tower::ServiceBuilder;
+//!
+//! let spec = LaneSpec::from_yaml_str("services: [{name: orders}]\nlanes: [{name: gray, services: [orders]}]")?;
+//! let gray = graylane_core::Lane::new("gray")?;
+//!
+//! // Inbound: this is the gray deployment of `orders`, inside the mesh.
+//! let server_layer = LaneLayer::mesh(spec.propagator()).serving(gray);
+//! // Outbound: its calls carry the lane of the request being handled.
+//! let client_layer = PropagateLaneLayer::new(spec.propagator());
+//! # let _ = (ServiceBuilder::new().layer(server_layer), ServiceBuilder::new().layer(client_layer));
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod client;
+mod mirror;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
+mod router;
+mod server;
+
+pub use client::{OutboundRequest, PropagateLane, PropagateLaneLayer};
+pub use mirror::{Mirror, MirrorConfig, MirrorFuture, MirrorLayer, MirrorStats};
+pub use router::{
+    BoxError, LaneRouter, LaneRouterLayer, NoLaneVersion, Routed, RouterBuilder, RouterConfigError,
+    RouterFuture, RouterStats,
+};
+#[cfg(feature = "axum")]
+pub use server::RequestLane;
+pub use server::{LaneLayer, LaneService, RESPONSE_LANE_HEADER, ResponseFuture};

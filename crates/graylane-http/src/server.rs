@@ -1,0 +1,381 @@
+//! The server layer: gives every inbound request its lane and runs the handler in it.
+//!
+//! Two modes, for the two sides of the trust boundary:
+//!
+//! - [`LaneLayer::edge`] at the ingress: client lane marks are stripped, signed tokens verified,
+//!   coloring rules applied (see [`graylane_core::Edge`]); the decided lane is written onto the
+//!   request (so a proxying gateway forwards it) and onto the response (`x-gray-lane`), so a
+//!   tester sees which lane answered.
+//! - [`LaneLayer::mesh`] behind it: the lane on the wire is trusted (and validated against the
+//!   configured lanes).
+//!
+//! Either way the handler runs with the [`LaneContext`] current — across its `.await`s, and in
+//! tasks it starts with [`graylane_core::task::spawn`] — and finds it in the request extensions
+//! (and, with the `axum` feature, through the [`RequestLane`] extractor).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use graylane_core::{current_lane, Lane, LaneContext, LaneSet, Propagator};
+//! use graylane_http::LaneLayer;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! let gray = Lane::new("gray")?;
+//! let propagator = Propagator::new(LaneSet::new([gray]));
+//! let svc = ServiceBuilder::new()
+//!     .layer(LaneLayer::mesh(propagator))
+//!     .service(service_fn(|req: http::Request<()>| async move {
+//!         let ctx = req.extensions().get::<LaneContext>().copied();
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(format!("{:?} {}", ctx.map(|c| c.lane()), current_lane())))
+//!     }));
+//! let req = http::Request::get("/").header("x-gray-lane", "gray").body(())?;
+//! let res = svc.oneshot(req).await?;
+//! assert_eq!(res.into_body(), "Some(Lane(gray)) gray");
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use graylane_core::{Edge, Lane, LaneFutureExt, Propagator, WithLane};
+use http::{HeaderName, HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The response header the edge marks with the request's lane.
+pub const RESPONSE_LANE_HEADER: &str = "x-gray-lane";
+
+/// Layer that applies [`LaneService`]. Cheap to clone.
+#[derive(Clone)]
+pub struct LaneLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone)]
+struct Config {
+    mode: Mode,
+    serving: Lane,
+    mark: Option<HeaderName>,
+}
+
+#[derive(Clone)]
+enum Mode {
+    Mesh(Propagator),
+    Edge(Edge),
+}
+
+impl fmt::Debug for LaneLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match &self.config.mode {
+            Mode::Mesh(_) => "mesh",
+            Mode::Edge(_) => "edge",
+        };
+        f.debug_struct("LaneLayer")
+            .field("mode", &mode)
+            .field("serving", &self.config.serving)
+            .field("mark", &self.config.mark)
+            .finish()
+    }
+}
+
+impl LaneLayer {
+    /// A layer for services inside the mesh: the lane on the wire is trusted.
+    pub fn mesh(propagator: Propagator) -> LaneLayer {
+        LaneLayer::with(Mode::Mesh(propagator), None)
+    }
+
+    /// A layer for the ingress: strips client lane marks, verifies tokens, colors, writes the
+    /// lane onto the request and marks the response with it ([`RESPONSE_LANE_HEADER`]).
+    pub fn edge(edge: Edge) -> LaneLayer {
+        LaneLayer::with(
+            Mode::Edge(edge),
+            Some(HeaderName::from_static(RESPONSE_LANE_HEADER)),
+        )
+    }
+
+    fn with(mode: Mode, mark: Option<HeaderName>) -> LaneLayer {
+        LaneLayer {
+            config: Arc::new(Config {
+                mode,
+                serving: Lane::BASE,
+                mark,
+            }),
+        }
+    }
+
+    /// The lane of this deployment (default base): a v2 instance of a gray lane says `gray`.
+    /// Requests of another lane are recorded as served by it ([`LaneContext::served`]).
+    #[must_use]
+    pub fn serving(self, lane: Lane) -> LaneLayer {
+        self.reconfigure(|c| c.serving = lane)
+    }
+
+    /// Marks every response with the request's lane under `header` (`None`: no mark). Edges mark
+    /// [`RESPONSE_LANE_HEADER`] by default; mesh services do not.
+    #[must_use]
+    pub fn mark_response(self, header: Option<HeaderName>) -> LaneLayer {
+        self.reconfigure(|c| c.mark = header)
+    }
+
+    fn reconfigure(self, f: impl FnOnce(&mut Config)) -> LaneLayer {
+        let mut config = Arc::unwrap_or_clone(self.config);
+        f(&mut config);
+        LaneLayer {
+            config: Arc::new(config),
+        }
+    }
+
+    /// The propagator whose lanes and counters the layer uses.
+    pub fn propagator(&self) -> &Propagator {
+        match &self.config.mode {
+            Mode::Mesh(p) => p,
+            Mode::Edge(e) => e.propagator(),
+        }
+    }
+}
+
+impl<S> Layer<S> for LaneLayer {
+    type Service = LaneService<S>;
+
+    fn layer(&self, inner: S) -> LaneService<S> {
+        LaneService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Middleware that scopes each request in its lane. See [`LaneLayer`].
+#[derive(Clone)]
+pub struct LaneService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for LaneService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaneService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> LaneService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LaneService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &self.config;
+        let ctx = match &config.mode {
+            Mode::Mesh(propagator) => propagator.extract(req.headers()),
+            Mode::Edge(edge) => {
+                let ctx = edge.admit(&mut req).context();
+                // Downstream of the edge the lane is trusted: write it where a proxy forwards it.
+                edge.propagator().inject(&ctx, req.headers_mut());
+                ctx
+            }
+        }
+        .with_served(config.serving);
+        req.extensions_mut().insert(ctx);
+        // The synchronous part of the handler runs in the lane too.
+        let future = ctx.scope(|| self.inner.call(req));
+        ResponseFuture {
+            inner: future.with_lane(ctx),
+            mark: config.mark.clone().map(|h| (h, ctx.lane())),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`LaneService`]: polls the handler in its lane and marks the response.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: WithLane<F>,
+        mark: Option<(HeaderName, Lane)>,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("context", &self.inner.context())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if let Some((header, lane)) = this.mark.take() {
+            res.headers_mut()
+                .insert(header, HeaderValue::from_static(lane.as_str()));
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+/// The request's [`LaneContext`], as an axum extractor (feature `axum`).
+///
+/// Never rejects: without a [`LaneLayer`] in front, the request is base.
+///
+/// ```
+/// use graylane_http::RequestLane;
+/// async fn handler(RequestLane(ctx): RequestLane) -> String {
+///     format!("lane={} served={}", ctx.lane(), ctx.served())
+/// }
+/// # let _ = handler;
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestLane(pub graylane_core::LaneContext);
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for RequestLane {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(RequestLane(
+            parts
+                .extensions
+                .get::<graylane_core::LaneContext>()
+                .copied()
+                .unwrap_or_else(graylane_core::LaneContext::base),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graylane_core::coloring::Rules;
+    use graylane_core::{LaneContext, LaneSet, Origin, current_lane};
+    use std::convert::Infallible;
+    use tower::{ServiceExt, service_fn};
+
+    fn gray() -> Lane {
+        Lane::new("gray").unwrap()
+    }
+
+    fn echo() -> impl Service<
+        Request<()>,
+        Response = Response<String>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<String>, Infallible>>,
+    > + Clone {
+        service_fn(|req: Request<()>| async move {
+            tokio::task::yield_now().await;
+            let ctx = *req.extensions().get::<LaneContext>().unwrap();
+            let header = req
+                .headers()
+                .get("x-gray-lane")
+                .map(|v| v.to_str().unwrap().to_owned());
+            Ok(Response::new(format!(
+                "{} {} {} {:?}",
+                ctx.lane(),
+                ctx.served(),
+                current_lane(),
+                header
+            )))
+        })
+    }
+
+    #[tokio::test]
+    async fn mesh_extracts_and_scopes() {
+        let layer = LaneLayer::mesh(Propagator::new(LaneSet::new([gray()])));
+        let req = Request::get("/")
+            .header("x-gray-lane", "gray")
+            .body(())
+            .unwrap();
+        let res = layer.layer(echo()).oneshot(req).await.unwrap();
+        assert_eq!(res.body(), "gray base gray Some(\"gray\")");
+        assert!(res.headers().get(RESPONSE_LANE_HEADER).is_none());
+    }
+
+    #[tokio::test]
+    async fn serving_lane_is_recorded() {
+        let layer = LaneLayer::mesh(Propagator::new(LaneSet::new([gray()]))).serving(gray());
+        let req = Request::get("/")
+            .header("x-gray-lane", "gray")
+            .body(())
+            .unwrap();
+        let res = layer.layer(echo()).oneshot(req).await.unwrap();
+        assert_eq!(res.body(), "gray gray gray Some(\"gray\")");
+    }
+
+    #[tokio::test]
+    async fn edge_strips_colors_writes_and_marks() {
+        let edge = Edge::new(Propagator::new(LaneSet::new([gray()])), Rules::default());
+        let layer = LaneLayer::edge(edge.clone());
+        let forged = Request::get("/")
+            .header("x-gray-lane", "gray")
+            .body(())
+            .unwrap();
+        let res = layer.layer(echo()).oneshot(forged).await.unwrap();
+        assert_eq!(res.body(), "base base base None");
+        assert_eq!(res.headers()[RESPONSE_LANE_HEADER], "base");
+        assert_eq!(edge.stats().get(graylane_core::Rejection::Untrusted), 1);
+    }
+
+    #[tokio::test]
+    async fn edge_origin_is_kept_in_the_extension() {
+        let key = graylane_core::trust::TokenKey::new(b"server layer test key").unwrap();
+        let token = key.mint(
+            gray(),
+            std::time::SystemTime::now() + std::time::Duration::from_secs(60),
+        );
+        let edge =
+            Edge::new(Propagator::new(LaneSet::new([gray()])), Rules::default()).with_tokens(key);
+        let svc = LaneLayer::edge(edge).layer(service_fn(|req: Request<()>| async move {
+            let ctx = *req.extensions().get::<LaneContext>().unwrap();
+            Ok::<_, Infallible>(Response::new(ctx.origin()))
+        }));
+        let req = Request::get("/")
+            .header("x-gray-lane-token", token)
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(*res.body(), Origin::Token);
+        assert_eq!(res.headers()[RESPONSE_LANE_HEADER], "gray");
+    }
+}
