@@ -7,7 +7,8 @@
 //! - [`PropagateLaneLayer`] (client): every outbound request made while a lane is current
 //!   carries it — hyper, the hyper-util client, tonic channels, and `reqwest` (feature).
 //! - [`LaneRouterLayer`] (client): lane routing without a mesh, with fallback to base and
-//!   re-entry, or a clear error in strict mode.
+//!   re-entry, or a clear error in strict mode; [`LaneSwitch`] does the same across per-lane
+//!   services (one tonic `Channel` per lane).
 //! - [`MirrorLayer`]: copies a share of traffic to a mirror target on a shadow lane,
 //!   fire-and-forget, bounded.
 //!
@@ -46,8 +47,8 @@ mod server;
 pub use client::{OutboundRequest, PropagateLane, PropagateLaneLayer};
 pub use mirror::{Mirror, MirrorConfig, MirrorFuture, MirrorLayer, MirrorStats};
 pub use router::{
-    BoxError, LaneRouter, LaneRouterLayer, NoLaneVersion, Routed, RouterBuilder, RouterConfigError,
-    RouterFuture, RouterStats,
+    BoxError, LaneRouter, LaneRouterLayer, LaneSwitch, NoLaneVersion, Routed, RouterBuilder,
+    RouterConfigError, RouterFuture, RouterStats, SwitchBuilder,
 };
 #[cfg(feature = "axum")]
 pub use server::RequestLane;

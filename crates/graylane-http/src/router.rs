@@ -111,28 +111,39 @@ impl fmt::Display for RouterConfigError {
 
 impl std::error::Error for RouterConfigError {}
 
-/// Builds a [`LaneRouterLayer`] for one target service.
+/// Builds a [`LaneRouterLayer`] (targets are endpoint URIs) or a [`LaneSwitch`] (targets are
+/// services, e.g. one tonic `Channel` per lane) for one target service.
 #[derive(Debug)]
-pub struct RouterBuilder<'a> {
+pub struct RouterBuilder<'a, T> {
     spec: &'a LaneSpec,
     service: String,
-    base: Option<Uri>,
-    lanes: Vec<(Lane, Uri)>,
+    base: Option<T>,
+    lanes: Vec<(Lane, T)>,
     strict: bool,
 }
 
-impl RouterBuilder<'_> {
-    /// The base endpoint (scheme and authority; a path is not allowed).
+impl<'a, T> RouterBuilder<'a, T> {
+    fn new(spec: &'a LaneSpec, service: &str) -> Self {
+        RouterBuilder {
+            spec,
+            service: service.to_owned(),
+            base: None,
+            lanes: Vec::new(),
+            strict: false,
+        }
+    }
+
+    /// The base target.
     #[must_use]
-    pub fn base(mut self, endpoint: Uri) -> Self {
-        self.base = Some(endpoint);
+    pub fn base(mut self, target: T) -> Self {
+        self.base = Some(target);
         self
     }
 
-    /// The endpoint of the service's version in `lane`.
+    /// The target of the service's version in `lane`.
     #[must_use]
-    pub fn lane(mut self, lane: Lane, endpoint: Uri) -> Self {
-        self.lanes.push((lane, endpoint));
+    pub fn lane(mut self, lane: Lane, target: T) -> Self {
+        self.lanes.push((lane, target));
         self
     }
 
@@ -143,68 +154,151 @@ impl RouterBuilder<'_> {
         self
     }
 
-    /// Checks the endpoints against the spec: the service exists, every lane it has a version in
-    /// has an endpoint, and no endpoint is given for a lane it has no version in.
-    pub fn build(self) -> Result<LaneRouterLayer, RouterConfigError> {
+    /// Checks the targets against the spec: the service exists, every lane it has a version in
+    /// has a target, and no target is given for a lane it has no version in.
+    fn table<U>(
+        self,
+        convert: impl Fn(T) -> Result<U, String>,
+    ) -> Result<Table<U>, RouterConfigError> {
         let err = |m: String| Err(RouterConfigError(m));
-        let service = &self.service;
-        if self.spec.service(service).is_none() {
+        let service = self.service;
+        let lane_set = self.spec.lane_set();
+        if self.spec.service(&service).is_none() {
             return err(format!("service {service:?} is not in the lane spec"));
+        }
+        if let Some((lane, _)) = self.lanes.iter().find(|(l, _)| !lane_set.contains(*l)) {
+            return err(format!("lane {lane} is not in the lane spec"));
         }
         let Some(base) = self.base else {
             return err(format!("service {service:?} has no base endpoint"));
         };
-        let base = Endpoint::new(base).map_err(RouterConfigError)?;
+        let base = convert(base).map_err(RouterConfigError)?;
+        let mut given = self.lanes;
         let mut routes = Vec::new();
-        for lane in self.spec.lane_set().non_base() {
-            let given: Vec<&Uri> = self
-                .lanes
-                .iter()
-                .filter(|(l, _)| *l == lane)
-                .map(|(_, u)| u)
-                .collect();
-            let has = self.spec.has_version(service, lane);
-            match (has, given.as_slice()) {
-                (true, [uri]) => routes.push(Route {
-                    lane,
-                    endpoint: Some(Endpoint::new((*uri).clone()).map_err(RouterConfigError)?),
-                    count: AtomicU64::new(0),
-                }),
-                (true, []) => {
+        for lane in lane_set.non_base() {
+            let mut mine: Vec<T> = Vec::new();
+            let mut rest = Vec::new();
+            for (l, t) in given {
+                if l == lane {
+                    mine.push(t)
+                } else {
+                    rest.push((l, t))
+                }
+            }
+            given = rest;
+            let has = self.spec.has_version(&service, lane);
+            let target = match (has, mine.len()) {
+                (true, 1) => Some(convert(mine.remove(0)).map_err(RouterConfigError)?),
+                (true, 0) => {
                     return err(format!(
                         "service {service:?} has a version in lane {lane} but no endpoint for it"
                     ));
                 }
-                (false, []) => routes.push(Route {
-                    lane,
-                    endpoint: None,
-                    count: AtomicU64::new(0),
-                }),
+                (false, 0) => None,
                 (false, _) => {
                     return err(format!(
                         "service {service:?} has no version in lane {lane} per the spec, but an endpoint was given"
                     ));
                 }
                 (true, _) => return err(format!("lane {lane} is given twice")),
-            }
+            };
+            routes.push(Route {
+                lane,
+                target,
+                count: AtomicU64::new(0),
+            });
         }
-        if let Some((lane, _)) = self
-            .lanes
-            .iter()
-            .find(|(l, _)| !self.spec.lane_set().contains(*l))
-        {
-            return err(format!("lane {lane} is not in the lane spec"));
-        }
-        Ok(LaneRouterLayer {
-            shared: Arc::new(Shared {
-                service: self.service,
-                base,
-                base_count: AtomicU64::new(0),
-                routes,
-                strict: self.strict,
-                refused: AtomicU64::new(0),
-            }),
+        Ok(Table {
+            service,
+            base,
+            base_count: AtomicU64::new(0),
+            routes,
+            strict: self.strict,
+            refused: AtomicU64::new(0),
         })
+    }
+}
+
+impl RouterBuilder<'_, Uri> {
+    /// The router layer. Endpoints are a scheme and an authority, without a path.
+    pub fn build(self) -> Result<LaneRouterLayer, RouterConfigError> {
+        Ok(LaneRouterLayer {
+            table: Arc::new(self.table(Endpoint::new)?),
+        })
+    }
+}
+
+/// The routing decision shared by both routers: per-lane targets, fallback, strict mode and
+/// counters.
+struct Table<T> {
+    service: String,
+    base: T,
+    base_count: AtomicU64,
+    routes: Vec<Route<T>>,
+    strict: bool,
+    refused: AtomicU64,
+}
+
+struct Route<T> {
+    lane: Lane,
+    target: Option<T>,
+    count: AtomicU64,
+}
+
+impl<T> Table<T> {
+    /// The target for the current lane and the lane it serves, counted.
+    fn pick(&self) -> Result<(&T, Routed), NoLaneVersion> {
+        let requested = LaneContext::current().lane();
+        let Some(route) = self.routes.iter().find(|r| r.lane == requested) else {
+            // Base, or a lane this router's spec does not know (cannot come off the wire).
+            self.base_count.fetch_add(1, Ordering::Relaxed);
+            let served = Lane::BASE;
+            return Ok((&self.base, Routed { requested, served }));
+        };
+        route.count.fetch_add(1, Ordering::Relaxed);
+        match &route.target {
+            Some(target) => Ok((
+                target,
+                Routed {
+                    requested,
+                    served: requested,
+                },
+            )),
+            None if self.strict => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Err(NoLaneVersion {
+                    service: self.service.clone(),
+                    lane: requested,
+                })
+            }
+            None => Ok((
+                &self.base,
+                Routed {
+                    requested,
+                    served: Lane::BASE,
+                },
+            )),
+        }
+    }
+
+    fn stats(&self) -> RouterStats {
+        let mut routes = vec![(
+            Lane::BASE,
+            Lane::BASE,
+            self.base_count.load(Ordering::Relaxed),
+        )];
+        routes.extend(self.routes.iter().map(|r| {
+            let served = if r.target.is_some() {
+                r.lane
+            } else {
+                Lane::BASE
+            };
+            (r.lane, served, r.count.load(Ordering::Relaxed))
+        }));
+        RouterStats {
+            routes,
+            refused: self.refused.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -244,32 +338,17 @@ impl Endpoint {
     }
 }
 
-struct Route {
-    lane: Lane,
-    endpoint: Option<Endpoint>,
-    count: AtomicU64,
-}
-
-struct Shared {
-    service: String,
-    base: Endpoint,
-    base_count: AtomicU64,
-    routes: Vec<Route>,
-    strict: bool,
-    refused: AtomicU64,
-}
-
 /// Layer that applies [`LaneRouter`]. Cheap to clone; clones share their counters.
 #[derive(Clone)]
 pub struct LaneRouterLayer {
-    shared: Arc<Shared>,
+    table: Arc<Table<Endpoint>>,
 }
 
 impl fmt::Debug for LaneRouterLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LaneRouterLayer")
-            .field("service", &self.shared.service)
-            .field("strict", &self.shared.strict)
+            .field("service", &self.table.service)
+            .field("strict", &self.table.strict)
             .finish_non_exhaustive()
     }
 }
@@ -295,33 +374,14 @@ impl RouterStats {
 }
 
 impl LaneRouterLayer {
-    /// A builder for the router of requests to `service`.
-    pub fn builder<'a>(spec: &'a LaneSpec, service: &str) -> RouterBuilder<'a> {
-        RouterBuilder {
-            spec,
-            service: service.to_owned(),
-            base: None,
-            lanes: Vec::new(),
-            strict: false,
-        }
+    /// A builder for the router of requests to `service`; targets are endpoint URIs.
+    pub fn builder<'a>(spec: &'a LaneSpec, service: &str) -> RouterBuilder<'a, Uri> {
+        RouterBuilder::new(spec, service)
     }
 
     /// What has been routed so far.
     pub fn stats(&self) -> RouterStats {
-        let s = &self.shared;
-        let mut routes = vec![(Lane::BASE, Lane::BASE, s.base_count.load(Ordering::Relaxed))];
-        routes.extend(s.routes.iter().map(|r| {
-            let served = if r.endpoint.is_some() {
-                r.lane
-            } else {
-                Lane::BASE
-            };
-            (r.lane, served, r.count.load(Ordering::Relaxed))
-        }));
-        RouterStats {
-            routes,
-            refused: s.refused.load(Ordering::Relaxed),
-        }
+        self.table.stats()
     }
 }
 
@@ -331,7 +391,7 @@ impl<S> Layer<S> for LaneRouterLayer {
     fn layer(&self, inner: S) -> LaneRouter<S> {
         LaneRouter {
             inner,
-            shared: self.shared.clone(),
+            table: self.table.clone(),
         }
     }
 }
@@ -340,14 +400,14 @@ impl<S> Layer<S> for LaneRouterLayer {
 #[derive(Clone)]
 pub struct LaneRouter<S> {
     inner: S,
-    shared: Arc<Shared>,
+    table: Arc<Table<Endpoint>>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for LaneRouter<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LaneRouter")
             .field("inner", &self.inner)
-            .field("service", &self.shared.service)
+            .field("service", &self.table.service)
             .finish_non_exhaustive()
     }
 }
@@ -367,39 +427,134 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = &self.shared;
-        let requested = LaneContext::current().lane();
-        let route = shared.routes.iter().find(|r| r.lane == requested);
-        let (endpoint, served) = match route {
-            Some(r) => {
-                r.count.fetch_add(1, Ordering::Relaxed);
-                match &r.endpoint {
-                    Some(e) => (e, requested),
-                    None if shared.strict => {
-                        shared.refused.fetch_add(1, Ordering::Relaxed);
-                        return RouterFuture::refused(NoLaneVersion {
-                            service: shared.service.clone(),
-                            lane: requested,
-                        });
-                    }
-                    None => (&shared.base, Lane::BASE),
-                }
-            }
-            // Base, or a lane this router's spec does not know (cannot come off the wire).
-            None => {
-                shared.base_count.fetch_add(1, Ordering::Relaxed);
-                (&shared.base, Lane::BASE)
-            }
+        let (endpoint, routed) = match self.table.pick() {
+            Ok(picked) => picked,
+            Err(refused) => return RouterFuture::refused(refused),
         };
         *req.uri_mut() = endpoint.apply(req.uri());
         // The Host header belonged to the old authority; the client sets the new one.
         req.headers_mut().remove(http::header::HOST);
-        RouterFuture::routed(self.inner.call(req), Routed { requested, served })
+        RouterFuture::routed(self.inner.call(req), routed)
+    }
+}
+
+/// Dispatches each request to the service of its lane's version — for clients bound to one
+/// endpoint, such as tonic `Channel`s — with the same fallback, strict mode and counters as
+/// [`LaneRouterLayer`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), graylane_http::BoxError> {
+/// use graylane_core::spec::LaneSpec;
+/// use graylane_core::{Lane, LaneContext, LaneFutureExt};
+/// use graylane_http::LaneSwitch;
+/// use tower::{service_fn, ServiceExt};
+///
+/// let spec = LaneSpec::from_yaml_str("services: [{name: orders}]\nlanes: [{name: gray, services: [orders]}]")?;
+/// let gray = Lane::new("gray")?;
+/// let answer = |who: &'static str| service_fn(move |_req: http::Request<()>| async move {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(who))
+/// });
+/// let switch = LaneSwitch::builder(&spec, "orders")
+///     .base(answer("v1"))
+///     .lane(gray, answer("v2"))
+///     .build()?;
+/// let res = async { switch.oneshot(http::Request::new(())).await }
+///     .with_lane(LaneContext::new(gray))
+///     .await?;
+/// assert_eq!(*res.body(), "v2");
+/// # Ok(()) }
+/// ```
+pub struct LaneSwitch<S> {
+    table: Arc<Table<S>>,
+}
+
+impl<S> Clone for LaneSwitch<S> {
+    fn clone(&self) -> Self {
+        LaneSwitch {
+            table: self.table.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for LaneSwitch<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaneSwitch")
+            .field("service", &self.table.service)
+            .field("strict", &self.table.strict)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> LaneSwitch<S> {
+    /// A builder for the switch of requests to `service`; targets are services.
+    pub fn builder<'a>(spec: &'a LaneSpec, service: &str) -> SwitchBuilder<'a, S> {
+        SwitchBuilder(RouterBuilder::new(spec, service))
+    }
+
+    /// What has been routed so far.
+    pub fn stats(&self) -> RouterStats {
+        self.table.stats()
+    }
+}
+
+/// Builds a [`LaneSwitch`]; the same checks as [`RouterBuilder`].
+#[derive(Debug)]
+pub struct SwitchBuilder<'a, S>(RouterBuilder<'a, S>);
+
+impl<'a, S> SwitchBuilder<'a, S> {
+    /// The base service.
+    #[must_use]
+    pub fn base(self, service: S) -> Self {
+        SwitchBuilder(self.0.base(service))
+    }
+
+    /// The service of the version in `lane`.
+    #[must_use]
+    pub fn lane(self, lane: Lane, service: S) -> Self {
+        SwitchBuilder(self.0.lane(lane, service))
+    }
+
+    /// Fail lane requests for lanes the service lacks instead of falling back to base.
+    #[must_use]
+    pub fn strict(self, strict: bool) -> Self {
+        SwitchBuilder(self.0.strict(strict))
+    }
+
+    /// The switch.
+    pub fn build(self) -> Result<LaneSwitch<S>, RouterConfigError> {
+        Ok(LaneSwitch {
+            table: Arc::new(self.0.table(Ok)?),
+        })
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LaneSwitch<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<ResBody>;
+    type Error = BoxError;
+    type Future = RouterFuture<tower::util::Oneshot<S, Request<ReqBody>>>;
+
+    /// Always ready: readiness is awaited on the chosen service inside the response future.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match self.table.pick() {
+            Ok((service, routed)) => {
+                RouterFuture::routed(tower::ServiceExt::oneshot(service.clone(), req), routed)
+            }
+            Err(refused) => RouterFuture::refused(refused),
+        }
     }
 }
 
 pin_project! {
-    /// Response future of [`LaneRouter`].
+    /// Response future of [`LaneRouter`] and [`LaneSwitch`].
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct RouterFuture<F> {
         #[pin]
@@ -535,7 +690,7 @@ mod tests {
     #[test]
     fn build_checks_against_the_spec() {
         let spec = spec();
-        let e = |b: RouterBuilder<'_>| b.build().unwrap_err().to_string();
+        let e = |b: RouterBuilder<'_, Uri>| b.build().unwrap_err().to_string();
         assert!(
             e(LaneRouterLayer::builder(&spec, "zz").base(uri("http://x:1")))
                 .contains("not in the lane spec")
