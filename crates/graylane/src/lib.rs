@@ -1,4 +1,5 @@
 #![doc = include_str!("../../../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //!
 //! # This crate
 //!
@@ -7,3 +8,14 @@
 //! module when its feature is on.
 
 pub use graylane_core::*;
+
+/// The HTTP tower layers: [`graylane_http`] (feature `http`; `axum` and `reqwest` add their
+/// integrations).
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use graylane_http as layers;
+
+/// tonic support: [`graylane_grpc`] (feature `tonic`).
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use graylane_grpc as grpc;

@@ -1,0 +1,275 @@
+//! graylane across HTTP and gRPC, on loopback, in one process:
+//!
+//! ```text
+//! client ──HTTP──► gateway (axum, edge) ──gRPC──► orders v1 | orders v2 (gray)
+//!                                                   └──HTTP──► inventory v1 (no gray version)
+//! ```
+//!
+//! The edge colors `x-user-group: beta` gray, strips forged lane headers and accepts signed
+//! tokens. `orders` is routed per lane with a `LaneSwitch` over two tonic channels; `inventory`
+//! has no gray version, so gray requests fall back to v1 there and keep their lane.
+//!
+//! `cargo run -p http-grpc`
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use bytes::Bytes;
+use graylane_core::spec::LaneSpec;
+use graylane_core::{Lane, task};
+use graylane_grpc::{
+    BoxError, LaneLayer, LaneRequestExt, LaneRouterLayer, LaneSwitch, PropagateLaneLayer,
+    status_from_error,
+};
+use graylane_http::RequestLane;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower::{ServiceBuilder, ServiceExt};
+
+const SPEC: &str = r#"
+services: [{ name: gateway }, { name: orders }, { name: inventory }]
+lanes: [{ name: gray, version: v2, services: [orders] }]
+coloring:
+  rules: [{ name: beta, lane: gray, match: { header: { name: x-user-group, exact: beta } } }]
+trust:
+  token: { key: "example key, not a secret", key_env: GRAYLANE_EXAMPLE_KEY }
+"#;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Order {
+    #[prost(string, tag = "1")]
+    item: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Receipt {
+    #[prost(string, tag = "1")]
+    path: String,
+}
+
+async fn serve_http(app: Router) -> Result<SocketAddr, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
+/// `orders`, a unary gRPC method written against tonic's generic server (no protoc).
+#[derive(Clone)]
+struct Orders {
+    version: &'static str,
+    spec: LaneSpec,
+    inventory: LaneRouterLayer,
+}
+
+impl tonic::server::NamedService for Orders {
+    const NAME: &'static str = "shop.Orders";
+}
+
+impl<B> tower::Service<http::Request<B>> for Orders
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<BoxError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFut<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = Place(self.clone());
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<Receipt, Order>::default();
+            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
+        })
+    }
+}
+
+struct Place(Orders);
+
+impl tonic::server::UnaryService<Order> for Place {
+    type Response = Receipt;
+    type Future = BoxFut<Result<tonic::Response<Receipt>, tonic::Status>>;
+
+    fn call(&mut self, req: tonic::Request<Order>) -> Self::Future {
+        let orders = self.0.clone();
+        Box::pin(async move {
+            let ctx = req.lane_context();
+            let inventory = ServiceBuilder::new()
+                .layer(orders.inventory.clone())
+                .layer(PropagateLaneLayer::new(orders.spec.propagator()))
+                .service(Client::builder(TokioExecutor::new()).build_http());
+            // `task::spawn` keeps the lane; plain `tokio::spawn` would not.
+            let reserved = task::spawn(async move {
+                let req =
+                    http::Request::get("http://inventory/reserve").body(Full::new(Bytes::new()))?;
+                let body = inventory.oneshot(req).await?.into_body().collect().await?;
+                Ok::<_, BoxError>(String::from_utf8(body.to_bytes().to_vec())?)
+            })
+            .await
+            .map_err(|e| tonic::Status::internal(e.to_string()))?
+            .map_err(status_from_error)?;
+            Ok(tonic::Response::new(Receipt {
+                path: format!(
+                    "orders {} (lane {}, served {}) -> {reserved}",
+                    orders.version,
+                    ctx.lane(),
+                    ctx.served()
+                ),
+            }))
+        })
+    }
+}
+
+async fn serve_orders(orders: Orders, serving: Lane) -> Result<SocketAddr, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tonic::transport::Server::builder()
+        .layer(LaneLayer::mesh(orders.spec.propagator()).serving(serving))
+        .add_service(orders)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(server);
+    Ok(addr)
+}
+
+#[derive(Clone)]
+struct Gateway {
+    spec: LaneSpec,
+    orders: LaneSwitch<tonic::transport::Channel>,
+}
+
+async fn checkout(State(g): State<Gateway>, RequestLane(ctx): RequestLane) -> String {
+    let svc = ServiceBuilder::new()
+        .layer(PropagateLaneLayer::new(g.spec.propagator()))
+        .service(g.orders.clone());
+    let mut grpc = tonic::client::Grpc::new(svc);
+    let placed = async {
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::from_static("/shop.Orders/Place");
+        let codec = tonic_prost::ProstCodec::<Order, Receipt>::default();
+        grpc.unary(
+            tonic::Request::new(Order {
+                item: "book".into(),
+            }),
+            path,
+            codec,
+        )
+        .await
+    }
+    .await;
+    match placed {
+        Ok(receipt) => format!(
+            "gateway (lane {}) -> {}",
+            ctx.lane(),
+            receipt.into_inner().path
+        ),
+        Err(status) => format!("gateway (lane {}) -> error {status}", ctx.lane()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let spec = LaneSpec::from_yaml_str(SPEC)?;
+    let gray = Lane::new("gray")?;
+
+    let inventory_app = Router::new()
+        .route(
+            "/reserve",
+            get(|RequestLane(ctx): RequestLane| async move {
+                format!(
+                    "inventory v1 (lane {}, served {})",
+                    ctx.lane(),
+                    ctx.served()
+                )
+            }),
+        )
+        .layer(LaneLayer::mesh(spec.propagator()));
+    let inventory_addr = serve_http(inventory_app).await?;
+    let inventory = LaneRouterLayer::builder(&spec, "inventory")
+        .base(format!("http://{inventory_addr}").parse()?)
+        .build()?;
+
+    let orders = |version| Orders {
+        version,
+        spec: spec.clone(),
+        inventory: inventory.clone(),
+    };
+    let v1 = serve_orders(orders("v1"), Lane::BASE).await?;
+    let v2 = serve_orders(orders("v2"), gray).await?;
+    let channel = |addr: SocketAddr| async move {
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+    };
+    let switch = LaneSwitch::builder(&spec, "orders")
+        .base(channel(v1).await?)
+        .lane(gray, channel(v2).await?)
+        .build()?;
+
+    let gateway_app = Router::new()
+        .route("/checkout", get(checkout))
+        .with_state(Gateway {
+            spec: spec.clone(),
+            orders: switch.clone(),
+        })
+        .layer(LaneLayer::edge(spec.edge()?));
+    let gateway = serve_http(gateway_app).await?;
+
+    let key = spec
+        .trust
+        .token
+        .as_ref()
+        .ok_or("no token settings")?
+        .load_key()?;
+    let token = key.mint(gray, SystemTime::now() + Duration::from_secs(300));
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    println!("gateway on http://{gateway}/checkout\n");
+    for (who, header) in [
+        ("an ordinary user", None),
+        ("a beta user", Some(("x-user-group", "beta".to_owned()))),
+        (
+            "a client forging the lane header",
+            Some(("x-gray-lane", "gray".to_owned())),
+        ),
+        (
+            "a tester with a signed token",
+            Some(("x-gray-lane-token", token)),
+        ),
+    ] {
+        let mut req = http::Request::get(format!("http://{gateway}/checkout"));
+        if let Some((name, value)) = &header {
+            req = req.header(*name, value.as_str());
+        }
+        let res = client.request(req.body(Full::new(Bytes::new()))?).await?;
+        let lane = res.headers().get("x-gray-lane").cloned();
+        let body = res.into_body().collect().await?.to_bytes();
+        println!(
+            "{who}:\n  x-gray-lane: {lane:?}\n  {}\n",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let stats = switch.stats();
+    println!(
+        "orders routing (requested, served, requests): {:?}",
+        stats.routes
+    );
+    println!("inventory fallbacks: {}", inventory.stats().fallbacks());
+    Ok(())
+}
