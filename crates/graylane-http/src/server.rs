@@ -9,7 +9,7 @@
 //! - [`LaneLayer::mesh`] behind it: the lane on the wire is trusted (and validated against the
 //!   configured lanes).
 //!
-//! Either way the handler runs with the [`LaneContext`] current — across its `.await`s, and in
+//! Either way the handler runs with the [`LaneContext`](graylane_core::LaneContext) current — across its `.await`s, and in
 //! tasks it starts with [`graylane_core::task::spawn`] — and finds it in the request extensions
 //! (and, with the `axum` feature, through the [`RequestLane`] extractor).
 //!
@@ -108,7 +108,7 @@ impl LaneLayer {
     }
 
     /// The lane of this deployment (default base): a v2 instance of a gray lane says `gray`.
-    /// Requests of another lane are recorded as served by it ([`LaneContext::served`]).
+    /// Requests of another lane are recorded as served by it ([`LaneContext::served`](graylane_core::LaneContext::served)).
     #[must_use]
     pub fn serving(self, lane: Lane) -> LaneLayer {
         self.reconfigure(|c| c.serving = lane)
@@ -251,7 +251,7 @@ where
     }
 }
 
-/// The request's [`LaneContext`], as an axum extractor (feature `axum`).
+/// The request's [`LaneContext`](graylane_core::LaneContext), as an axum extractor (feature `axum`).
 ///
 /// Never rejects: without a [`LaneLayer`] in front, the request is base.
 ///
