@@ -80,10 +80,13 @@ pub struct LaneSpec {
     /// The trust boundary.
     #[serde(default)]
     pub trust: TrustSpec,
+    /// Istio / Kubernetes settings for the generated manifests (`graylane-mesh`).
+    #[serde(default)]
+    pub mesh: MeshSpec,
 }
 
 /// A service and its base version.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     /// The service name (a DNS label).
@@ -91,10 +94,161 @@ pub struct ServiceSpec {
     /// The version label of the base deployment.
     #[serde(default = "default_base_version")]
     pub version: String,
+    /// The port the service listens on.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// `http` or `grpc` (Istio picks the protocol from the port name).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// How traffic *without* a lane is split between versions (canary, blue-green,
+    /// content-based) and mirrored. Lane traffic always goes to its lane's version.
+    #[serde(default, skip_serializing_if = "RoutingSpec::is_empty")]
+    pub routing: RoutingSpec,
 }
 
 fn default_base_version() -> String {
     "v1".into()
+}
+
+fn default_port() -> u16 {
+    8080
+}
+
+/// A service's protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 or HTTP/2.
+    #[default]
+    Http,
+    /// gRPC.
+    Grpc,
+}
+
+impl Protocol {
+    /// The Istio port-name prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+/// Release strategies for traffic that carries no lane (the seeds' canary, blue-green and
+/// mirroring). At most one of `canary` and `blue_green`; `content` routes are tried first.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSpec {
+    /// Weighted canary: `weight`% of un-laned traffic goes to `lane`'s version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanarySpec>,
+    /// Blue-green: all un-laned traffic goes to `active` (`base` or a lane); flip to roll back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreenSpec>,
+    /// Content-based canary: requests matching go to the lane's version (header, cookie, query
+    /// and path prefix conditions; what Istio can match).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<ContentRouteSpec>,
+    /// Mirror a share of traffic to a lane's version (responses discarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorSpec>,
+}
+
+impl RoutingSpec {
+    /// Whether no strategy is set (all un-laned traffic to base).
+    pub fn is_empty(&self) -> bool {
+        self.canary.is_none()
+            && self.blue_green.is_none()
+            && self.content.is_empty()
+            && self.mirror.is_none()
+    }
+}
+
+/// Weighted canary.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanarySpec {
+    /// The lane whose version gets the share.
+    pub lane: Lane,
+    /// Percentage of un-laned traffic, 0 to 100.
+    pub weight: u8,
+}
+
+/// Blue-green.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlueGreenSpec {
+    /// The lane whose version takes all un-laned traffic (`base` to roll back).
+    pub active: Lane,
+}
+
+/// A content-based route.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentRouteSpec {
+    /// The lane whose version serves matching requests.
+    pub lane: Lane,
+    /// The condition: `header`, `cookie`, `query`, `path_prefix` (several: all must hold).
+    #[serde(rename = "match")]
+    pub condition: MatchSpec,
+}
+
+/// Mirroring.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSpec {
+    /// The lane whose version receives the copies.
+    pub lane: Lane,
+    /// Share of requests copied.
+    pub percent: Percent,
+}
+
+/// Kubernetes / Istio settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshSpec {
+    /// The namespace everything is generated in.
+    pub namespace: String,
+    /// Container image template; `{service}` and `{version}` are replaced.
+    pub image: String,
+    /// The ingress gateway, when traffic enters through Istio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySpec>,
+}
+
+impl Default for MeshSpec {
+    fn default() -> Self {
+        MeshSpec {
+            namespace: "default".into(),
+            image: "{service}:{version}".into(),
+            gateway: None,
+        }
+    }
+}
+
+/// The Istio ingress gateway in front of the edge service.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySpec {
+    /// The Gateway's name.
+    #[serde(default = "default_gateway_name")]
+    pub name: String,
+    /// External host names.
+    pub hosts: Vec<String>,
+    /// The service that receives ingress traffic (it runs the graylane edge layer).
+    pub service: String,
+    /// The gateway port.
+    #[serde(default = "default_gateway_port")]
+    pub port: u16,
+}
+
+fn default_gateway_name() -> String {
+    "graylane-gateway".into()
+}
+
+fn default_gateway_port() -> u16 {
+    80
 }
 
 /// A lane.
@@ -551,6 +705,7 @@ impl LaneSpec {
             }
         }
 
+        self.validate_routing()?;
         self.validate_data_names()?;
         self.rule_set()?;
         if let Some(t) = &self.trust.token {
@@ -575,6 +730,103 @@ impl LaneSpec {
                     "trust.token.key".into(),
                     format!("must be at least {} bytes", crate::trust::MIN_KEY_LEN),
                 );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_routing(&self) -> Result<(), SpecError> {
+        let err = |path: String, message: String| Err(SpecError::at(path, message));
+        for (i, s) in self.services.iter().enumerate() {
+            if s.port == 0 {
+                return err(format!("services[{i}].port"), "must be 1-65535".into());
+            }
+            let r = &s.routing;
+            let p = |f: &str| format!("services[{i}].routing.{f}");
+            let with_version = |lane: Lane, path: String| {
+                if lane.is_base() || self.has_version(&s.name, lane) {
+                    Ok(())
+                } else if self.lane(lane).is_none() {
+                    err(path, format!("unknown lane {:?}", lane.as_str()))
+                } else {
+                    err(
+                        path,
+                        format!("service {:?} has no version in lane {lane}", s.name),
+                    )
+                }
+            };
+            if r.canary.is_some() && r.blue_green.is_some() {
+                return err(
+                    p("blue_green"),
+                    "use either `canary` or `blue_green`, not both".into(),
+                );
+            }
+            if let Some(c) = &r.canary {
+                if c.lane.is_base() {
+                    return err(p("canary.lane"), "a canary goes to a lane, not base".into());
+                }
+                with_version(c.lane, p("canary.lane"))?;
+                if c.weight > 100 {
+                    return err(
+                        p("canary.weight"),
+                        format!("weight {} is outside 0..=100", c.weight),
+                    );
+                }
+            }
+            if let Some(b) = &r.blue_green {
+                with_version(b.active, p("blue_green.active"))?;
+            }
+            for (j, c) in r.content.iter().enumerate() {
+                with_version(c.lane, p(&format!("content[{j}].lane")))?;
+                if let Some(e) = mesh_matchable(&c.condition) {
+                    return err(p(&format!("content[{j}].match")), e);
+                }
+                crate::coloring::RuleSet::compile(
+                    &[RuleSpec {
+                        name: None,
+                        lane: c.lane,
+                        condition: c.condition.clone(),
+                    }],
+                    &self.lane_set(),
+                )
+                .map_err(|e| {
+                    SpecError::at(p(&format!("content[{j}]{}", &e.path[3..])), e.message)
+                })?;
+            }
+            if let Some(m) = &r.mirror {
+                if m.lane.is_base() {
+                    return err(
+                        p("mirror.lane"),
+                        "mirror copies go to a lane, not base".into(),
+                    );
+                }
+                with_version(m.lane, p("mirror.lane"))?;
+            }
+        }
+        if let Err(e) = check_dns_label(&self.mesh.namespace, 63) {
+            return err(
+                "mesh.namespace".into(),
+                format!("namespace {:?} {e}", self.mesh.namespace),
+            );
+        }
+        if !self.mesh.image.contains("{service}") {
+            return err(
+                "mesh.image".into(),
+                "the image template must contain {service}".into(),
+            );
+        }
+        if let Some(g) = &self.mesh.gateway {
+            if self.service(&g.service).is_none() {
+                return err(
+                    "mesh.gateway.service".into(),
+                    format!("unknown service {:?}", g.service),
+                );
+            }
+            if g.hosts.is_empty() {
+                return err("mesh.gateway.hosts".into(), "list at least one host".into());
+            }
+            if let Err(e) = check_dns_label(&g.name, 63) {
+                return err("mesh.gateway.name".into(), format!("gateway name {e}"));
             }
         }
         Ok(())
@@ -671,6 +923,18 @@ impl LaneSpec {
         }
         Ok(())
     }
+}
+
+/// Why a condition cannot be expressed as an Istio route match, if it cannot.
+fn mesh_matchable(m: &MatchSpec) -> Option<String> {
+    if m.sticky.is_some() || m.random.is_some() {
+        return Some(
+            "sticky and random conditions cannot be expressed in Istio routes; use `canary` weights or edge coloring".into(),
+        );
+    }
+    m.all
+        .as_ref()
+        .and_then(|all| all.iter().find_map(mesh_matchable))
 }
 
 fn is_sql_identifier(s: &str) -> bool {
