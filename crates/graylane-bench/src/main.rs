@@ -5,11 +5,13 @@
 //! ```text
 //! cargo run --release -p graylane-bench -- http [--requests N] [--rounds R] [--concurrency C]
 //! cargo run --release -p graylane-bench -- grpc
+//! cargo run --release -p graylane-bench -- sql
 //! ```
 
 mod grpc;
 mod http;
 mod load;
+mod sql;
 
 use std::process::ExitCode;
 
@@ -85,6 +87,13 @@ fn main() -> ExitCode {
                 c.ratio, c.p99_added_us
             )
         }
+        "sql" => match runtime.block_on(sql::run(&args)) {
+            Ok(c) => format!("sql ratio={:.3}", c.ratio),
+            Err(e) => {
+                eprintln!("sql: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         other => {
             eprintln!("unknown scenario {other:?}\n\n{USAGE}");
             return ExitCode::from(2);

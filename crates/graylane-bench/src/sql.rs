@@ -1,0 +1,113 @@
+//! `sql`: the same indexed SELECT/INSERT mix on PostgreSQL through a plain `PgPool` and through
+//! a lane-routed pool in a gray lane (its shadow schema), alternating rounds.
+//!
+//! Uses `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and two schemas of
+//! its own, dropped at the end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use graylane_core::spec::LaneSpec;
+use graylane_core::{Lane, LaneContext, LaneFutureExt};
+use graylane_sqlx::{LanePools, Shadows, quote_ident};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::Args;
+use crate::load::{Comparison, side_by_side};
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS items (id BIGSERIAL PRIMARY KEY, sku TEXT NOT NULL, qty INT NOT NULL);
+CREATE INDEX IF NOT EXISTS items_by_sku ON items (sku);";
+
+async fn mix(pool: &PgPool, n: i64) -> Result<(), String> {
+    // Three indexed reads for every write: a typical OLTP mix.
+    if n % 4 == 0 {
+        sqlx::query("INSERT INTO items (sku, qty) VALUES ($1, $2)")
+            .bind(format!("sku-{}", n % 1000))
+            .bind((n % 7) as i32)
+            .execute(pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    } else {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM items WHERE sku = $1")
+            .bind(format!("sku-{}", n % 1000))
+            .fetch_one(pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(args: &Args) -> Result<Comparison, String> {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let root: PgConnectOptions = url.parse().map_err(|e| format!("DATABASE_URL: {e}"))?;
+    let prefix = format!("glbench_{}", std::process::id());
+    let spec = LaneSpec::from_yaml_str(&format!(
+        "services: [{{name: bench}}]\nlanes: [{{name: gray, services: [bench]}}]\ndata: {{pg_schema: \"{prefix}_{{lane}}\"}}\n"
+    ))
+    .map_err(|e| e.to_string())?;
+    let base_schema = format!("{prefix}_base");
+    let mut admin = PgConnection::connect_with(&root)
+        .await
+        .map_err(|e| format!("cannot reach PostgreSQL at {url}: {e}"))?;
+    sqlx::query(&format!("CREATE SCHEMA {}", quote_ident(&base_schema)))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    let base = root
+        .clone()
+        .options([("search_path", base_schema.as_str())]);
+    let migrations = std::env::temp_dir().join(format!("{prefix}_migrations"));
+    std::fs::create_dir_all(&migrations).map_err(|e| e.to_string())?;
+    std::fs::write(migrations.join("0001_items.sql"), SCHEMA).map_err(|e| e.to_string())?;
+    let migrator = sqlx::migrate::Migrator::new(migrations.as_path())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut base_conn = PgConnection::connect_with(&base)
+        .await
+        .map_err(|e| e.to_string())?;
+    migrator
+        .run(&mut base_conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let gray = Lane::from_static("gray");
+    Shadows::new(&spec, base.clone())
+        .provision(gray, &migrator)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let options = PgPoolOptions::new().max_connections(args.concurrency.min(16) as u32);
+    let plain = options.clone().connect_lazy_with(base.clone());
+    let pools = Arc::new(LanePools::connect_lazy(&spec, base, options));
+    let counter = Arc::new(AtomicI64::new(0));
+    let ctx = LaneContext::new(gray);
+    let (c1, c2) = (counter.clone(), counter);
+    let result = side_by_side(
+        "sql",
+        args.rounds,
+        args.requests / 4,
+        args.concurrency,
+        move || {
+            let (pool, n) = (plain.clone(), c1.fetch_add(1, Ordering::Relaxed));
+            async move { mix(&pool, n).await }
+        },
+        move || {
+            let (pools, n) = (pools.clone(), c2.fetch_add(1, Ordering::Relaxed));
+            async move {
+                let pool = pools.current().map_err(|e| e.to_string())?;
+                mix(pool, n).await
+            }
+            .with_lane(ctx)
+        },
+    )
+    .await;
+    for schema in [base_schema, format!("{prefix}_gray")] {
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_dir_all(&migrations);
+    Ok(result)
+}

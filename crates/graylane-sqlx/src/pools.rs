@@ -1,0 +1,90 @@
+//! One pool per lane, picked by the lane in scope.
+
+use std::fmt;
+
+use graylane_core::spec::LaneSpec;
+use graylane_core::{Lane, LaneContext};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// The lane in scope has no pool: it is not a lane of the spec these pools were made from.
+///
+/// Returned instead of falling back to base, so that a misconfigured lane can never write base
+/// data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotProvisioned(pub Lane);
+
+impl fmt::Display for NotProvisioned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "lane {} has no shadow pool (it is not in the lane spec); refusing to use base",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotProvisioned {}
+
+/// One sqlx pool per lane: base uses the options as given; every other lane's connections start
+/// with `search_path` set to the lane's shadow schema (a startup parameter, so queries pay no
+/// extra round trip). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LanePools {
+    base: PgPool,
+    lanes: Vec<(Lane, PgPool)>,
+}
+
+impl LanePools {
+    /// Pools for every lane of `spec`, connecting lazily (no connection is opened until a query
+    /// needs one, so unused lanes cost nothing).
+    pub fn connect_lazy(
+        spec: &LaneSpec,
+        base: PgConnectOptions,
+        options: PgPoolOptions,
+    ) -> LanePools {
+        let lanes = spec
+            .lane_set()
+            .non_base()
+            .filter_map(|lane| {
+                let schema = spec.data_names(lane).pg_schema?;
+                let opts = base.clone().options([("search_path", schema.as_str())]);
+                Some((lane, options.clone().connect_lazy_with(opts)))
+            })
+            .collect();
+        LanePools {
+            base: options.connect_lazy_with(base),
+            lanes,
+        }
+    }
+
+    /// The pool of the lane in scope ([`LaneContext::current`]).
+    pub fn current(&self) -> Result<&PgPool, NotProvisioned> {
+        self.for_lane(LaneContext::current().lane())
+    }
+
+    /// The pool of `lane`.
+    pub fn for_lane(&self, lane: Lane) -> Result<&PgPool, NotProvisioned> {
+        if lane.is_base() {
+            return Ok(&self.base);
+        }
+        self.lanes
+            .iter()
+            .find(|(l, _)| *l == lane)
+            .map(|(_, p)| p)
+            .ok_or(NotProvisioned(lane))
+    }
+
+    /// The base pool.
+    pub fn base(&self) -> &PgPool {
+        &self.base
+    }
+
+    /// Closes every pool.
+    pub async fn close(&self) {
+        self.base.close().await;
+        for (_, pool) in &self.lanes {
+            pool.close().await;
+        }
+    }
+}

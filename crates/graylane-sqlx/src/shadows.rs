@@ -1,0 +1,298 @@
+//! Provisioning, seeding, inspecting and dropping shadow schemas.
+
+use std::fmt;
+
+use graylane_core::Lane;
+use graylane_core::spec::LaneSpec;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, Row};
+
+use crate::SHADOW_MARKER;
+
+/// A quoted SQL identifier: `"name"`, with inner quotes doubled.
+///
+/// graylane only ever quotes names that passed the spec's identifier check; quoting on top
+/// means even a bug upstream cannot turn a name into SQL.
+///
+/// ```
+/// assert_eq!(graylane_sqlx::quote_ident("lane_gray"), "\"lane_gray\"");
+/// assert_eq!(graylane_sqlx::quote_ident("x\"; DROP SCHEMA public; --"), "\"x\"\"; DROP SCHEMA public; --\"");
+/// ```
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Why a shadow operation failed.
+#[derive(Debug)]
+pub enum ShadowError {
+    /// The lane is base: base data is never provisioned, seeded or dropped by graylane.
+    Base,
+    /// The lane is not in the spec.
+    UnknownLane(Lane),
+    /// The schema exists but graylane did not create it; it is left alone.
+    NotOurs {
+        /// The schema.
+        schema: String,
+    },
+    /// A name is not a plain identifier.
+    BadIdentifier(String),
+    /// A database error.
+    Sql(sqlx::Error),
+    /// A migration error.
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl fmt::Display for ShadowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShadowError::Base => {
+                f.write_str("refusing to touch base: graylane only manages shadow schemas")
+            }
+            ShadowError::UnknownLane(l) => write!(f, "lane {l} is not in the lane spec"),
+            ShadowError::NotOurs { schema } => write!(
+                f,
+                "schema {schema} exists but was not created by graylane (no '{SHADOW_MARKER}' comment); refusing"
+            ),
+            ShadowError::BadIdentifier(s) => write!(f, "{s:?} is not a plain SQL identifier"),
+            ShadowError::Sql(e) => write!(f, "database error: {e}"),
+            ShadowError::Migrate(e) => write!(f, "migration error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ShadowError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ShadowError::Sql(e) => Some(e),
+            ShadowError::Migrate(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ShadowError {
+    fn from(e: sqlx::Error) -> Self {
+        ShadowError::Sql(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for ShadowError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        ShadowError::Migrate(e)
+    }
+}
+
+/// What a lane's schema looks like.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The lane.
+    pub lane: Lane,
+    /// Its schema.
+    pub schema: String,
+    /// Whether the schema exists.
+    pub exists: bool,
+    /// Whether graylane created it.
+    pub ours: bool,
+    /// Migrations applied in it.
+    pub migrations: i64,
+    /// Tables in it (the migrations table excluded).
+    pub tables: i64,
+}
+
+/// Shadow schema management for one database.
+#[derive(Clone, Debug)]
+pub struct Shadows {
+    spec: LaneSpec,
+    base: PgConnectOptions,
+}
+
+fn is_ident(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+impl Shadows {
+    /// Shadow schemas named by `spec`, in the database `base` connects to.
+    pub fn new(spec: &LaneSpec, base: PgConnectOptions) -> Shadows {
+        Shadows {
+            spec: spec.clone(),
+            base,
+        }
+    }
+
+    /// The schema of `lane`; refuses base and unknown lanes.
+    pub fn schema(&self, lane: Lane) -> Result<String, ShadowError> {
+        if lane.is_base() {
+            return Err(ShadowError::Base);
+        }
+        if !self.spec.lane_set().contains(lane) {
+            return Err(ShadowError::UnknownLane(lane));
+        }
+        let schema = self
+            .spec
+            .data_names(lane)
+            .pg_schema
+            .ok_or(ShadowError::UnknownLane(lane))?;
+        // Validated by the spec already; checked again because it is about to become SQL.
+        if !is_ident(&schema) || schema == "public" || schema.starts_with("pg_") {
+            return Err(ShadowError::BadIdentifier(schema));
+        }
+        Ok(schema)
+    }
+
+    async fn admin(&self) -> Result<PgConnection, ShadowError> {
+        Ok(PgConnection::connect_with(&self.base).await?)
+    }
+
+    /// `Some(true)`: ours; `Some(false)`: exists, not ours; `None`: does not exist.
+    async fn owned(conn: &mut PgConnection, schema: &str) -> Result<Option<bool>, ShadowError> {
+        let row = sqlx::query(
+            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1",
+        )
+        .bind(schema)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(row.map(|r| {
+            r.get::<Option<String>, _>(0)
+                .is_some_and(|c| c.starts_with(SHADOW_MARKER))
+        }))
+    }
+
+    /// Creates the lane's schema (if missing) and runs `migrator` in it. Idempotent: applied
+    /// migrations are recorded in the schema's own `_sqlx_migrations` table.
+    pub async fn provision(&self, lane: Lane, migrator: &Migrator) -> Result<(), ShadowError> {
+        let schema = self.schema(lane)?;
+        let mut conn = self.admin().await?;
+        match Self::owned(&mut conn, &schema).await? {
+            Some(false) => return Err(ShadowError::NotOurs { schema }),
+            Some(true) => {}
+            None => {
+                let q = quote_ident(&schema);
+                let mut tx = conn.begin().await?;
+                sqlx::query(&format!("CREATE SCHEMA {q}"))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(&format!(
+                    "COMMENT ON SCHEMA {q} IS '{SHADOW_MARKER} for lane {lane}'"
+                ))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::info!(%lane, %schema, "created shadow schema");
+            }
+        }
+        conn.close().await?;
+        // Migrations run on a connection whose search_path is the shadow schema only, so every
+        // unqualified name they create lands there.
+        let mut shadow = PgConnection::connect_with(
+            &self
+                .base
+                .clone()
+                .options([("search_path", schema.as_str())]),
+        )
+        .await?;
+        migrator.run(&mut shadow).await?;
+        shadow.close().await?;
+        Ok(())
+    }
+
+    /// Copies every row of `tables` from the base schema `base_schema` into the lane's schema
+    /// (for reference data a gray version needs to start with). Tables must exist in both.
+    pub async fn seed(
+        &self,
+        lane: Lane,
+        base_schema: &str,
+        tables: &[&str],
+    ) -> Result<u64, ShadowError> {
+        let schema = self.schema(lane)?;
+        for name in std::iter::once(&base_schema).chain(tables) {
+            if !is_ident(name) {
+                return Err(ShadowError::BadIdentifier((*name).to_owned()));
+            }
+        }
+        let mut conn = self.admin().await?;
+        if Self::owned(&mut conn, &schema).await? != Some(true) {
+            return Err(ShadowError::NotOurs { schema });
+        }
+        let mut tx = conn.begin().await?;
+        let mut copied = 0;
+        for table in tables {
+            let done = sqlx::query(&format!(
+                "INSERT INTO {}.{t} SELECT * FROM {}.{t}",
+                quote_ident(&schema),
+                quote_ident(base_schema),
+                t = quote_ident(table)
+            ))
+            .execute(&mut *tx)
+            .await?;
+            copied += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(copied)
+    }
+
+    /// Drops the lane's schema and everything in it. Refuses base, unknown lanes, and schemas
+    /// graylane did not create. Dropping a schema that does not exist is a no-op.
+    pub async fn drop(&self, lane: Lane) -> Result<bool, ShadowError> {
+        let schema = self.schema(lane)?;
+        let mut conn = self.admin().await?;
+        match Self::owned(&mut conn, &schema).await? {
+            None => Ok(false),
+            Some(false) => Err(ShadowError::NotOurs { schema }),
+            Some(true) => {
+                sqlx::query(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
+                    .execute(&mut conn)
+                    .await?;
+                tracing::info!(%lane, %schema, "dropped shadow schema");
+                Ok(true)
+            }
+        }
+    }
+
+    /// The state of every lane's schema.
+    pub async fn status(&self) -> Result<Vec<SchemaStatus>, ShadowError> {
+        let mut conn = self.admin().await?;
+        let mut out = Vec::new();
+        for lane in self.spec.lane_set().non_base() {
+            let schema = self.schema(lane)?;
+            let owned = Self::owned(&mut conn, &schema).await?;
+            let (mut migrations, mut tables) = (0, 0);
+            if owned.is_some() {
+                tables = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename <> '_sqlx_migrations'",
+                )
+                .bind(&schema)
+                .fetch_one(&mut conn)
+                .await?;
+                let has_migrations: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = '_sqlx_migrations')",
+                )
+                .bind(&schema)
+                .fetch_one(&mut conn)
+                .await?;
+                if has_migrations {
+                    migrations = sqlx::query_scalar(&format!(
+                        "SELECT count(*) FROM {}._sqlx_migrations WHERE success",
+                        quote_ident(&schema)
+                    ))
+                    .fetch_one(&mut conn)
+                    .await?;
+                }
+            }
+            out.push(SchemaStatus {
+                lane,
+                schema,
+                exists: owned.is_some(),
+                ours: owned == Some(true),
+                migrations,
+                tables,
+            });
+        }
+        Ok(out)
+    }
+}
