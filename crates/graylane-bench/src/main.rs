@@ -5,12 +5,14 @@
 //! ```text
 //! cargo run --release -p graylane-bench -- http [--requests N] [--rounds R] [--concurrency C]
 //! cargo run --release -p graylane-bench -- grpc
+//! cargo run --release -p graylane-bench -- redis
 //! cargo run --release -p graylane-bench -- sql
 //! ```
 
 mod grpc;
 mod http;
 mod load;
+mod redis;
 mod sql;
 
 use std::process::ExitCode;
@@ -87,6 +89,13 @@ fn main() -> ExitCode {
                 c.ratio, c.p99_added_us
             )
         }
+        "redis" => match runtime.block_on(redis::run(&args)) {
+            Ok(c) => format!("redis ratio={:.3}", c.ratio),
+            Err(e) => {
+                eprintln!("redis: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         "sql" => match runtime.block_on(sql::run(&args)) {
             Ok(c) => format!("sql ratio={:.3}", c.ratio),
             Err(e) => {

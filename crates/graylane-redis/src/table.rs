@@ -1,0 +1,430 @@
+//! Where each command names keys: the command table.
+//!
+//! Positions follow Redis's own key specifications (`COMMAND INFO`: first key, last key, step;
+//! and the "movable keys" commands whose key positions depend on their arguments). Index 0 is
+//! the command name. Commands not in this table are refused in a non-base lane.
+
+/// How a command names its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyRule {
+    /// No keys (and nothing that reads or writes other namespaces).
+    None,
+    /// Keys at `first`, `first + step`, ... up to `last` (negative: counted from the end, -1 is
+    /// the last argument).
+    Range {
+        first: usize,
+        last: isize,
+        step: usize,
+    },
+    /// `numkeys` at `numkeys_at`, then that many keys; `dest` is an extra key at 1.
+    NumKeys { numkeys_at: usize, dest: bool },
+    /// A subcommand at 1, then the key at 2 (`OBJECT ENCODING key`, `XGROUP CREATE key ...`).
+    SubThenKey,
+    /// `XREAD` / `XREADGROUP`: keys are the first half of the arguments after `STREAMS`.
+    Streams,
+    /// `SORT key [BY pattern] [GET pattern ...] [STORE dest]`.
+    Sort,
+    /// `SCAN cursor [MATCH pattern] ...`: the pattern is prefixed (or added).
+    Scan,
+    /// `KEYS pattern`.
+    KeysPattern,
+    /// `EVAL` / `EVALSHA script numkeys key ...`.
+    Eval,
+    /// `PUBLISH channel message`: the channel is namespaced like a key.
+    Channel,
+}
+
+/// What the reply carries that must be translated back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// Nothing.
+    Plain,
+    /// An array of key names (`KEYS`).
+    KeyList,
+    /// `[cursor, [key ...]]` (`SCAN`).
+    Scan,
+    /// `[key, ...]`: the first element is a key name (`BLPOP`, `LMPOP`, ...).
+    FirstIsKey,
+    /// `[[key, entries] ...]` or a map of key to entries (`XREAD`).
+    StreamKeys,
+}
+
+/// A command graylane knows how to keep in a lane.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spec {
+    pub(crate) keys: KeyRule,
+    pub(crate) reply: Reply,
+}
+
+const fn range(first: usize, last: isize, step: usize) -> Spec {
+    Spec {
+        keys: KeyRule::Range { first, last, step },
+        reply: Reply::Plain,
+    }
+}
+
+const ONE: Spec = range(1, 1, 1);
+const TWO: Spec = range(1, 2, 1);
+const ALL: Spec = range(1, -1, 1);
+
+const fn with(keys: KeyRule, reply: Reply) -> Spec {
+    Spec { keys, reply }
+}
+
+/// The supported commands, by upper-case name. Kept sorted; `SUPPORTED` in the crate root lists
+/// the names for documentation and tests.
+pub(crate) const TABLE: &[(&str, Spec)] = &[
+    ("APPEND", ONE),
+    ("BITCOUNT", ONE),
+    ("BITPOS", ONE),
+    ("BLMOVE", TWO),
+    (
+        "BLMPOP",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 2,
+                dest: false,
+            },
+            Reply::FirstIsKey,
+        ),
+    ),
+    (
+        "BLPOP",
+        with(
+            KeyRule::Range {
+                first: 1,
+                last: -2,
+                step: 1,
+            },
+            Reply::FirstIsKey,
+        ),
+    ),
+    (
+        "BRPOP",
+        with(
+            KeyRule::Range {
+                first: 1,
+                last: -2,
+                step: 1,
+            },
+            Reply::FirstIsKey,
+        ),
+    ),
+    (
+        "BZPOPMAX",
+        with(
+            KeyRule::Range {
+                first: 1,
+                last: -2,
+                step: 1,
+            },
+            Reply::FirstIsKey,
+        ),
+    ),
+    (
+        "BZPOPMIN",
+        with(
+            KeyRule::Range {
+                first: 1,
+                last: -2,
+                step: 1,
+            },
+            Reply::FirstIsKey,
+        ),
+    ),
+    ("COPY", TWO),
+    ("DECR", ONE),
+    ("DECRBY", ONE),
+    ("DEL", ALL),
+    ("DISCARD", with(KeyRule::None, Reply::Plain)),
+    ("DUMP", ONE),
+    ("ECHO", with(KeyRule::None, Reply::Plain)),
+    ("EVAL", with(KeyRule::Eval, Reply::Plain)),
+    ("EVALSHA", with(KeyRule::Eval, Reply::Plain)),
+    ("EXEC", with(KeyRule::None, Reply::Plain)),
+    ("EXISTS", ALL),
+    ("EXPIRE", ONE),
+    ("EXPIREAT", ONE),
+    ("EXPIRETIME", ONE),
+    ("GEOADD", ONE),
+    ("GEODIST", ONE),
+    ("GEOPOS", ONE),
+    ("GEOSEARCH", ONE),
+    ("GET", ONE),
+    ("GETBIT", ONE),
+    ("GETDEL", ONE),
+    ("GETEX", ONE),
+    ("GETRANGE", ONE),
+    ("GETSET", ONE),
+    ("HDEL", ONE),
+    ("HEXISTS", ONE),
+    ("HGET", ONE),
+    ("HGETALL", ONE),
+    ("HINCRBY", ONE),
+    ("HINCRBYFLOAT", ONE),
+    ("HKEYS", ONE),
+    ("HLEN", ONE),
+    ("HMGET", ONE),
+    ("HMSET", ONE),
+    ("HSCAN", ONE),
+    ("HSET", ONE),
+    ("HSETNX", ONE),
+    ("HSTRLEN", ONE),
+    ("HVALS", ONE),
+    ("INCR", ONE),
+    ("INCRBY", ONE),
+    ("INCRBYFLOAT", ONE),
+    ("KEYS", with(KeyRule::KeysPattern, Reply::KeyList)),
+    ("LINDEX", ONE),
+    ("LINSERT", ONE),
+    ("LLEN", ONE),
+    ("LMOVE", TWO),
+    (
+        "LMPOP",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 1,
+                dest: false,
+            },
+            Reply::FirstIsKey,
+        ),
+    ),
+    ("LPOP", ONE),
+    ("LPOS", ONE),
+    ("LPUSH", ONE),
+    ("LPUSHX", ONE),
+    ("LRANGE", ONE),
+    ("LREM", ONE),
+    ("LSET", ONE),
+    ("LTRIM", ONE),
+    ("MGET", ALL),
+    ("MSET", range(1, -1, 2)),
+    ("MSETNX", range(1, -1, 2)),
+    ("MULTI", with(KeyRule::None, Reply::Plain)),
+    ("OBJECT", with(KeyRule::SubThenKey, Reply::Plain)),
+    ("PERSIST", ONE),
+    ("PEXPIRE", ONE),
+    ("PEXPIREAT", ONE),
+    ("PEXPIRETIME", ONE),
+    ("PFADD", ONE),
+    ("PFCOUNT", ALL),
+    ("PFMERGE", ALL),
+    ("PING", with(KeyRule::None, Reply::Plain)),
+    ("PSETEX", ONE),
+    ("PTTL", ONE),
+    ("PUBLISH", with(KeyRule::Channel, Reply::Plain)),
+    ("RENAME", TWO),
+    ("RENAMENX", TWO),
+    ("RESTORE", ONE),
+    ("RPOP", ONE),
+    ("RPOPLPUSH", TWO),
+    ("RPUSH", ONE),
+    ("RPUSHX", ONE),
+    ("SADD", ONE),
+    ("SCAN", with(KeyRule::Scan, Reply::Scan)),
+    ("SCARD", ONE),
+    ("SDIFF", ALL),
+    ("SDIFFSTORE", ALL),
+    ("SET", ONE),
+    ("SETBIT", ONE),
+    ("SETEX", ONE),
+    ("SETNX", ONE),
+    ("SETRANGE", ONE),
+    ("SINTER", ALL),
+    (
+        "SINTERCARD",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 1,
+                dest: false,
+            },
+            Reply::Plain,
+        ),
+    ),
+    ("SINTERSTORE", ALL),
+    ("SISMEMBER", ONE),
+    ("SMEMBERS", ONE),
+    ("SMISMEMBER", ONE),
+    ("SMOVE", TWO),
+    ("SORT", with(KeyRule::Sort, Reply::Plain)),
+    ("SPOP", ONE),
+    ("SRANDMEMBER", ONE),
+    ("SREM", ONE),
+    ("SSCAN", ONE),
+    ("STRLEN", ONE),
+    ("SUNION", ALL),
+    ("SUNIONSTORE", ALL),
+    ("TIME", with(KeyRule::None, Reply::Plain)),
+    ("TOUCH", ALL),
+    ("TTL", ONE),
+    ("TYPE", ONE),
+    ("UNLINK", ALL),
+    ("UNWATCH", with(KeyRule::None, Reply::Plain)),
+    ("WATCH", ALL),
+    ("XACK", ONE),
+    ("XADD", ONE),
+    ("XAUTOCLAIM", ONE),
+    ("XCLAIM", ONE),
+    ("XDEL", ONE),
+    ("XGROUP", with(KeyRule::SubThenKey, Reply::Plain)),
+    ("XLEN", ONE),
+    ("XPENDING", ONE),
+    ("XRANGE", ONE),
+    ("XREAD", with(KeyRule::Streams, Reply::StreamKeys)),
+    ("XREADGROUP", with(KeyRule::Streams, Reply::StreamKeys)),
+    ("XREVRANGE", ONE),
+    ("XTRIM", ONE),
+    ("ZADD", ONE),
+    ("ZCARD", ONE),
+    ("ZCOUNT", ONE),
+    (
+        "ZDIFF",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 1,
+                dest: false,
+            },
+            Reply::Plain,
+        ),
+    ),
+    (
+        "ZDIFFSTORE",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 2,
+                dest: true,
+            },
+            Reply::Plain,
+        ),
+    ),
+    ("ZINCRBY", ONE),
+    (
+        "ZINTER",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 1,
+                dest: false,
+            },
+            Reply::Plain,
+        ),
+    ),
+    (
+        "ZINTERCARD",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 1,
+                dest: false,
+            },
+            Reply::Plain,
+        ),
+    ),
+    (
+        "ZINTERSTORE",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 2,
+                dest: true,
+            },
+            Reply::Plain,
+        ),
+    ),
+    (
+        "ZMPOP",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 1,
+                dest: false,
+            },
+            Reply::FirstIsKey,
+        ),
+    ),
+    ("ZMSCORE", ONE),
+    ("ZPOPMAX", ONE),
+    ("ZPOPMIN", ONE),
+    ("ZRANGE", ONE),
+    ("ZRANGEBYSCORE", ONE),
+    ("ZRANGESTORE", TWO),
+    ("ZRANK", ONE),
+    ("ZREM", ONE),
+    ("ZREMRANGEBYRANK", ONE),
+    ("ZREMRANGEBYSCORE", ONE),
+    ("ZREVRANGE", ONE),
+    ("ZREVRANK", ONE),
+    ("ZSCAN", ONE),
+    ("ZSCORE", ONE),
+    (
+        "ZUNION",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 1,
+                dest: false,
+            },
+            Reply::Plain,
+        ),
+    ),
+    (
+        "ZUNIONSTORE",
+        with(
+            KeyRule::NumKeys {
+                numkeys_at: 2,
+                dest: true,
+            },
+            Reply::Plain,
+        ),
+    ),
+];
+
+/// Commands refused in a lane with the reason (anything else unknown is refused too).
+pub(crate) const REFUSED: &[(&str, &str)] = &[
+    ("FLUSHALL", "it would delete base keys"),
+    ("FLUSHDB", "it would delete base keys"),
+    ("SELECT", "lanes are namespaces within one database"),
+    ("SWAPDB", "it swaps base data"),
+    ("MOVE", "it moves keys out of the namespace"),
+    ("MIGRATE", "it moves keys out of the namespace"),
+    ("RANDOMKEY", "it returns keys of any namespace"),
+    ("DBSIZE", "it counts keys of every namespace"),
+    (
+        "SUBSCRIBE",
+        "subscribe to `LaneRedis::channel(name)` on a dedicated connection instead",
+    ),
+    (
+        "PSUBSCRIBE",
+        "subscribe to `LaneRedis::channel(name)` on a dedicated connection instead",
+    ),
+    ("FCALL", "functions may name keys the wrapper cannot see"),
+    (
+        "SCRIPT",
+        "script management is an operator task, not lane traffic",
+    ),
+    ("CONFIG", "server configuration is not lane traffic"),
+    ("DEBUG", "server debugging is not lane traffic"),
+];
+
+/// The spec of `name` (upper-cased by the caller), if supported.
+pub(crate) fn lookup(name: &str) -> Option<Spec> {
+    TABLE
+        .binary_search_by(|(n, _)| (*n).cmp(name))
+        .ok()
+        .map(|i| TABLE[i].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique_for_binary_search() {
+        for w in TABLE.windows(2) {
+            assert!(w[0].0 < w[1].0, "{} before {}", w[0].0, w[1].0);
+        }
+        for (refused, _) in REFUSED {
+            assert!(
+                lookup(refused).is_none(),
+                "{refused} is both supported and refused"
+            );
+        }
+        assert!(lookup("GET").is_some());
+        assert!(lookup("NOPE").is_none());
+    }
+}
