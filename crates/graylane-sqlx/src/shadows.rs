@@ -3,7 +3,7 @@
 use std::fmt;
 
 use graylane_core::Lane;
-use graylane_core::spec::LaneSpec;
+use graylane_core::spec::{LaneSpec, is_sql_identifier};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, Row};
@@ -107,15 +107,6 @@ pub struct Shadows {
     base: PgConnectOptions,
 }
 
-fn is_ident(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && (b[0].is_ascii_lowercase() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
-}
-
 impl Shadows {
     /// Shadow schemas named by `spec`, in the database `base` connects to.
     pub fn new(spec: &LaneSpec, base: PgConnectOptions) -> Shadows {
@@ -139,7 +130,7 @@ impl Shadows {
             .pg_schema
             .ok_or(ShadowError::UnknownLane(lane))?;
         // Validated by the spec already; checked again because it is about to become SQL.
-        if !is_ident(&schema) || schema == "public" || schema.starts_with("pg_") {
+        if !is_sql_identifier(&schema) || schema == "public" || schema.starts_with("pg_") {
             return Err(ShadowError::BadIdentifier(schema));
         }
         Ok(schema)
@@ -211,7 +202,7 @@ impl Shadows {
     ) -> Result<u64, ShadowError> {
         let schema = self.schema(lane)?;
         for name in std::iter::once(&base_schema).chain(tables) {
-            if !is_ident(name) {
+            if !is_sql_identifier(name) {
                 return Err(ShadowError::BadIdentifier((*name).to_owned()));
             }
         }

@@ -937,7 +937,15 @@ fn mesh_matchable(m: &MatchSpec) -> Option<String> {
         .and_then(|all| all.iter().find_map(mesh_matchable))
 }
 
-fn is_sql_identifier(s: &str) -> bool {
+/// Whether `s` is a plain lowercase SQL identifier (`[a-z_][a-z0-9_]{0,62}`): what the spec
+/// accepts as a shadow schema name, and what data adapters accept as table names.
+///
+/// ```
+/// use graylane_core::spec::is_sql_identifier;
+/// assert!(is_sql_identifier("lane_gray"));
+/// assert!(!is_sql_identifier("x; DROP TABLE t"));
+/// ```
+pub fn is_sql_identifier(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
