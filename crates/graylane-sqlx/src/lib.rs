@@ -13,6 +13,9 @@
 //!   is the pool of the lane in scope; `sqlx::query`, `query_as`, transactions and migrations
 //!   work unchanged on it.
 //!
+//! MySQL/MariaDB (feature `mysql`): a shadow *database* per lane, with the same API
+//! ([`mysql::MySqlShadows`], [`LanePools::connect_lazy_mysql`]).
+//!
 //! Lane names never reach SQL text unvalidated: schema names come only from the validated spec
 //! (`[a-z_][a-z0-9_]*`), and are quoted on top.
 //!
@@ -48,12 +51,15 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub mod mysql;
 mod pools;
 mod shadows;
 
 pub use pools::{LanePools, NotProvisioned};
 pub use shadows::{SchemaStatus, ShadowError, Shadows, quote_ident};
 
-/// The comment graylane puts on the schemas it creates; [`Shadows::drop`] only drops schemas
-/// that carry it.
+/// The comment graylane puts on the PostgreSQL schemas it creates; [`Shadows::drop`] only drops
+/// schemas that carry it.
 pub const SHADOW_MARKER: &str = "graylane shadow schema";

@@ -52,7 +52,7 @@ impl fmt::Display for ShadowError {
             ShadowError::UnknownLane(l) => write!(f, "lane {l} is not in the lane spec"),
             ShadowError::NotOurs { schema } => write!(
                 f,
-                "schema {schema} exists but was not created by graylane (no '{SHADOW_MARKER}' comment); refusing"
+                "{schema} exists but was not created by graylane (no '{SHADOW_MARKER}' mark); refusing"
             ),
             ShadowError::BadIdentifier(s) => write!(f, "{s:?} is not a plain SQL identifier"),
             ShadowError::Sql(e) => write!(f, "database error: {e}"),
@@ -107,6 +107,36 @@ pub struct Shadows {
     base: PgConnectOptions,
 }
 
+/// The shadow schema (PostgreSQL) or database (MySQL) name of `lane`; refuses base and lanes
+/// not in the spec.
+pub(crate) fn shadow_name(spec: &LaneSpec, lane: Lane) -> Result<String, ShadowError> {
+    if lane.is_base() {
+        return Err(ShadowError::Base);
+    }
+    if !spec.lane_set().contains(lane) {
+        return Err(ShadowError::UnknownLane(lane));
+    }
+    let name = spec
+        .data_names(lane)
+        .pg_schema
+        .ok_or(ShadowError::UnknownLane(lane))?;
+    // Validated by the spec already; checked again because it is about to become SQL.
+    if !is_sql_identifier(&name)
+        || [
+            "public",
+            "mysql",
+            "sys",
+            "information_schema",
+            "performance_schema",
+        ]
+        .contains(&name.as_str())
+        || name.starts_with("pg_")
+    {
+        return Err(ShadowError::BadIdentifier(name));
+    }
+    Ok(name)
+}
+
 impl Shadows {
     /// Shadow schemas named by `spec`, in the database `base` connects to.
     pub fn new(spec: &LaneSpec, base: PgConnectOptions) -> Shadows {
@@ -118,22 +148,7 @@ impl Shadows {
 
     /// The schema of `lane`; refuses base and unknown lanes.
     pub fn schema(&self, lane: Lane) -> Result<String, ShadowError> {
-        if lane.is_base() {
-            return Err(ShadowError::Base);
-        }
-        if !self.spec.lane_set().contains(lane) {
-            return Err(ShadowError::UnknownLane(lane));
-        }
-        let schema = self
-            .spec
-            .data_names(lane)
-            .pg_schema
-            .ok_or(ShadowError::UnknownLane(lane))?;
-        // Validated by the spec already; checked again because it is about to become SQL.
-        if !is_sql_identifier(&schema) || schema == "public" || schema.starts_with("pg_") {
-            return Err(ShadowError::BadIdentifier(schema));
-        }
-        Ok(schema)
+        shadow_name(&self.spec, lane)
     }
 
     async fn admin(&self) -> Result<PgConnection, ShadowError> {
