@@ -6,7 +6,13 @@
 //! graylane route --spec graylane.yaml -H 'x-user-group: beta'  explain where a request goes
 //! graylane token --spec graylane.yaml --lane gray --ttl 2h     mint a signed lane token
 //! graylane check --spec graylane.yaml [--manifests k8s/]       validate spec and manifests
+//! graylane shadow provision --spec graylane.yaml --lane gray --migrations ./migrations
+//! graylane shadow status --spec graylane.yaml [--json]         shadow schemas / databases
+//! graylane shadow drop --spec graylane.yaml --lane gray        after the release
 //! ```
+//!
+//! `shadow` reads the database from `--database-url` or `DATABASE_URL` (`postgres://...` or
+//! `mysql://...`).
 //!
 //! Exit codes: 0 success; 1 the check found problems (or drift); 2 bad input (usage, spec,
 //! files).
@@ -90,6 +96,11 @@ enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// Manage the lanes' shadow schemas (PostgreSQL) or databases (MySQL/MariaDB).
+    Shadow {
+        #[command(subcommand)]
+        action: ShadowAction,
+    },
     /// Validate a spec and its manifests: upstream schemas, cross-checks, drift.
     Check {
         /// The lane spec.
@@ -98,6 +109,47 @@ enum Command {
         /// Manifests to check (default: check the generated ones).
         #[arg(long)]
         manifests: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ShadowTarget {
+    /// The lane spec.
+    #[arg(long, default_value = "graylane.yaml")]
+    spec: PathBuf,
+    /// The database (`postgres://...` or `mysql://...`); default: `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum ShadowAction {
+    /// Create a lane's shadow and run the application's migrations in it (idempotent).
+    Provision {
+        #[command(flatten)]
+        target: ShadowTarget,
+        /// The lane.
+        #[arg(long)]
+        lane: String,
+        /// The application's sqlx migrations directory.
+        #[arg(long, default_value = "migrations")]
+        migrations: PathBuf,
+    },
+    /// Drop a lane's shadow (refuses base and anything graylane did not create).
+    Drop {
+        #[command(flatten)]
+        target: ShadowTarget,
+        /// The lane.
+        #[arg(long)]
+        lane: String,
+    },
+    /// Show every lane's shadow: exists, created by graylane, migrations, tables.
+    Status {
+        #[command(flatten)]
+        target: ShadowTarget,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -142,6 +194,7 @@ fn main() -> ExitCode {
             manifests,
             json,
         } => check_cmd(&spec, manifests.as_deref(), json),
+        Command::Shadow { action } => shadow(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -544,4 +597,139 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+fn shadow(action: ShadowAction) -> Result<(), Fail> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bad_input(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(shadow_async(action))
+}
+
+/// The shadow manager for a database URL.
+enum Db {
+    Postgres(graylane_sqlx::Shadows),
+    MySql(graylane_sqlx::mysql::MySqlShadows),
+}
+
+fn open_db(target: &ShadowTarget) -> Result<(LaneSpec, Db), Fail> {
+    let spec = load(&target.spec)?;
+    let url = target.database_url.as_str();
+    let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let opts = url
+            .parse()
+            .map_err(|e| bad_input(format!("--database-url: {e}")))?;
+        Db::Postgres(graylane_sqlx::Shadows::new(&spec, opts))
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        let opts = url
+            .replacen("mariadb://", "mysql://", 1)
+            .parse()
+            .map_err(|e| bad_input(format!("--database-url: {e}")))?;
+        Db::MySql(graylane_sqlx::mysql::MySqlShadows::new(&spec, opts))
+    } else {
+        return Err(bad_input(
+            "--database-url must start with postgres:// or mysql://",
+        ));
+    };
+    Ok((spec, db))
+}
+
+fn lane_arg(spec: &LaneSpec, lane: &str) -> Result<Lane, Fail> {
+    let lane = Lane::new(lane).map_err(|e| bad_input(format!("--lane {lane:?}: {e}")))?;
+    if !spec.lane_set().contains(lane) {
+        return Err(bad_input(format!("lane {lane} is not in the spec")));
+    }
+    Ok(lane)
+}
+
+#[derive(serde::Serialize)]
+struct StatusRow {
+    lane: String,
+    name: String,
+    exists: bool,
+    created_by_graylane: bool,
+    migrations: i64,
+    tables: i64,
+}
+
+async fn shadow_async(action: ShadowAction) -> Result<(), Fail> {
+    let failed = |e: graylane_sqlx::ShadowError| Fail(e.to_string(), 1);
+    match action {
+        ShadowAction::Provision {
+            target,
+            lane,
+            migrations,
+        } => {
+            let (spec, db) = open_db(&target)?;
+            let lane = lane_arg(&spec, &lane)?;
+            let migrator = sqlx::migrate::Migrator::new(migrations.as_path())
+                .await
+                .map_err(|e| bad_input(format!("{}: {e}", migrations.display())))?;
+            let name = match &db {
+                Db::Postgres(s) => {
+                    s.provision(lane, &migrator).await.map_err(failed)?;
+                    s.schema(lane).map_err(failed)?
+                }
+                Db::MySql(s) => {
+                    s.provision(lane, &migrator).await.map_err(failed)?;
+                    s.database(lane).map_err(failed)?
+                }
+            };
+            println!(
+                "lane {lane}: {name} provisioned ({} migrations known)",
+                migrator.iter().count()
+            );
+        }
+        ShadowAction::Drop { target, lane } => {
+            let (spec, db) = open_db(&target)?;
+            let lane = lane_arg(&spec, &lane)?;
+            let dropped = match &db {
+                Db::Postgres(s) => s.drop(lane).await.map_err(failed)?,
+                Db::MySql(s) => s.drop(lane).await.map_err(failed)?,
+            };
+            println!(
+                "lane {lane}: {}",
+                if dropped {
+                    "dropped"
+                } else {
+                    "nothing to drop"
+                }
+            );
+        }
+        ShadowAction::Status { target, json } => {
+            let (_, db) = open_db(&target)?;
+            let status = match &db {
+                Db::Postgres(s) => s.status().await.map_err(failed)?,
+                Db::MySql(s) => s.status().await.map_err(failed)?,
+            };
+            let rows: Vec<StatusRow> = status
+                .into_iter()
+                .map(|s| StatusRow {
+                    lane: s.lane.to_string(),
+                    name: s.schema,
+                    exists: s.exists,
+                    created_by_graylane: s.ours,
+                    migrations: s.migrations,
+                    tables: s.tables,
+                })
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).map_err(|e| bad_input(e.to_string()))?
+                );
+            } else {
+                for r in &rows {
+                    let state = match (r.exists, r.created_by_graylane) {
+                        (false, _) => "absent".to_owned(),
+                        (true, false) => "EXISTS BUT NOT CREATED BY GRAYLANE".to_owned(),
+                        (true, true) => format!("{} migrations, {} tables", r.migrations, r.tables),
+                    };
+                    println!("{:<12} {:<30} {state}", r.lane, r.name);
+                }
+            }
+        }
+    }
+    Ok(())
 }

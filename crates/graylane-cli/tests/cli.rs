@@ -236,3 +236,70 @@ fn help_lists_the_commands() {
     let (code, _, _) = text(&graylane(&["frobnicate"]));
     assert_eq!(code, 2);
 }
+
+#[test]
+fn shadow_provision_status_drop_on_postgres_and_mariadb() {
+    let dir = TempDir::new("shadow");
+    let prefix = format!("glcli_{}", std::process::id());
+    let spec = dir.0.join("graylane.yaml");
+    std::fs::write(
+        &spec,
+        format!("lanes: [{{name: gray}}]\ndata: {{pg_schema: \"{prefix}_{{lane}}\"}}\n"),
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    let cases = [
+        (
+            "postgres://postgres@127.0.0.1:5432/test",
+            "crates/graylane-sqlx/tests/migrations",
+        ),
+        (
+            "mysql://root@127.0.0.1:3306",
+            "crates/graylane-sqlx/tests/migrations-mysql",
+        ),
+    ];
+    for (url, migrations) in cases {
+        let run = |args: &[&str]| {
+            let mut all = vec!["shadow"];
+            all.extend_from_slice(&args[..1]);
+            all.extend_from_slice(&["--spec", spec, "--database-url", url]);
+            all.extend_from_slice(&args[1..]);
+            text(&graylane(&all))
+        };
+        let (code, stdout, stderr) =
+            run(&["provision", "--lane", "gray", "--migrations", migrations]);
+        assert_eq!(code, 0, "{url}: {stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!(
+                "lane gray: {prefix}_gray provisioned (2 migrations known)"
+            )),
+            "{stdout}"
+        );
+        let (code, stdout, _) = run(&["status", "--json"]);
+        assert_eq!(code, 0);
+        let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(rows[0]["exists"], true, "{url}");
+        assert_eq!(rows[0]["created_by_graylane"], true);
+        assert_eq!(rows[0]["migrations"], 2);
+        let (code, _, stderr) = run(&["drop", "--lane", "base"]);
+        assert_eq!(code, 1);
+        assert!(stderr.contains("refusing to touch base"), "{stderr}");
+        let (code, stdout, _) = run(&["drop", "--lane", "gray"]);
+        assert_eq!((code, stdout.trim()), (0, "lane gray: dropped"), "{url}");
+        let (_, stdout, _) = run(&["status"]);
+        assert!(stdout.contains("absent"), "{stdout}");
+    }
+    let (code, _, stderr) = text(&graylane(&[
+        "shadow",
+        "status",
+        "--spec",
+        spec,
+        "--database-url",
+        "redis://x",
+    ]));
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("must start with postgres:// or mysql://"),
+        "{stderr}"
+    );
+}
