@@ -109,10 +109,23 @@ impl Namespaces {
 
 /// A connection whose keys live in the namespace of the lane in scope. Cheap to clone when the
 /// inner connection is.
-#[derive(Clone)]
 pub struct LaneRedis<C> {
     inner: C,
     shared: Arc<Shared>,
+    // The rewritten command. Owned by the connection handle (`&mut self` for the whole
+    // request), reused across commands: a lane pays no allocation for the rewrite once warm.
+    scratch: Option<Cmd>,
+}
+
+impl<C: Clone> Clone for LaneRedis<C> {
+    fn clone(&self) -> Self {
+        LaneRedis {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            // Base traffic never needs one: made on the first lane command.
+            scratch: None,
+        }
+    }
 }
 
 struct Shared {
@@ -138,6 +151,7 @@ impl<C> LaneRedis<C> {
                 namespaces,
                 refused: AtomicU64::new(0),
             }),
+            scratch: None,
         }
     }
 
@@ -174,42 +188,70 @@ fn refuse(name: &str, lane: Lane, why: &str) -> RedisError {
     ))
 }
 
-/// A command rewritten for a lane, and how to translate its reply.
+/// How to translate the reply of a rewritten command.
 struct Rewritten {
-    cmd: Cmd,
     reply: Reply,
-    /// For read-through: the same command on the base key.
-    fallback: Option<Cmd>,
+    /// Read-through: on a miss, run the caller's command as it is (on the base key).
+    read_through: bool,
 }
 
-/// The arguments of `cmd` (name first). Borrowed, except for a command with a cursor argument,
-/// whose value is only in the packed form.
-fn args_of(cmd: &Cmd) -> RedisResult<Vec<std::borrow::Cow<'_, [u8]>>> {
-    use std::borrow::Cow;
-    if !cmd.in_scan_mode() {
-        return Ok(cmd
-            .args_iter()
-            .filter_map(|a| match a {
-                Arg::Simple(b) => Some(Cow::Borrowed(b)),
-                _ => None,
-            })
-            .collect());
+/// The arguments of a command (name first), read in place; a command with a cursor argument
+/// is unpacked once, since the cursor's value is only in the packed form.
+enum Args<'c> {
+    InPlace(&'c Cmd, usize),
+    Unpacked(Vec<Vec<u8>>),
+}
+
+impl<'c> Args<'c> {
+    fn of(cmd: &'c Cmd) -> RedisResult<Args<'c>> {
+        if !cmd.in_scan_mode() {
+            return Ok(Args::InPlace(cmd, cmd.args_iter().len()));
+        }
+        let unexpected = || RedisError::from((ErrorKind::Client, "unexpected packed command"));
+        match redis::parse_redis_value(&cmd.get_packed_command())? {
+            Value::Array(items) => Ok(Args::Unpacked(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::BulkString(b) => Ok(b),
+                        _ => Err(unexpected()),
+                    })
+                    .collect::<RedisResult<_>>()?,
+            )),
+            _ => Err(unexpected()),
+        }
     }
-    match redis::parse_redis_value(&cmd.get_packed_command())? {
-        Value::Array(items) => items
+
+    fn len(&self) -> usize {
+        match self {
+            Args::InPlace(_, n) => *n,
+            Args::Unpacked(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        match self {
+            Args::InPlace(cmd, _) => match cmd.args_iter().nth(i)? {
+                Arg::Simple(b) => Some(b),
+                _ => None,
+            },
+            Args::Unpacked(v) => v.get(i).map(Vec::as_slice),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let (in_place, unpacked) = match self {
+            Args::InPlace(cmd, _) => (Some(cmd.args_iter()), None),
+            Args::Unpacked(v) => (None, Some(v.iter().map(Vec::as_slice))),
+        };
+        in_place
             .into_iter()
-            .map(|v| match v {
-                Value::BulkString(b) => Ok(Cow::Owned(b)),
-                _ => Err(RedisError::from((
-                    ErrorKind::Client,
-                    "unexpected packed command",
-                ))),
+            .flatten()
+            .map(|a| match a {
+                Arg::Simple(b) => b,
+                _ => &[][..],
             })
-            .collect(),
-        _ => Err(RedisError::from((
-            ErrorKind::Client,
-            "unexpected packed command",
-        ))),
+            .chain(unpacked.into_iter().flatten())
     }
 }
 
@@ -277,17 +319,12 @@ impl KeySet {
     }
 }
 
-fn key_positions<A: AsRef<[u8]>>(
-    name: &str,
-    spec: Spec,
-    args: &[A],
-    lane: Lane,
-) -> RedisResult<KeySet> {
+fn key_positions(name: &str, spec: Spec, args: &Args<'_>, lane: Lane) -> RedisResult<KeySet> {
     let n = args.len();
     let bad = |why: &str| refuse(name, lane, why);
     let number = |i: usize| -> RedisResult<usize> {
         args.get(i)
-            .and_then(|a| std::str::from_utf8(a.as_ref()).ok())
+            .and_then(|a| std::str::from_utf8(a).ok())
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("its numkeys argument is not a number"))
     };
@@ -327,7 +364,7 @@ fn key_positions<A: AsRef<[u8]>>(
                 return Err(bad("numkeys exceeds the arguments"));
             }
             if k == 0 {
-                let script = args.get(1).map(AsRef::as_ref).unwrap_or_default();
+                let script = args.get(1).unwrap_or_default();
                 let touches = name == "EVALSHA"
                     || script.windows(10).any(|w| w == b"redis.call")
                     || script.windows(11).any(|w| w == b"redis.pcall");
@@ -357,7 +394,7 @@ fn key_positions<A: AsRef<[u8]>>(
         KeyRule::Streams => {
             let at = args
                 .iter()
-                .position(|a| a.as_ref().eq_ignore_ascii_case(b"STREAMS"))
+                .position(|a| a.eq_ignore_ascii_case(b"STREAMS"))
                 .ok_or_else(|| bad("STREAMS is missing"))?;
             let rest = n - at - 1;
             if rest == 0 || !rest.is_multiple_of(2) {
@@ -373,11 +410,11 @@ fn key_positions<A: AsRef<[u8]>>(
             let mut v = vec![1];
             let mut i = 2;
             while i < n {
-                let a = args[i].as_ref().to_ascii_uppercase();
+                let a = args.get(i).unwrap_or_default().to_ascii_uppercase();
                 match a.as_slice() {
                     b"BY" | b"GET" => {
                         // `GET #` is the element itself; a BY pattern without `*` disables sorting.
-                        let next = args.get(i + 1).map(AsRef::as_ref);
+                        let next = args.get(i + 1);
                         if next.is_some_and(|p| p != b"#" && (a == b"GET" || p.contains(&b'*'))) {
                             v.push(i + 1);
                         }
@@ -398,78 +435,77 @@ fn key_positions<A: AsRef<[u8]>>(
     })
 }
 
-impl<C> LaneRedis<C> {
-    fn rewrite(&self, cmd: &Cmd, lane: Lane, prefix: &[u8]) -> RedisResult<Rewritten> {
-        let args = args_of(cmd)?;
-        // Upper-case the name on the stack: every command pays this.
-        let raw_name = args.first().map(AsRef::as_ref).unwrap_or_default();
-        let mut buf = [0u8; 24];
-        let name = match buf.get_mut(..raw_name.len()) {
-            Some(dst) => {
-                dst.copy_from_slice(raw_name);
-                dst.make_ascii_uppercase();
-                std::str::from_utf8(dst).unwrap_or("")
-            }
-            None => "",
-        };
-        let refused = |why: &str| {
-            self.shared.refused.fetch_add(1, Ordering::Relaxed);
-            refuse(
-                &String::from_utf8_lossy(raw_name).to_ascii_uppercase(),
-                lane,
-                why,
-            )
-        };
-        let Some(spec) = table::lookup(name) else {
-            let why = REFUSED.iter().find(|(n, _)| *n == name).map_or(
-                "the command is not in graylane's command table",
-                |(_, why)| why,
-            );
-            return Err(refused(why));
-        };
-        let positions = key_positions(name, spec, &args, lane).inspect_err(|_| {
-            self.shared.refused.fetch_add(1, Ordering::Relaxed);
-        })?;
-        // Patterns: the KEYS pattern, the SCAN MATCH pattern (added when absent).
-        let pattern_at = match spec.keys {
-            KeyRule::KeysPattern if args.len() > 1 => Some(1),
-            KeyRule::KeysPattern => return Err(refused("KEYS needs a pattern")),
-            KeyRule::Scan => match args
-                .iter()
-                .position(|a| a.as_ref().eq_ignore_ascii_case(b"MATCH"))
-            {
-                Some(at) if at + 1 < args.len() => Some(at + 1),
-                Some(_) => return Err(refused("MATCH needs a pattern")),
-                None => None,
-            },
-            _ => None,
-        };
-        let bytes: usize = args.iter().map(|a| a.as_ref().len() + prefix.len()).sum();
-        let mut out = Cmd::with_capacity(args.len() + 2, bytes + prefix.len() + 8);
-        for (i, a) in args.iter().enumerate() {
-            if positions.contains(i) || pattern_at == Some(i) {
-                out.arg(Prefixed(prefix, a.as_ref()));
-            } else {
-                out.arg(a.as_ref());
-            }
+/// Writes `cmd`, rewritten for `lane`, into `out` (cleared first).
+fn rewrite(
+    shared: &Shared,
+    cmd: &Cmd,
+    lane: Lane,
+    prefix: &[u8],
+    out: &mut Cmd,
+) -> RedisResult<Rewritten> {
+    let args = Args::of(cmd)?;
+    // Upper-case the name on the stack: every command pays this.
+    let raw_name = args.get(0).unwrap_or_default();
+    let mut buf = [0u8; 24];
+    let name = match buf.get_mut(..raw_name.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(raw_name);
+            dst.make_ascii_uppercase();
+            std::str::from_utf8(dst).unwrap_or("")
         }
-        if spec.keys == KeyRule::Scan && pattern_at.is_none() {
-            out.arg("MATCH").arg(Prefixed(prefix, b"*"));
+        None => "",
+    };
+    let refused = |why: &str| {
+        shared.refused.fetch_add(1, Ordering::Relaxed);
+        refuse(
+            &String::from_utf8_lossy(raw_name).to_ascii_uppercase(),
+            lane,
+            why,
+        )
+    };
+    let Some(spec) = table::lookup(name) else {
+        let why = REFUSED.iter().find(|(n, _)| *n == name).map_or(
+            "the command is not in graylane's command table",
+            |(_, why)| why,
+        );
+        return Err(refused(why));
+    };
+    let positions = key_positions(name, spec, &args, lane).inspect_err(|_| {
+        shared.refused.fetch_add(1, Ordering::Relaxed);
+    })?;
+    // Patterns: the KEYS pattern, the SCAN MATCH pattern (added when absent).
+    let pattern_at = match spec.keys {
+        KeyRule::KeysPattern if args.len() > 1 => Some(1),
+        KeyRule::KeysPattern => return Err(refused("KEYS needs a pattern")),
+        KeyRule::Scan => match args.iter().position(|a| a.eq_ignore_ascii_case(b"MATCH")) {
+            Some(at) if at + 1 < args.len() => Some(at + 1),
+            Some(_) => return Err(refused("MATCH needs a pattern")),
+            None => None,
+        },
+        _ => None,
+    };
+    out.clear();
+    for (i, a) in args.iter().enumerate() {
+        if positions.contains(i) || pattern_at == Some(i) {
+            out.arg(Prefixed(prefix, a));
+        } else {
+            out.arg(a);
         }
-        out.set_no_response(cmd.is_no_response());
-        let read_through = &self.shared.namespaces.read_through;
-        let fallback = (!read_through.is_empty()
-            && matches!(name, "GET" | "HGET" | "HGETALL")
-            && args
-                .get(1)
-                .is_some_and(|k| read_through.iter().any(|p| glob_match(p.as_bytes(), k))))
-        .then(|| cmd.clone());
-        Ok(Rewritten {
-            cmd: out,
-            reply: spec.reply,
-            fallback,
-        })
     }
+    if spec.keys == KeyRule::Scan && pattern_at.is_none() {
+        out.arg("MATCH").arg(Prefixed(prefix, b"*"));
+    }
+    out.set_no_response(cmd.is_no_response());
+    let read_through = &shared.namespaces.read_through;
+    let read_through = !read_through.is_empty()
+        && matches!(name, "GET" | "HGET" | "HGETALL")
+        && args
+            .get(1)
+            .is_some_and(|k| read_through.iter().any(|p| glob_match(p.as_bytes(), k)));
+    Ok(Rewritten {
+        reply: spec.reply,
+        read_through,
+    })
 }
 
 fn strip(prefix: &[u8], v: Value) -> Value {
@@ -539,22 +575,33 @@ impl<C: ConnectionLike + Send> ConnectionLike for LaneRedis<C> {
             // Base pays one thread-local read.
             return self.inner.req_packed_command(cmd);
         }
+        let LaneRedis {
+            inner,
+            shared,
+            scratch,
+        } = self;
+        let Some(prefix) = shared.namespaces.prefix(lane) else {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            let err = refuse("any command", lane, "the lane has no namespace in the spec");
+            return Box::pin(std::future::ready(Err(err)));
+        };
+        // Sized once for this handle; later commands reuse the buffers.
+        let scratch = scratch.get_or_insert_with(|| Cmd::with_capacity(8, 256));
+        let rewritten = match rewrite(shared, cmd, lane, prefix, scratch) {
+            Ok(r) => r,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        if rewritten.reply == Reply::Plain && !rewritten.read_through {
+            // The common case: nothing to translate back, so no future of our own.
+            return inner.req_packed_command(&*scratch);
+        }
         Box::pin(async move {
-            let shared = self.shared.clone();
-            let Some(prefix) = shared.namespaces.prefix(lane) else {
-                shared.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(refuse(
-                    "any command",
-                    lane,
-                    "the lane has no namespace in the spec",
-                ));
-            };
-            let rewritten = self.rewrite(cmd, lane, prefix)?;
-            let reply = self.inner.req_packed_command(&rewritten.cmd).await?;
-            let reply = match rewritten.fallback {
+            let reply = inner.req_packed_command(&*scratch).await?;
+            let reply = if rewritten.read_through && is_miss(&reply) {
                 // Read-through: a lane miss reads base; nothing is written anywhere.
-                Some(base) if is_miss(&reply) => self.inner.req_packed_command(&base).await?,
-                _ => reply,
+                inner.req_packed_command(cmd).await?
+            } else {
+                reply
             };
             Ok(fix_reply(prefix, rewritten.reply, reply))
         })
@@ -587,9 +634,10 @@ impl<C: ConnectionLike + Send> ConnectionLike for LaneRedis<C> {
             let mut replies = Vec::with_capacity(pipeline.len());
             // The whole pipeline is refused before anything is sent if one command is unsafe.
             for cmd in pipeline.cmd_iter() {
-                let r = self.rewrite(cmd, lane, prefix)?;
+                let mut out = Cmd::new();
+                let r = rewrite(&shared, cmd, lane, prefix, &mut out)?;
                 replies.push(r.reply);
-                rebuilt.add_command(r.cmd);
+                rebuilt.add_command(out);
             }
             let values = self
                 .inner
@@ -629,7 +677,7 @@ mod tests {
     use super::*;
 
     fn positions(cmd: &[&str]) -> RedisResult<Vec<usize>> {
-        let args: Vec<Vec<u8>> = cmd.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let args = Args::Unpacked(cmd.iter().map(|s| s.as_bytes().to_vec()).collect());
         let spec = table::lookup(cmd[0]).unwrap();
         key_positions(cmd[0], spec, &args, Lane::new("gray").unwrap()).map(|k| k.to_vec(args.len()))
     }

@@ -19,3 +19,13 @@ pub use graylane_http as layers;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use graylane_grpc as grpc;
+
+/// Redis key namespaces: [`graylane_redis`] (feature `redis`).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use graylane_redis as redis;
+
+/// SQL shadow schemas: [`graylane_sqlx`] (feature `sqlx`; `mysql` for MySQL/MariaDB).
+#[cfg(feature = "sqlx")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
+pub use graylane_sqlx as sqlx;
