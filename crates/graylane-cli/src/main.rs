@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+mod audit;
+
 use clap::{Parser, Subcommand};
 use graylane_core::coloring::SimpleRequest;
 use graylane_core::spec::LaneSpec;
@@ -101,6 +103,34 @@ enum Command {
         #[command(subcommand)]
         action: ShadowAction,
     },
+    /// Leak check: where does a lane's data appear outside the lane's namespace?
+    ///
+    /// The marker identifies the lane's data (e.g. the user ids of a gray test run). Every text
+    /// column of every table in the base schema/database and the lane's shadow, and every Redis
+    /// key, is searched for it. Exit 1 when any is found outside the lane.
+    Audit {
+        /// The lane spec.
+        #[arg(long, default_value = "graylane.yaml")]
+        spec: PathBuf,
+        /// The lane.
+        #[arg(long)]
+        lane: String,
+        /// A string only the lane's data contains (matched as a substring).
+        #[arg(long)]
+        marker: String,
+        /// The database (`postgres://...` or `mysql://...`); default: `DATABASE_URL`.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        /// The PostgreSQL schema holding base data.
+        #[arg(long, default_value = "public")]
+        base_schema: String,
+        /// The Redis server; default: `REDIS_URL`.
+        #[arg(long, env = "REDIS_URL")]
+        redis_url: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a spec and its manifests: upstream schemas, cross-checks, drift.
     Check {
         /// The lane spec.
@@ -157,9 +187,9 @@ enum ShadowAction {
 }
 
 /// A failure that ends the command: the message, and the exit code.
-struct Fail(String, u8);
+pub(crate) struct Fail(String, u8);
 
-fn bad_input(message: impl Into<String>) -> Fail {
+pub(crate) fn bad_input(message: impl Into<String>) -> Fail {
     Fail(message.into(), 2)
 }
 
@@ -195,6 +225,23 @@ fn main() -> ExitCode {
             json,
         } => check_cmd(&spec, manifests.as_deref(), json),
         Command::Shadow { action } => shadow(action),
+        Command::Audit {
+            spec,
+            lane,
+            marker,
+            database_url,
+            base_schema,
+            redis_url,
+            json,
+        } => audit::run(audit::Args {
+            spec,
+            lane,
+            marker,
+            database_url,
+            base_schema,
+            redis_url,
+            json,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -205,7 +252,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(spec: &Path) -> Result<LaneSpec, Fail> {
+pub(crate) fn load(spec: &Path) -> Result<LaneSpec, Fail> {
     LaneSpec::from_path(spec).map_err(|e| bad_input(e.to_string()))
 }
 
@@ -635,7 +682,7 @@ fn open_db(target: &ShadowTarget) -> Result<(LaneSpec, Db), Fail> {
     Ok((spec, db))
 }
 
-fn lane_arg(spec: &LaneSpec, lane: &str) -> Result<Lane, Fail> {
+pub(crate) fn lane_arg(spec: &LaneSpec, lane: &str) -> Result<Lane, Fail> {
     let lane = Lane::new(lane).map_err(|e| bad_input(format!("--lane {lane:?}: {e}")))?;
     if !spec.lane_set().contains(lane) {
         return Err(bad_input(format!("lane {lane} is not in the spec")));

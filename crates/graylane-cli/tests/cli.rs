@@ -303,3 +303,132 @@ fn shadow_provision_status_drop_on_postgres_and_mariadb() {
         "{stderr}"
     );
 }
+
+#[test]
+fn audit_finds_lane_data_outside_the_lane() {
+    use sqlx::Connection;
+    let dir = TempDir::new("audit");
+    let prefix = format!("glaudit_{}", std::process::id());
+    let marker = format!("gray-user-{}", std::process::id());
+    let spec_path = dir.0.join("graylane.yaml");
+    std::fs::write(
+        &spec_path,
+        format!("lanes: [{{name: gray}}]\ndata: {{pg_schema: \"{prefix}_{{lane}}\", redis_prefix: \"{prefix}:{{lane}}:\"}}\n"),
+    )
+    .unwrap();
+    let spec = spec_path.to_str().unwrap();
+    let pg = "postgres://postgres@127.0.0.1:5432/test";
+    let base_schema = format!("{prefix}_base");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sql = |q: String| {
+        rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(pg).await.unwrap();
+            sqlx::raw_sql(&q).execute(&mut c).await.unwrap();
+        })
+    };
+    let redis_set = |k: String| {
+        rt.block_on(async {
+            let mut c = redis::Client::open("redis://127.0.0.1:6379/")
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let () = redis::cmd("SET")
+                .arg(k)
+                .arg(1)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        })
+    };
+    sql(format!(
+        "CREATE SCHEMA {base_schema}; CREATE TABLE {base_schema}.customers (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL)"
+    ));
+    let migrations = "crates/graylane-sqlx/tests/migrations";
+    let (code, _, stderr) = text(&graylane(&[
+        "shadow",
+        "provision",
+        "--spec",
+        spec,
+        "--database-url",
+        pg,
+        "--lane",
+        "gray",
+        "--migrations",
+        migrations,
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    // The lane's own data, where it belongs.
+    sql(format!(
+        "INSERT INTO {prefix}_gray.customers (name) VALUES ('{marker}-a')"
+    ));
+    redis_set(format!("{prefix}:gray:{marker}:cart"));
+    let audit = |json: bool| {
+        let mut args = vec![
+            "audit",
+            "--spec",
+            spec,
+            "--lane",
+            "gray",
+            "--marker",
+            &marker,
+            "--database-url",
+            pg,
+            "--base-schema",
+            &base_schema,
+            "--redis-url",
+            "redis://127.0.0.1:6379/",
+        ];
+        if json {
+            args.push("--json");
+        }
+        text(&graylane(&args))
+    };
+    let (code, stdout, stderr) = audit(false);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.ends_with("lane gray: 2 in the lane, 0 outside it\n"),
+        "{stdout}"
+    );
+
+    // A leak in base rows and one in base keys.
+    sql(format!(
+        "INSERT INTO {base_schema}.customers (name) VALUES ('{marker}-leaked')"
+    ));
+    redis_set(format!("{marker}:leaked"));
+    let (code, stdout, stderr) = audit(true);
+    assert_eq!(code, 1, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let leaks = report["leaks"].as_array().unwrap();
+    assert_eq!(leaks.len(), 2, "{report}");
+    assert!(
+        stderr.contains("2 item(s) of lane gray found outside its namespace"),
+        "{stderr}"
+    );
+
+    // Clean up: schemas and keys.
+    sql(format!(
+        "DROP SCHEMA {base_schema} CASCADE; DROP SCHEMA {prefix}_gray CASCADE"
+    ));
+    rt.block_on(async {
+        let mut c = redis::Client::open("redis://127.0.0.1:6379/")
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let () = redis::cmd("DEL")
+            .arg(format!("{prefix}:gray:{marker}:cart"))
+            .arg(format!("{marker}:leaked"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    });
+    let (code, _, stderr) = text(&graylane(&[
+        "audit", "--spec", spec, "--lane", "gray", "--marker", "ab",
+    ]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("at least 3 characters"), "{stderr}");
+}

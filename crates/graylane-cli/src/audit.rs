@@ -1,0 +1,253 @@
+//! `graylane audit`: find a lane's data outside the lane's namespace.
+
+use std::path::PathBuf;
+
+use graylane_core::spec::{LaneSpec, is_sql_identifier};
+use redis::AsyncCommands;
+use sqlx::{Connection, Row};
+
+use crate::{Fail, bad_input, lane_arg, load};
+
+pub(crate) struct Args {
+    pub(crate) spec: PathBuf,
+    pub(crate) lane: String,
+    pub(crate) marker: String,
+    pub(crate) database_url: Option<String>,
+    pub(crate) base_schema: String,
+    pub(crate) redis_url: Option<String>,
+    pub(crate) json: bool,
+}
+
+/// Where the marker was found.
+#[derive(Debug, Default, serde::Serialize)]
+struct Report {
+    lane: String,
+    marker: String,
+    /// `(place, count)` outside the lane: leaks.
+    leaks: Vec<(String, i64)>,
+    /// `(place, count)` inside the lane's namespace.
+    in_lane: Vec<(String, i64)>,
+}
+
+pub(crate) fn run(args: Args) -> Result<(), Fail> {
+    if args.marker.len() < 3 {
+        return Err(bad_input(
+            "--marker must be at least 3 characters (it is searched everywhere)",
+        ));
+    }
+    if args.database_url.is_none() && args.redis_url.is_none() {
+        return Err(bad_input(
+            "nothing to audit: give --database-url and/or --redis-url",
+        ));
+    }
+    let spec = load(&args.spec)?;
+    let lane = lane_arg(&spec, &args.lane)?;
+    if lane.is_base() {
+        return Err(bad_input("audit a lane, not base"));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bad_input(format!("cannot start the runtime: {e}")))?;
+    let mut report = Report {
+        lane: lane.to_string(),
+        marker: args.marker.clone(),
+        ..Report::default()
+    };
+    runtime.block_on(async {
+        if let Some(url) = &args.database_url {
+            sql(
+                &spec,
+                lane,
+                url,
+                &args.base_schema,
+                &args.marker,
+                &mut report,
+            )
+            .await?;
+        }
+        if let Some(url) = &args.redis_url {
+            keys(&spec, lane, url, &args.marker, &mut report).await?;
+        }
+        Ok::<_, Fail>(())
+    })?;
+    let leaked: i64 = report.leaks.iter().map(|(_, n)| n).sum();
+    let found: i64 = report.in_lane.iter().map(|(_, n)| n).sum();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| bad_input(e.to_string()))?
+        );
+    } else {
+        for (place, n) in &report.in_lane {
+            println!("in lane    {n:>8}  {place}");
+        }
+        for (place, n) in &report.leaks {
+            println!("LEAK       {n:>8}  {place}");
+        }
+        println!("lane {lane}: {found} in the lane, {leaked} outside it");
+    }
+    if leaked > 0 {
+        return Err(Fail(
+            format!("{leaked} item(s) of lane {lane} found outside its namespace"),
+            1,
+        ));
+    }
+    Ok(())
+}
+
+/// `%`/`_`-escaped for LIKE, wrapped in `%`.
+fn like(marker: &str) -> String {
+    let escaped = marker
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+async fn sql(
+    spec: &LaneSpec,
+    lane: graylane_core::Lane,
+    url: &str,
+    base_schema: &str,
+    marker: &str,
+    report: &mut Report,
+) -> Result<(), Fail> {
+    let shadow = spec
+        .data_names(lane)
+        .pg_schema
+        .ok_or_else(|| bad_input("the lane has no shadow schema"))?;
+    let db_err = |e: sqlx::Error| bad_input(format!("{url}: {e}"));
+    let pattern = like(marker);
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if !is_sql_identifier(base_schema) {
+            return Err(bad_input(format!(
+                "--base-schema {base_schema:?} is not a plain identifier"
+            )));
+        }
+        let mut conn = sqlx::PgConnection::connect(url).await.map_err(db_err)?;
+        for (schema, is_lane) in [(base_schema.to_owned(), false), (shadow, true)] {
+            let columns = sqlx::query(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                 WHERE table_schema = $1 AND data_type IN ('text', 'character varying', 'character') \
+                 AND table_name <> '_sqlx_migrations' ORDER BY 1, 2",
+            )
+            .bind(&schema)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(db_err)?;
+            for row in columns {
+                let (table, column): (String, String) = (row.get(0), row.get(1));
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM {}.{} WHERE {} LIKE $1",
+                    graylane_sqlx::quote_ident(&schema),
+                    graylane_sqlx::quote_ident(&table),
+                    graylane_sqlx::quote_ident(&column)
+                ))
+                .bind(&pattern)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(db_err)?;
+                if n > 0 {
+                    let place = format!("postgres {schema}.{table}.{column}");
+                    if is_lane {
+                        report.in_lane.push((place, n))
+                    } else {
+                        report.leaks.push((place, n))
+                    }
+                }
+            }
+        }
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        let url = url.replacen("mariadb://", "mysql://", 1);
+        let opts: sqlx::mysql::MySqlConnectOptions = url.parse().map_err(db_err)?;
+        let base_db = opts
+            .get_database()
+            .ok_or_else(|| bad_input("the MySQL URL must name the base database"))?
+            .to_owned();
+        let mut conn = sqlx::MySqlConnection::connect_with(&opts)
+            .await
+            .map_err(db_err)?;
+        for (db, is_lane) in [(base_db, false), (shadow, true)] {
+            let columns = sqlx::query(
+                "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND DATA_TYPE IN ('varchar', 'char', 'text', 'mediumtext', 'longtext') \
+                 AND TABLE_NAME NOT IN ('_sqlx_migrations', '_graylane_shadow') ORDER BY 1, 2",
+            )
+            .bind(&db)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(db_err)?;
+            for row in columns {
+                let (table, column): (String, String) = (row.get(0), row.get(1));
+                let q = graylane_sqlx::mysql::quote_ident;
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM {}.{} WHERE {} LIKE ?",
+                    q(&db),
+                    q(&table),
+                    q(&column)
+                ))
+                .bind(&pattern)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(db_err)?;
+                if n > 0 {
+                    let place = format!("mysql {db}.{table}.{column}");
+                    if is_lane {
+                        report.in_lane.push((place, n))
+                    } else {
+                        report.leaks.push((place, n))
+                    }
+                }
+            }
+        }
+    } else {
+        return Err(bad_input(
+            "--database-url must start with postgres:// or mysql://",
+        ));
+    }
+    Ok(())
+}
+
+async fn keys(
+    spec: &LaneSpec,
+    lane: graylane_core::Lane,
+    url: &str,
+    marker: &str,
+    report: &mut Report,
+) -> Result<(), Fail> {
+    let redis_err = |e: redis::RedisError| bad_input(format!("{url}: {e}"));
+    let mut conn = redis::Client::open(url)
+        .map_err(redis_err)?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(redis_err)?;
+    let mut glob = String::from("*");
+    for c in marker.chars() {
+        if "*?[]\\".contains(c) {
+            glob.push('\\');
+        }
+        glob.push(c);
+    }
+    glob.push('*');
+    let prefix = spec.data_names(lane).redis_prefix;
+    let mut found: Vec<String> = Vec::new();
+    {
+        let mut iter: redis::AsyncIter<'_, String> =
+            conn.scan_match(&glob).await.map_err(redis_err)?;
+        while let Some(key) = iter.next_item().await {
+            found.push(key.map_err(redis_err)?);
+        }
+    }
+    let (inside, outside): (Vec<&String>, Vec<&String>) =
+        found.iter().partition(|k| k.starts_with(&prefix));
+    if !inside.is_empty() {
+        report
+            .in_lane
+            .push((format!("redis keys under {prefix:?}"), inside.len() as i64));
+    }
+    for key in outside {
+        report.leaks.push((format!("redis key {key:?}"), 1));
+    }
+    Ok(())
+}
