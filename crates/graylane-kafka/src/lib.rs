@@ -1,0 +1,211 @@
+//! Gray-release lanes for Kafka with rdkafka: records carry their lane.
+//!
+//! - [`LaneProducer`] wraps a `FutureProducer` (and [`stamp_base_record`] a `BaseRecord` for the
+//!   `BaseProducer`): every record sent while a lane is in scope carries the lane header
+//!   (`x-gray-lane`) and the W3C baggage entry, exactly as HTTP requests do. A lane header
+//!   already on the record wins; other headers are kept.
+//! - [`lane_of`] reads the lane of a consumed message (configured lanes only; anything else is
+//!   base, counted by the propagator), to run its handler in that lane.
+//! - [`testing::MockBroker`] (feature `testing`) starts librdkafka's mock cluster, a real
+//!   Kafka-protocol broker, for tests and the demo; the `graylane-kafka-broker` binary hosts one.
+//!
+//! Lane-aware consumers (a lane's own group, base fallback for lanes without a live consumer,
+//! exact handover) are the next part of this crate.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
+//! use graylane_kafka::LaneProducer;
+//! use rdkafka::producer::FutureRecord;
+//!
+//! let propagator = Propagator::new(LaneSet::new([Lane::new("gray")?]));
+//! let producer = LaneProducer::new(
+//!     rdkafka::ClientConfig::new().set("bootstrap.servers", "127.0.0.1:9092").create()?,
+//!     propagator,
+//! );
+//! async {
+//!     // Carries x-gray-lane: gray and baggage gray.lane=gray.
+//!     producer.send(FutureRecord::to("orders").payload("{}").key("7"), std::time::Duration::from_secs(5)).await
+//! }
+//! .with_lane(LaneContext::new(Lane::new("gray")?))
+//! .await
+//! .map_err(|(e, _)| e)?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use graylane_core::{Extractor, Injector, LaneContext, Propagator};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, ToBytes};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+/// Kafka headers as a lane carrier for reading (any `rdkafka` headers: borrowed or owned).
+#[derive(Debug)]
+pub struct HeaderExtractor<'a, H: Headers>(pub &'a H);
+
+impl<H: Headers> Extractor for HeaderExtractor<'_, H> {
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        // Kafka header keys are case-sensitive; graylane writes lowercase keys. The first value
+        // wins, as for HTTP.
+        (0..self.0.count())
+            .filter_map(|i| self.0.try_get(i))
+            .find(|h| h.key == key)
+            .and_then(|h| h.value)
+    }
+}
+
+/// Headers being assembled for a record: `OwnedHeaders` can only be appended to, so graylane
+/// edits a list and builds the headers once.
+#[derive(Debug, Default)]
+struct HeaderList(Vec<(String, Option<Vec<u8>>)>);
+
+impl HeaderList {
+    fn from_headers(headers: Option<&OwnedHeaders>) -> HeaderList {
+        HeaderList(
+            headers
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    fn build(self) -> OwnedHeaders {
+        self.0.iter().fold(
+            OwnedHeaders::new_with_capacity(self.0.len()),
+            |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                })
+            },
+        )
+    }
+}
+
+impl Extractor for HeaderList {
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+impl Injector for HeaderList {
+    fn set(&mut self, key: &'static str, value: Cow<'static, str>) {
+        self.0.retain(|(k, _)| k != key);
+        self.0
+            .push((key.to_owned(), Some(value.into_owned().into_bytes())));
+    }
+    fn remove(&mut self, key: &str) {
+        self.0.retain(|(k, _)| k != key);
+    }
+}
+
+/// `headers` with `ctx` stamped on them (nothing for base; an existing lane header wins).
+pub fn stamp_headers(
+    propagator: &Propagator,
+    ctx: &LaneContext,
+    headers: Option<OwnedHeaders>,
+) -> Option<OwnedHeaders> {
+    if ctx.lane().is_base() && !ctx.is_mirror() {
+        return headers;
+    }
+    let mut list = HeaderList::from_headers(headers.as_ref());
+    propagator.inject(ctx, &mut list);
+    Some(list.build())
+}
+
+/// A `FutureRecord` stamped with the current lane.
+pub fn stamp_record<'a, K, P>(
+    propagator: &Propagator,
+    mut record: FutureRecord<'a, K, P>,
+) -> FutureRecord<'a, K, P>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    record.headers = stamp_headers(propagator, &LaneContext::current(), record.headers.take());
+    record
+}
+
+/// A `BaseRecord` (for `BaseProducer::send`) stamped with the current lane.
+pub fn stamp_base_record<'a, K, P, D>(
+    propagator: &Propagator,
+    mut record: BaseRecord<'a, K, P, D>,
+) -> BaseRecord<'a, K, P, D>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+    D: rdkafka::util::IntoOpaque,
+{
+    record.headers = stamp_headers(propagator, &LaneContext::current(), record.headers.take());
+    record
+}
+
+/// The lane context of a consumed message: its lane (configured lanes only; anything else is
+/// base and counted), marked as coming from the wire.
+pub fn lane_of<M: Message>(propagator: &Propagator, message: &M) -> LaneContext {
+    match message.headers() {
+        Some(h) => propagator.extract(&HeaderExtractor(h)),
+        None => LaneContext::base(),
+    }
+}
+
+/// A `FutureProducer` whose records carry the lane in scope when they are sent.
+#[derive(Clone)]
+pub struct LaneProducer {
+    inner: FutureProducer,
+    propagator: Propagator,
+}
+
+impl std::fmt::Debug for LaneProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneProducer").finish_non_exhaustive()
+    }
+}
+
+impl LaneProducer {
+    /// Wraps `inner`.
+    pub fn new(inner: FutureProducer, propagator: Propagator) -> LaneProducer {
+        LaneProducer { inner, propagator }
+    }
+
+    /// The wrapped producer (records sent through it are not stamped).
+    pub fn inner(&self) -> &FutureProducer {
+        &self.inner
+    }
+
+    /// `FutureProducer::send`, with the current lane stamped on the record. The lane is read
+    /// when `send` is called, in the caller's task.
+    pub async fn send<K, P, T>(
+        &self,
+        record: FutureRecord<'_, K, P>,
+        queue_timeout: T,
+    ) -> OwnedDeliveryResult
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+        T: Into<Timeout>,
+    {
+        let record = stamp_record(&self.propagator, record);
+        self.inner.send(record, queue_timeout).await
+    }
+
+    /// Flushes outstanding records.
+    pub fn flush(&self, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
+        rdkafka::producer::Producer::flush(&self.inner, timeout)
+    }
+}
