@@ -7,10 +7,12 @@
 //! cargo run --release -p graylane-bench -- grpc
 //! cargo run --release -p graylane-bench -- redis
 //! cargo run --release -p graylane-bench -- sql
+//! cargo run --release -p graylane-bench -- kafka
 //! ```
 
 mod grpc;
 mod http;
+mod kafka;
 mod load;
 mod redis;
 mod sql;
@@ -25,14 +27,17 @@ pub(crate) struct Args {
 }
 
 const USAGE: &str =
-    "usage: graylane-bench <http|grpc> [--requests N] [--rounds R] [--concurrency C]
+    "usage: graylane-bench <http|grpc|redis|sql|kafka> [--requests N] [--rounds R] [--concurrency C]
 
   http   the same axum handler over a hyper client, without vs. with graylane's layers
   grpc   the same tonic unary method over a channel, without vs. with graylane's layers
+  redis  the same GET/SET mix, raw redis-rs vs. LaneRedis in a gray lane (needs REDIS_URL)
+  sql    the same SELECT/INSERT mix, plain PgPool vs. lane-routed pools (needs DATABASE_URL)
+  kafka  produce and consume on a mock broker, plain rdkafka vs. LaneProducer/LaneConsumer
 
   --requests N     requests per saturation round and variant (default 20000)
   --rounds R       paired rounds per phase (default 7; the ratio is their median)
-  --concurrency C  concurrent requests in flight (default 32)";
+  --concurrency C  concurrent requests in flight (default 32; kafka keeps 1000 records in flight)";
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<(String, Args), String> {
     let scenario = argv.next().ok_or("no scenario given")?;
@@ -103,6 +108,15 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        "kafka" => match runtime.block_on(kafka::run(&args)) {
+            Ok((consume, produce)) => {
+                format!("kafka consume_ratio={consume:.3} produce_ratio={produce:.3}")
+            }
+            Err(e) => {
+                eprintln!("kafka: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         other => {
             eprintln!("unknown scenario {other:?}\n\n{USAGE}");
             return ExitCode::from(2);
@@ -154,5 +168,7 @@ mod tests {
             assert!(c.ratio.is_finite() && c.ratio > 0.0);
             assert!(c.p99_added_us.is_finite());
         }
+        let (consume, produce) = rt.block_on(kafka::run(&small)).unwrap();
+        assert!(consume.is_finite() && consume > 0.0 && produce.is_finite() && produce > 0.0);
     }
 }

@@ -15,6 +15,8 @@ pub(crate) struct Args {
     pub(crate) database_url: Option<String>,
     pub(crate) base_schema: String,
     pub(crate) redis_url: Option<String>,
+    pub(crate) kafka_brokers: Option<String>,
+    pub(crate) topics: Vec<String>,
     pub(crate) json: bool,
 }
 
@@ -35,9 +37,14 @@ pub(crate) fn run(args: Args) -> Result<(), Fail> {
             "--marker must be at least 3 characters (it is searched everywhere)",
         ));
     }
-    if args.database_url.is_none() && args.redis_url.is_none() {
+    if args.database_url.is_none() && args.redis_url.is_none() && args.topics.is_empty() {
         return Err(bad_input(
-            "nothing to audit: give --database-url and/or --redis-url",
+            "nothing to audit: give --database-url, --redis-url and/or --topic",
+        ));
+    }
+    if !args.topics.is_empty() && args.kafka_brokers.is_none() {
+        return Err(bad_input(
+            "--topic needs --kafka-brokers (or GRAYLANE_KAFKA_BROKERS)",
         ));
     }
     let spec = load(&args.spec)?;
@@ -71,6 +78,11 @@ pub(crate) fn run(args: Args) -> Result<(), Fail> {
         }
         Ok::<_, Fail>(())
     })?;
+    if let Some(brokers) = &args.kafka_brokers {
+        for topic in &args.topics {
+            messages(&spec, lane, brokers, topic, &args.marker, &mut report)?;
+        }
+    }
     let leaked: i64 = report.leaks.iter().map(|(_, n)| n).sum();
     let found: i64 = report.in_lane.iter().map(|(_, n)| n).sum();
     if args.json {
@@ -248,6 +260,101 @@ async fn keys(
     }
     for key in outside {
         report.leaks.push((format!("redis key {key:?}"), 1));
+    }
+    Ok(())
+}
+
+/// Every record of `topic` (all partitions, from the start to the high watermarks at the time of
+/// the audit) whose key or value contains the marker: in the lane when the record carries the
+/// lane (header or baggage, as consumers read it), a leak otherwise — base consumers would
+/// handle it as base, and write base data.
+fn messages(
+    spec: &LaneSpec,
+    lane: graylane_core::Lane,
+    brokers: &str,
+    topic: &str,
+    marker: &str,
+    report: &mut Report,
+) -> Result<(), Fail> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use std::time::{Duration, Instant};
+
+    let kafka_err = |e: rdkafka::error::KafkaError| bad_input(format!("{brokers}: {e}"));
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "graylane-audit")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(kafka_err)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(kafka_err)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(bad_input(format!("{brokers}: no topic {topic:?}")));
+    }
+    // Read each partition up to its high watermark now: records arriving later are not audited.
+    let mut remaining = 0i64;
+    let mut ends = std::collections::HashMap::new();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(kafka_err)?;
+        if high > low {
+            remaining += high - low;
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(low))
+                .map_err(kafka_err)?;
+        }
+    }
+    consumer.assign(&tpl).map_err(kafka_err)?;
+    let propagator = spec.propagator();
+    let (mut in_lane, mut leaked) = (0i64, 0i64);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while remaining > 0 {
+        if Instant::now() > deadline {
+            return Err(bad_input(format!(
+                "{brokers}: {topic}: {remaining} record(s) not read within 60 s"
+            )));
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.map_err(kafka_err)?;
+        if ends
+            .get(&m.partition())
+            .is_none_or(|&end| m.offset() >= end)
+        {
+            continue;
+        }
+        remaining -= 1;
+        let hit = |b: Option<&[u8]>| {
+            b.is_some_and(|b| b.windows(marker.len()).any(|w| w == marker.as_bytes()))
+        };
+        if hit(m.key()) || hit(m.payload()) {
+            if graylane_kafka::lane_of(&propagator, &m).lane() == lane {
+                in_lane += 1;
+            } else {
+                leaked += 1;
+            }
+        }
+    }
+    let place = format!("kafka topic {topic}");
+    if in_lane > 0 {
+        report.in_lane.push((place.clone(), in_lane));
+    }
+    if leaked > 0 {
+        report
+            .leaks
+            .push((format!("{place} (records without the lane)"), leaked));
     }
     Ok(())
 }

@@ -106,8 +106,9 @@ enum Command {
     /// Leak check: where does a lane's data appear outside the lane's namespace?
     ///
     /// The marker identifies the lane's data (e.g. the user ids of a gray test run). Every text
-    /// column of every table in the base schema/database and the lane's shadow, and every Redis
-    /// key, is searched for it. Exit 1 when any is found outside the lane.
+    /// column of every table in the base schema/database and the lane's shadow, every Redis key,
+    /// and every record of the given Kafka topics is searched for it. Exit 1 when any is found
+    /// outside the lane (for Kafka: on a record that does not carry the lane).
     Audit {
         /// The lane spec.
         #[arg(long, default_value = "graylane.yaml")]
@@ -127,6 +128,12 @@ enum Command {
         /// The Redis server; default: `REDIS_URL`.
         #[arg(long, env = "REDIS_URL")]
         redis_url: Option<String>,
+        /// Kafka bootstrap servers, for `--topic`; default: `GRAYLANE_KAFKA_BROKERS`.
+        #[arg(long, env = "GRAYLANE_KAFKA_BROKERS")]
+        kafka_brokers: Option<String>,
+        /// A Kafka topic to read in full (repeatable): records with the marker must carry the lane.
+        #[arg(long = "topic")]
+        topics: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -232,6 +239,8 @@ fn main() -> ExitCode {
             database_url,
             base_schema,
             redis_url,
+            kafka_brokers,
+            topics,
             json,
         } => audit::run(audit::Args {
             spec,
@@ -240,6 +249,8 @@ fn main() -> ExitCode {
             database_url,
             base_schema,
             redis_url,
+            kafka_brokers,
+            topics,
             json,
         }),
     };

@@ -49,28 +49,38 @@ impl Drop for TempDir {
 
 #[test]
 fn committed_example_manifests_match_the_spec() {
-    // The CI drift check: regenerate and compare byte for byte.
-    let (code, stdout, stderr) = text(&graylane(&[
-        "manifests",
-        "--spec",
-        SPEC,
-        "--out",
-        MANIFESTS,
-        "--check",
-    ]));
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let (code, stdout, stderr) = text(&graylane(&[
-        "check",
-        "--spec",
-        SPEC,
-        "--manifests",
-        MANIFESTS,
-    ]));
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(
-        stdout.contains("ok (3 lanes, 4 services, 21 manifest documents)"),
-        "{stdout}"
-    );
+    // The CI drift check: regenerate and compare byte for byte, for every committed example.
+    for (spec, manifests, summary) in [
+        (
+            SPEC,
+            MANIFESTS,
+            "ok (3 lanes, 4 services, 21 manifest documents)",
+        ),
+        (
+            "examples/shop/graylane.yaml",
+            "examples/shop/manifests",
+            "ok (1 lanes, 4 services, 18 manifest documents)",
+        ),
+    ] {
+        let (code, stdout, stderr) = text(&graylane(&[
+            "manifests",
+            "--spec",
+            spec,
+            "--out",
+            manifests,
+            "--check",
+        ]));
+        assert_eq!(code, 0, "{spec}: {stdout}{stderr}");
+        let (code, stdout, stderr) = text(&graylane(&[
+            "check",
+            "--spec",
+            spec,
+            "--manifests",
+            manifests,
+        ]));
+        assert_eq!(code, 0, "{spec}: {stdout}{stderr}");
+        assert!(stdout.contains(summary), "{spec}: {stdout}");
+    }
 }
 
 #[test]
@@ -431,4 +441,82 @@ fn audit_finds_lane_data_outside_the_lane() {
     ]));
     assert_eq!(code, 2);
     assert!(stderr.contains("at least 3 characters"), "{stderr}");
+}
+
+#[test]
+fn audit_finds_lane_records_without_the_lane_on_kafka() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let dir = TempDir::new("audit-kafka");
+    let spec_path = dir.0.join("graylane.yaml");
+    std::fs::write(&spec_path, "lanes: [{name: gray}]\n").unwrap();
+    let spec = spec_path.to_str().unwrap();
+    let broker = graylane_kafka::testing::MockBroker::start(1).unwrap();
+    broker.create_topic("orders", 3).unwrap();
+    let producer: BaseProducer = broker.client_config().create().unwrap();
+    let gray = || {
+        OwnedHeaders::new().insert(Header {
+            key: "x-gray-lane",
+            value: Some("gray"),
+        })
+    };
+    // (key, payload, stamped gray): two in the lane, one leaked, two unrelated.
+    for (i, (key, payload, stamped)) in [
+        ("k1", "{\"user\":\"tester-7\"}", true),
+        ("tester-7", "{}", true),
+        ("k3", "{\"user\":\"tester-7\"}", false),
+        ("k4", "{\"user\":\"alice\"}", false),
+        ("k5", "{\"user\":\"bob\"}", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut record = BaseRecord::<str, str>::to("orders")
+            .key(key)
+            .payload(payload)
+            .partition(i32::try_from(i % 3).unwrap());
+        if stamped {
+            record = record.headers(gray());
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(std::time::Duration::from_secs(5)).unwrap();
+
+    let bootstrap = broker.bootstrap();
+    let args = [
+        "audit",
+        "--spec",
+        spec,
+        "--lane",
+        "gray",
+        "--marker",
+        "tester-7",
+        "--kafka-brokers",
+        &bootstrap,
+        "--topic",
+        "orders",
+    ];
+    let (code, stdout, stderr) = text(&graylane(&args));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("2  kafka topic orders"), "{stdout}");
+    assert!(
+        stdout.contains("LEAK              1  kafka topic orders (records without the lane)"),
+        "{stdout}"
+    );
+    // A topic that does not exist is an input error, not a clean audit.
+    let (code, _, stderr) = text(&graylane(&[
+        "audit",
+        "--spec",
+        spec,
+        "--lane",
+        "gray",
+        "--marker",
+        "tester-7",
+        "--kafka-brokers",
+        &bootstrap,
+        "--topic",
+        "nope",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
 }

@@ -1,4 +1,5 @@
-//! Gray-release lanes for Kafka with rdkafka: records carry their lane.
+//! Gray-release lanes for Kafka with rdkafka: records carry their lane, and each lane's
+//! consumers handle exactly its messages, with exact fallback to base.
 //!
 //! - [`LaneProducer`] wraps a `FutureProducer` (and [`stamp_base_record`] a `BaseRecord` for the
 //!   `BaseProducer`): every record sent while a lane is in scope carries the lane header
@@ -9,8 +10,11 @@
 //! - [`testing::MockBroker`] (feature `testing`) starts librdkafka's mock cluster, a real
 //!   Kafka-protocol broker, for tests and the demo; the `graylane-kafka-broker` binary hosts one.
 //!
-//! Lane-aware consumers (a lane's own group, base fallback for lanes without a live consumer,
-//! exact handover) are the next part of this crate.
+//! - [`LaneConsumer`] consumes in a lane: a lane's consumers (their own group) handle only
+//!   their lane's messages; base handles base messages plus those of every lane with no live
+//!   consumer, and the handover between them is exact — per partition, at offsets recorded in
+//!   a compacted control topic, never by polling for liveness. The protocol, its bounds and its
+//!   failure cases are in `docs/kafka-lanes.md`.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,7 +37,16 @@
 //! # Ok(()) }
 //! ```
 
-#![forbid(unsafe_code)]
+// One `unsafe` call, in `testing`, reaches a librdkafka mock setting rdkafka does not wrap.
+#![deny(unsafe_code)]
+
+mod consumer;
+mod control;
+mod handover;
+
+pub use consumer::{
+    ConsumerHandle, ConsumerStats, DEFAULT_CONTROL_TOPIC, LaneConsumer, LaneConsumerBuilder, Timing,
+};
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -123,9 +136,56 @@ pub fn stamp_headers(
     if ctx.lane().is_base() && !ctx.is_mirror() {
         return headers;
     }
-    let mut list = HeaderList::from_headers(headers.as_ref());
-    propagator.inject(ctx, &mut list);
-    Some(list.build())
+    match headers {
+        None => {
+            let mut fresh = Fresh::default();
+            propagator.inject(ctx, &mut fresh);
+            Some(fresh.build())
+        }
+        Some(existing) => {
+            let mut list = HeaderList::from_headers(Some(&existing));
+            propagator.inject(ctx, &mut list);
+            Some(list.build())
+        }
+    }
+}
+
+/// Headers for a record that had none, the common case: keys are static and values usually
+/// borrowed, so nothing is copied until the headers are built, once.
+#[derive(Debug, Default)]
+struct Fresh(Vec<(&'static str, Cow<'static, str>)>);
+
+impl Fresh {
+    fn build(self) -> OwnedHeaders {
+        self.0.iter().fold(
+            OwnedHeaders::new_with_capacity(self.0.len()),
+            |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                })
+            },
+        )
+    }
+}
+
+impl Extractor for Fresh {
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_bytes())
+    }
+}
+
+impl Injector for Fresh {
+    fn set(&mut self, key: &'static str, value: Cow<'static, str>) {
+        self.0.retain(|(k, _)| *k != key);
+        self.0.push((key, value));
+    }
+    fn remove(&mut self, key: &str) {
+        self.0.retain(|(k, _)| *k != key);
+    }
 }
 
 /// A `FutureRecord` stamped with the current lane.

@@ -5,12 +5,13 @@
 //! hangs on the mock); clients should set `fetch.wait.max.ms` low (~10) and `linger.ms=0`, or
 //! the mock holds fetches for 500 ms.
 
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseProducer, Producer};
 
 /// A running mock broker. Stops when dropped.
 pub struct MockBroker {
-    cluster: MockCluster<'static, DefaultProducerContext>,
+    // The mock cluster belongs to this client (`test.mock.num.brokers`), which is how its
+    // group settings can be reached.
+    client: BaseProducer,
 }
 
 impl std::fmt::Debug for MockBroker {
@@ -22,21 +23,33 @@ impl std::fmt::Debug for MockBroker {
 }
 
 impl MockBroker {
-    /// Starts a mock cluster of `brokers` brokers on loopback.
+    /// Starts a mock cluster of `brokers` brokers on loopback, with no initial rebalance delay
+    /// for consumer groups (a real broker's default is 3 s).
     pub fn start(brokers: i32) -> rdkafka::error::KafkaResult<MockBroker> {
-        Ok(MockBroker {
-            cluster: MockCluster::new(brokers)?,
-        })
+        let client: BaseProducer = rdkafka::ClientConfig::new()
+            .set("test.mock.num.brokers", brokers.to_string())
+            .create()?;
+        no_rebalance_delay(&client);
+        Ok(MockBroker { client })
+    }
+
+    fn cluster(
+        &self,
+    ) -> rdkafka::mocking::MockCluster<'_, rdkafka::producer::DefaultProducerContext> {
+        self.client
+            .client()
+            .mock_cluster()
+            .expect("created with test.mock.num.brokers")
     }
 
     /// The bootstrap address (`127.0.0.1:port,...`).
     pub fn bootstrap(&self) -> String {
-        self.cluster.bootstrap_servers()
+        self.cluster().bootstrap_servers()
     }
 
     /// Creates `topic` with `partitions` partitions.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> rdkafka::error::KafkaResult<()> {
-        self.cluster.create_topic(topic, partitions, 1)
+        self.cluster().create_topic(topic, partitions, 1)
     }
 
     /// Client settings that make the mock answer promptly (see the module docs), on top of the
@@ -47,8 +60,22 @@ impl MockBroker {
             .set("bootstrap.servers", self.bootstrap())
             .set("fetch.wait.max.ms", "10")
             .set("linger.ms", "0")
-            .set("session.timeout.ms", "6000")
+            .set("session.timeout.ms", "1500")
             .set("heartbeat.interval.ms", "200");
         config
+    }
+}
+
+/// rdkafka exposes no setter for the mock's group rebalance delay; librdkafka has one.
+#[allow(unsafe_code)]
+fn no_rebalance_delay(client: &BaseProducer) {
+    use rdkafka_sys as rdsys;
+    // SAFETY: `client` is a live handle created with `test.mock.num.brokers`, so it owns a mock
+    // cluster (checked non-null) that lives as long as the handle, which outlives this call.
+    unsafe {
+        let cluster = rdsys::rd_kafka_handle_mock_cluster(client.client().native_ptr());
+        if !cluster.is_null() {
+            rdsys::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0);
+        }
     }
 }

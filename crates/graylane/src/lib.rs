@@ -20,6 +20,16 @@ pub use graylane_http as layers;
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use graylane_grpc as grpc;
 
+/// Kafka: [`graylane_kafka`] (feature `kafka`).
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub use graylane_kafka as kafka;
+
+/// OpenTelemetry: [`graylane_otel`] (feature `otel`).
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub use graylane_otel as otel;
+
 /// Redis key namespaces: [`graylane_redis`] (feature `redis`).
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

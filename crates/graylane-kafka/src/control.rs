@@ -1,0 +1,395 @@
+//! The control topic: lane consumers' heartbeats and base's per-partition ownership records,
+//! in one partition so that every consumer applies them in the same order.
+//!
+//! Keys (`{group}` is the service's base consumer group):
+//!
+//! - `{group}/hb/{lane}/{instance}` → `live {lease_ms}` or `stop`
+//! - `{group}/own/{lane}/{partition}/{topic}` → `{version}:{intervals}` (see [`Intervals`])
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use graylane_core::{Lane, LaneSet};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::handover::{Instance, Intervals};
+
+/// Ownership of one lane on one partition, with the version of the record that set it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Owned {
+    pub(crate) version: u64,
+    pub(crate) intervals: Intervals,
+}
+
+impl Owned {
+    fn encode(&self) -> String {
+        format!("{}:{}", self.version, self.intervals)
+    }
+
+    fn decode(value: &str) -> Option<Owned> {
+        let (version, intervals) = value.split_once(':')?;
+        Some(Owned {
+            version: version.parse().ok()?,
+            intervals: Intervals::decode(intervals)?,
+        })
+    }
+}
+
+/// Ownership records of one lane and partition number, by topic.
+type ByTopic = Vec<(Box<str>, Owned)>;
+
+/// What the control topic says, as far as this consumer has read it.
+#[derive(Debug, Default)]
+pub(crate) struct ControlState {
+    instances: HashMap<(Lane, String), Instance>,
+    /// By lane and partition, then by topic (few topics per consumer: a scan is cheaper than
+    /// allocating a key per message).
+    owners: HashMap<(Lane, i32), ByTopic>,
+    pub(crate) malformed: u64,
+}
+
+impl ControlState {
+    /// Applies one record. Records of other groups and lanes are ignored; malformed ones are
+    /// counted and ignored.
+    pub(crate) fn apply(&mut self, group: &str, lanes: &LaneSet, key: &str, value: &str) {
+        let Some(rest) = key.strip_prefix(group).and_then(|r| r.strip_prefix('/')) else {
+            return;
+        };
+        let mut parts = rest.splitn(4, '/');
+        let (kind, lane) = (parts.next(), parts.next().map(str::as_bytes));
+        let Some(lane) = lane.and_then(|l| lanes.get(l)).filter(|l| !l.is_base()) else {
+            return;
+        };
+        let ok = match kind {
+            Some("hb") => parts
+                .next()
+                .filter(|_| parts.next().is_none())
+                .and_then(|instance| Some((instance, parse_heartbeat(value)?)))
+                .map(|(instance, hb)| {
+                    let entry = Instance {
+                        seen_at: Instant::now(),
+                        lease: hb.unwrap_or_default(),
+                        stopped: hb.is_none(),
+                    };
+                    self.instances.insert((lane, instance.to_owned()), entry);
+                }),
+            Some("own") => parts
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+                .zip(parts.next())
+                .zip(Owned::decode(value))
+                .map(|((partition, topic), owned)| self.set_owned(lane, topic, partition, owned)),
+            _ => None,
+        };
+        if ok.is_none() {
+            self.malformed += 1;
+        }
+    }
+
+    /// Installs `owned` unless a newer version is known (a consumer applies its own writes
+    /// when they are acknowledged, before it reads them back in log order).
+    pub(crate) fn set_owned(&mut self, lane: Lane, topic: &str, partition: i32, owned: Owned) {
+        let topics = self.owners.entry((lane, partition)).or_default();
+        match topics.iter_mut().find(|(t, _)| &**t == topic) {
+            Some((_, current)) if current.version >= owned.version => {}
+            Some((_, current)) => *current = owned,
+            None => topics.push((topic.into(), owned)),
+        }
+    }
+
+    pub(crate) fn owned(&self, lane: Lane, topic: &str, partition: i32) -> Option<&Owned> {
+        self.owners
+            .get(&(lane, partition))?
+            .iter()
+            .find(|(t, _)| &**t == topic)
+            .map(|(_, o)| o)
+    }
+
+    /// Whether any instance of `lane` is live.
+    pub(crate) fn live(&self, lane: Lane, now: Instant, grace: Duration) -> bool {
+        self.instances
+            .iter()
+            .any(|((l, _), i)| *l == lane && i.live(now, grace))
+    }
+}
+
+/// `Some(lease)` for `live {ms}`, `None` for `stop`; malformed → outer `None`.
+fn parse_heartbeat(value: &str) -> Option<Option<Duration>> {
+    match value.split_once(' ') {
+        Some(("live", ms)) => Some(Some(Duration::from_millis(ms.parse().ok()?))),
+        None if value == "stop" => Some(None),
+        _ => None,
+    }
+}
+
+/// A consumer's connection to the control topic: a reader that applies every record to the
+/// shared state, and a producer for this consumer's own records.
+pub(crate) struct Control {
+    pub(crate) group: String,
+    pub(crate) topic: String,
+    lanes: LaneSet,
+    pub(crate) state: Arc<Mutex<ControlState>>,
+    /// One past the offset of the last record applied.
+    applied: Arc<AtomicI64>,
+    reader: Arc<StreamConsumer>,
+    producer: FutureProducer,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Control {
+    pub(crate) fn start(
+        config: &ClientConfig,
+        group: &str,
+        topic: &str,
+        lanes: LaneSet,
+        instance: &str,
+    ) -> KafkaResult<Control> {
+        let reader: StreamConsumer = config
+            .clone()
+            .set("group.id", format!("{group}.graylane-reader.{instance}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()?;
+        let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        if partitions != 1 {
+            return Err(KafkaError::ClientCreation(format!(
+                "graylane control topic `{topic}` must exist with exactly one partition (found {partitions}); \
+                 create it compacted, e.g. kafka-topics --create --topic {topic} --partitions 1 --config cleanup.policy=compact"
+            )));
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+        reader.assign(&tpl)?;
+        let reader = Arc::new(reader);
+        let state = Arc::new(Mutex::new(ControlState::default()));
+        let applied = Arc::new(AtomicI64::new(0));
+        let task = tokio::spawn(read_loop(
+            reader.clone(),
+            state.clone(),
+            applied.clone(),
+            group.to_owned(),
+            lanes.clone(),
+        ));
+        let producer: FutureProducer = config.clone().set("linger.ms", "0").create()?;
+        Ok(Control {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            lanes,
+            state,
+            applied,
+            reader,
+            producer,
+            task,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until every record written before this call has been applied.
+    pub(crate) async fn catch_up(&self, timeout: Duration) -> KafkaResult<()> {
+        let reader = self.reader.clone();
+        let topic = self.topic.clone();
+        let (_, high) = tokio::task::spawn_blocking(move || {
+            reader.fetch_watermarks(&topic, 0, Duration::from_secs(10))
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)??;
+        let deadline = Instant::now() + timeout;
+        while self.applied.load(Ordering::Acquire) < high {
+            if Instant::now() > deadline {
+                return Err(KafkaError::ClientCreation(format!(
+                    "graylane control topic `{}`: could not read up to offset {high} in {timeout:?}",
+                    self.topic
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+
+    async fn write(&self, key: String, value: String) -> KafkaResult<()> {
+        self.producer
+            .send(
+                FutureRecord::to(&self.topic)
+                    .partition(0)
+                    .key(&key)
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+        Ok(())
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        lane: Lane,
+        instance: &str,
+        lease: Option<Duration>,
+    ) -> KafkaResult<()> {
+        let value = lease.map_or_else(|| "stop".to_owned(), |l| format!("live {}", l.as_millis()));
+        self.write(format!("{}/hb/{lane}/{instance}", self.group), value)
+            .await
+    }
+
+    /// Writes ownership of `lane` on `topic`/`partition`, and applies it once acknowledged.
+    pub(crate) async fn set_owned(
+        &self,
+        lane: Lane,
+        topic: &str,
+        partition: i32,
+        intervals: Intervals,
+    ) -> KafkaResult<()> {
+        let version = self
+            .lock()
+            .owned(lane, topic, partition)
+            .map_or(1, |o| o.version + 1);
+        let owned = Owned { version, intervals };
+        let key = format!("{}/own/{lane}/{partition}/{topic}", self.group);
+        self.write(key, owned.encode()).await?;
+        self.lock().set_owned(lane, topic, partition, owned);
+        Ok(())
+    }
+
+    pub(crate) fn lanes(&self) -> &LaneSet {
+        &self.lanes
+    }
+}
+
+async fn read_loop(
+    reader: Arc<StreamConsumer>,
+    state: Arc<Mutex<ControlState>>,
+    applied: Arc<AtomicI64>,
+    group: String,
+    lanes: LaneSet,
+) {
+    loop {
+        match reader.recv().await {
+            Ok(m) => {
+                let key = m.key_view::<str>().and_then(Result::ok).unwrap_or("");
+                let value = m.payload_view::<str>().and_then(Result::ok).unwrap_or("");
+                state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .apply(&group, &lanes, key, value);
+                applied.store(m.offset() + 1, Ordering::Release);
+            }
+            // Transient errors (broker down, retries) are librdkafka's to recover from; the
+            // lease logic covers the time they take.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Milliseconds on a process-wide monotonic clock, for atomics.
+pub(crate) fn now_ms(origin: Instant) -> u64 {
+    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The last time (on `now_ms`) a heartbeat sent by this instance was acknowledged, measured
+/// from when it was *sent*.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    origin: Instant,
+    acked_sent_at: AtomicU64,
+    length: Duration,
+}
+
+impl Lease {
+    pub(crate) fn new(length: Duration) -> Lease {
+        Lease {
+            origin: Instant::now(),
+            acked_sent_at: AtomicU64::new(0),
+            length,
+        }
+    }
+
+    pub(crate) fn sent_at(&self) -> u64 {
+        now_ms(self.origin)
+    }
+
+    pub(crate) fn acked(&self, sent_at: u64) {
+        // Stored plus one: zero means "never acknowledged".
+        self.acked_sent_at.fetch_max(sent_at + 1, Ordering::AcqRel);
+    }
+
+    /// Whether this instance still holds its lease (may process and commit).
+    pub(crate) fn valid(&self) -> bool {
+        match self.acked_sent_at.load(Ordering::Acquire) {
+            0 => false,
+            sent => {
+                let age = now_ms(self.origin).saturating_sub(sent - 1);
+                u128::from(age) < self.length.as_millis()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_apply_in_version_order_and_hostile_ones_are_counted() {
+        let gray = Lane::new("gray").unwrap();
+        let lanes = LaneSet::new([gray]);
+        let mut s = ControlState::default();
+        s.apply("orders", &lanes, "orders/own/gray/3/events", "2:10-");
+        s.apply("orders", &lanes, "orders/own/gray/3/events", "1:5-9");
+        assert_eq!(
+            s.owned(gray, "events", 3).unwrap().intervals.open_from(),
+            Some(10)
+        );
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "live 2000");
+        assert!(s.live(gray, Instant::now(), Duration::ZERO));
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "stop");
+        assert!(!s.live(gray, Instant::now(), Duration::from_secs(9)));
+        // Other groups, unknown lanes and base are not ours.
+        s.apply("payments", &lanes, "orders/hb/gray/i2", "live 2000");
+        s.apply("orders", &lanes, "orders/hb/blue/i2", "live 2000");
+        s.apply("orders", &lanes, "orders/hb/base/i2", "live 2000");
+        assert!(!s.live(gray, Instant::now(), Duration::from_secs(9)));
+        assert_eq!(s.malformed, 0);
+        for (k, v) in [
+            ("orders/hb/gray/i3", "live soon"),
+            ("orders/hb/gray/i3/x", "live 1"),
+            ("orders/own/gray/x/events", "1:1-"),
+            ("orders/own/gray/1/events", "1:9-3"),
+            ("orders/own/gray/1", "1:1-"),
+            ("orders/zz/gray/1", "1"),
+        ] {
+            s.apply("orders", &lanes, k, v);
+        }
+        assert_eq!(s.malformed, 6);
+        assert!(!s.live(gray, Instant::now(), Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn lease_is_invalid_until_acked_and_after_it_lapses() {
+        let lease = Lease::new(Duration::from_millis(50));
+        assert!(!lease.valid());
+        lease.acked(lease.sent_at());
+        assert!(lease.valid());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!lease.valid());
+    }
+}

@@ -1,0 +1,564 @@
+//! The handover protocol's pure state: who owns a lane's messages on a partition, and what each
+//! consumer does with the message in front of it. No I/O here, so the model test in this module
+//! drives exactly the decisions the real consumers make.
+//!
+//! Ownership of lane `L` on partition `p` is a list of offset intervals `[from, to)` in which
+//! `L`'s consumers own `L`'s messages (the last may be open: `[from, ∞)`). Outside them, base
+//! owns them. Only the base consumer that owns `p` writes grants (open an interval at its own
+//! position) and releases (close it at the lane's committed offset); every consumer applies the
+//! records of the control topic in its one partition's order, so all agree.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use graylane_core::Lane;
+
+/// At most this many intervals are kept per lane and partition: a compacted control topic
+/// keeps only the latest record of a key, so each record carries the recent history itself.
+const HISTORY: usize = 16;
+
+/// The intervals in which a lane owns its messages on one partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Intervals(Vec<(i64, Option<i64>)>);
+
+impl Intervals {
+    /// Whether the lane owns offset `o`.
+    pub(crate) fn contains(&self, o: i64) -> bool {
+        // Newest first: live traffic is near the open end.
+        self.0
+            .iter()
+            .rev()
+            .any(|&(from, to)| o >= from && to.is_none_or(|to| o < to))
+    }
+
+    /// The start of the open interval, if the lane owns the partition now.
+    pub(crate) fn open_from(&self) -> Option<i64> {
+        match self.0.last() {
+            Some(&(from, None)) => Some(from),
+            _ => None,
+        }
+    }
+
+    /// Where the last closed interval ended: no grant may start before it.
+    pub(crate) fn end(&self) -> i64 {
+        match self.0.last() {
+            Some(&(_, Some(to))) => to,
+            Some(&(from, None)) => from,
+            None => 0,
+        }
+    }
+
+    /// Opens an interval at `from`. Ignored (false) when one is open already or `from` would
+    /// overlap history.
+    pub(crate) fn grant(&mut self, from: i64) -> bool {
+        if self.open_from().is_some() || from < self.end() {
+            return false;
+        }
+        self.0.push((from, None));
+        if self.0.len() > HISTORY {
+            self.0.remove(0);
+        }
+        true
+    }
+
+    /// Closes the open interval at `to` (at least its start). Ignored (false) when none is open.
+    pub(crate) fn release(&mut self, to: i64) -> bool {
+        match self.0.last_mut() {
+            Some((from, end @ None)) => {
+                *end = Some(to.max(*from));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The record value: `10-50,60-` (the last interval open).
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        for (i, (from, to)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&from.to_string());
+            out.push('-');
+            if let Some(to) = to {
+                out.push_str(&to.to_string());
+            }
+        }
+        out
+    }
+
+    /// Parses a record value; `None` for anything malformed (such a record is ignored and
+    /// counted, never half-applied).
+    pub(crate) fn decode(value: &str) -> Option<Intervals> {
+        let mut out = Vec::new();
+        if value.is_empty() {
+            return Some(Intervals(out));
+        }
+        let mut prev_end = 0i64;
+        let parts: Vec<&str> = value.split(',').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let (from, to) = part.split_once('-')?;
+            let from: i64 = from.parse().ok()?;
+            let to: Option<i64> = if to.is_empty() {
+                None
+            } else {
+                Some(to.parse().ok()?)
+            };
+            let ordered = from >= prev_end && to.is_none_or(|to| to >= from);
+            // Only the last interval may be open.
+            if !ordered || (to.is_none() && i + 1 != parts.len()) {
+                return None;
+            }
+            prev_end = to.unwrap_or(from);
+            out.push((from, to));
+        }
+        (out.len() <= HISTORY).then_some(Intervals(out))
+    }
+}
+
+impl fmt::Display for Intervals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
+/// What base does with a message: its own messages always; a lane's only outside the lane's
+/// intervals, and, after a release, once more for the gap it had skipped.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BaseCursor {
+    /// One past the highest offset delivered in this assignment: below it is a replay.
+    seen: i64,
+    /// Lanes released while base was ahead of their release offset: their messages from the
+    /// offset up to `seen` are processed during the replay.
+    replay: Vec<(Lane, i64)>,
+}
+
+impl BaseCursor {
+    /// Whether base processes the message of `lane` at `o`, given whether the lane owns `o` now.
+    pub(crate) fn decide(&mut self, lane: Lane, o: i64, lane_owns: bool) -> bool {
+        if o >= self.seen {
+            self.seen = o + 1;
+            self.replay.clear();
+            return lane.is_base() || !lane_owns;
+        }
+        // Replay: everything below `seen` was decided once; only a released lane's skipped
+        // messages are new work.
+        !lane.is_base() && !lane_owns && self.replay.iter().any(|&(l, from)| l == lane && o >= from)
+    }
+
+    /// Whether `o` is below what this assignment has seen (a replay after a release).
+    pub(crate) fn replaying(&self, o: i64) -> bool {
+        o < self.seen
+    }
+
+    /// `lane` was released at `y` while base's next offset is `position`: the offset base must
+    /// seek back to, if any.
+    pub(crate) fn released(&mut self, lane: Lane, y: i64, position: i64) -> Option<i64> {
+        self.seen = self.seen.max(position);
+        if y >= self.seen {
+            return None;
+        }
+        let seek = y < position;
+        if seek {
+            // Lanes already replaying have handled everything below `position`: seeking back
+            // further must not hand them their messages twice.
+            for (_, from) in &mut self.replay {
+                *from = (*from).max(position);
+            }
+        }
+        match self.replay.iter_mut().find(|(l, _)| *l == lane) {
+            Some((_, from)) => *from = (*from).min(y),
+            None => self.replay.push((lane, y)),
+        }
+        seek.then_some(y)
+    }
+}
+
+/// What a lane consumer does with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LaneAction {
+    /// Run the handler.
+    Process,
+    /// Not this lane's, or base's.
+    Skip,
+    /// This lane's, but the partition's ownership is unknown (no grant yet, or the lease
+    /// lapsed): do not process, do not commit past it, come back when a grant is known.
+    Wait,
+    /// Go back to this offset (it waited on messages there that it now owns); this message
+    /// will come again.
+    Seek(i64),
+}
+
+/// A lane consumer's view of one partition.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LaneCursor {
+    /// One past the highest offset processed in this assignment (never process twice after a
+    /// seek back).
+    done: i64,
+    /// The first of this lane's messages seen without a known grant.
+    pub(crate) pending: Option<i64>,
+}
+
+impl LaneCursor {
+    /// The action for a message of `lane` at `o` in a consumer of lane `me`, given the start of
+    /// the open grant (`None` when there is none or this consumer is fenced).
+    pub(crate) fn decide(&mut self, me: Lane, lane: Lane, o: i64, open: Option<i64>) -> LaneAction {
+        if let Some(from) = open
+            && let Some(back) = self.granted(from, o)
+        {
+            // Messages it waited on are behind this one: go back for them first, or `done`
+            // would skip them.
+            return LaneAction::Seek(back);
+        }
+        if lane != me {
+            return LaneAction::Skip;
+        }
+        match open {
+            None => {
+                self.pending = Some(self.pending.map_or(o, |p| p.min(o)));
+                LaneAction::Wait
+            }
+            Some(from) if o < from || o < self.done => LaneAction::Skip,
+            Some(_) => {
+                self.done = o + 1;
+                LaneAction::Process
+            }
+        }
+    }
+
+    /// A grant starting at `from` is known and the next message is at `position`: where to
+    /// seek back to, if this consumer waited on messages it now owns.
+    pub(crate) fn granted(&mut self, from: i64, position: i64) -> Option<i64> {
+        let target = self.pending.take()?.max(from);
+        (target < position).then_some(target)
+    }
+
+    /// The offset this consumer may commit: its position, but never past a message it waits on.
+    pub(crate) fn committable(&self, position: i64) -> i64 {
+        self.pending.map_or(position, |p| p.min(position))
+    }
+}
+
+/// Liveness of one lane consumer instance, as read from its heartbeats.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Instance {
+    pub(crate) seen_at: Instant,
+    pub(crate) lease: Duration,
+    pub(crate) stopped: bool,
+}
+
+impl Instance {
+    /// Live until its lease plus `grace` has passed since its last heartbeat was read. The
+    /// instance itself stops processing when a lease has passed since its last heartbeat was
+    /// *sent*, which is earlier, so base never takes over from a lane still processing.
+    pub(crate) fn live(&self, now: Instant, grace: Duration) -> bool {
+        !self.stopped && now.saturating_duration_since(self.seen_at) < self.lease + grace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn gray() -> Lane {
+        Lane::new("gray").unwrap()
+    }
+
+    #[test]
+    fn intervals_grant_release_and_contains() {
+        let mut iv = Intervals::default();
+        assert!(!iv.contains(0));
+        assert!(iv.grant(10));
+        assert!(!iv.grant(12), "already open");
+        assert!(iv.contains(10) && iv.contains(1_000) && !iv.contains(9));
+        assert!(iv.release(50));
+        assert!(!iv.release(60), "nothing open");
+        assert!(!iv.grant(40), "overlaps history");
+        assert!(iv.grant(60));
+        assert!(iv.contains(49) && !iv.contains(50) && !iv.contains(59) && iv.contains(60));
+        assert_eq!(iv.encode(), "10-50,60-");
+        assert_eq!(Intervals::decode("10-50,60-"), Some(iv));
+    }
+
+    #[test]
+    fn malformed_records_are_rejected_whole() {
+        for bad in ["x", "10", "10-5", "10-,20-", "10-50,40-", "-5-", "1-2,,3-"] {
+            assert_eq!(Intervals::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_replays_only_the_released_gap() {
+        let g = gray();
+        let mut c = BaseCursor::default();
+        let mut iv = Intervals::default();
+        iv.grant(2);
+        // Base reads 0..6; gray messages at 1, 3, 5.
+        let mut processed = Vec::new();
+        for o in 0..6 {
+            let lane = if o % 2 == 1 { g } else { Lane::BASE };
+            if c.decide(lane, o, lane != Lane::BASE && iv.contains(o)) {
+                processed.push(o);
+            }
+        }
+        assert_eq!(processed, [0, 1, 2, 4]);
+        // The lane committed up to 4 and is released there: base goes back to 4.
+        iv.release(4);
+        assert_eq!(c.released(g, 4, 6), Some(4));
+        let replayed: Vec<i64> = (4..8)
+            .filter(|&o| {
+                let lane = if o % 2 == 1 { g } else { Lane::BASE };
+                c.decide(lane, o, lane != Lane::BASE && iv.contains(o))
+            })
+            .collect();
+        assert_eq!(replayed, [5, 6, 7], "5 is the gap, 6 and 7 are new");
+    }
+
+    #[test]
+    fn lane_waits_without_grant_and_seeks_back() {
+        let g = gray();
+        let mut c = LaneCursor::default();
+        assert_eq!(c.decide(g, Lane::BASE, 0, None), LaneAction::Skip);
+        assert_eq!(c.decide(g, g, 1, None), LaneAction::Wait);
+        assert_eq!(c.decide(g, g, 3, None), LaneAction::Wait);
+        assert_eq!(c.committable(4), 1);
+        // The grant is known when the message at 4 arrives: back to 2 first.
+        assert_eq!(c.decide(g, g, 4, Some(2)), LaneAction::Seek(2));
+        assert_eq!(c.decide(g, g, 1, Some(2)), LaneAction::Skip);
+        assert_eq!(c.decide(g, g, 3, Some(2)), LaneAction::Process);
+        assert_eq!(c.decide(g, g, 3, Some(2)), LaneAction::Skip, "never twice");
+        assert_eq!(c.committable(4), 4);
+    }
+
+    proptest! {
+        #[test]
+        fn intervals_round_trip(steps in proptest::collection::vec((any::<bool>(), 0i64..1000), 0..40)) {
+            let mut iv = Intervals::default();
+            for (grant, at) in steps {
+                if grant { iv.grant(at); } else { iv.release(at); }
+                prop_assert_eq!(Intervals::decode(&iv.encode()), Some(iv.clone()));
+            }
+        }
+
+        #[test]
+        fn decode_never_panics(s in "\\PC{0,40}") {
+            let _ = Intervals::decode(&s);
+        }
+    }
+
+    /// A model of one partition, one base consumer and one lane consumer, stepped through random
+    /// interleavings of deliveries, commits, start/stop/crash of the lane, restarts of base
+    /// (a rebalance or crash) and base's control ticks. The decisions are the real ones above;
+    /// the model replaces Kafka with a vector and the control topic with shared state.
+    mod model {
+        use super::*;
+
+        #[derive(Clone, Copy, Debug)]
+        enum Step {
+            Base,
+            Lane,
+            BaseCommit,
+            LaneCommit,
+            Tick,
+            LaneStart,
+            LaneStop,
+            LaneCrash,
+            BaseRestart,
+            LaneTick,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                6 => Just(Step::Base),
+                6 => Just(Step::Lane),
+                2 => Just(Step::BaseCommit),
+                2 => Just(Step::LaneCommit),
+                3 => Just(Step::Tick),
+                1 => Just(Step::LaneStart),
+                1 => Just(Step::LaneStop),
+                1 => Just(Step::LaneCrash),
+                1 => Just(Step::BaseRestart),
+                2 => Just(Step::LaneTick),
+            ]
+        }
+
+        #[derive(Default)]
+        struct World {
+            log: Vec<Lane>,
+            iv: Intervals,
+            // Base.
+            b_pos: i64,
+            b_commit: i64,
+            b_cursor: BaseCursor,
+            // Lane.
+            l_running: bool,
+            l_pos: i64,
+            l_commit: i64,
+            l_cursor: LaneCursor,
+            l_since_commit: Vec<i64>,
+            // Ledger.
+            by_base: Vec<u32>,
+            by_lane: Vec<u32>,
+            allowed_dups: std::collections::HashSet<i64>,
+        }
+
+        impl World {
+            fn new(lanes: &[bool]) -> World {
+                let g = gray();
+                World {
+                    log: lanes
+                        .iter()
+                        .map(|&l| if l { g } else { Lane::BASE })
+                        .collect(),
+                    by_base: vec![0; lanes.len()],
+                    by_lane: vec![0; lanes.len()],
+                    ..World::default()
+                }
+            }
+            fn len(&self) -> i64 {
+                self.log.len() as i64
+            }
+            fn base_step(&mut self) {
+                if self.b_pos >= self.len() {
+                    return;
+                }
+                let o = self.b_pos;
+                let lane = self.log[o as usize];
+                let owns = !lane.is_base() && self.iv.contains(o);
+                if self.b_cursor.decide(lane, o, owns) {
+                    self.by_base[o as usize] += 1;
+                }
+                self.b_pos += 1;
+            }
+            fn lane_step(&mut self) {
+                if !self.l_running || self.l_pos >= self.len() {
+                    return;
+                }
+                let o = self.l_pos;
+                let lane = self.log[o as usize];
+                match self.l_cursor.decide(gray(), lane, o, self.iv.open_from()) {
+                    LaneAction::Process => {
+                        self.by_lane[o as usize] += 1;
+                        self.l_since_commit.push(o);
+                    }
+                    LaneAction::Seek(back) => {
+                        self.l_pos = back;
+                        return;
+                    }
+                    LaneAction::Skip | LaneAction::Wait => {}
+                }
+                self.l_pos += 1;
+            }
+            /// The consumer's tick: goes back for waited messages even when none arrive.
+            fn lane_tick(&mut self) {
+                if self.l_running
+                    && let Some(from) = self.iv.open_from()
+                    && let Some(back) = self.l_cursor.granted(from, self.l_pos)
+                {
+                    self.l_pos = back;
+                }
+            }
+            fn lane_commit(&mut self) {
+                if self.l_running && self.iv.open_from().is_some() {
+                    self.l_commit = self.l_cursor.committable(self.l_pos);
+                    self.l_since_commit.clear();
+                }
+            }
+            fn tick(&mut self) {
+                match (self.l_running, self.iv.open_from()) {
+                    (true, None) => {
+                        let x = self.b_pos.max(self.iv.end());
+                        assert!(self.iv.grant(x));
+                    }
+                    (false, Some(from)) => {
+                        let y = from.max(self.l_commit);
+                        if let Some(back) = self.b_cursor.released(gray(), y, self.b_pos) {
+                            self.b_pos = back;
+                            self.b_commit = back;
+                        }
+                        assert!(self.iv.release(y));
+                    }
+                    _ => {}
+                }
+            }
+            fn run(&mut self, steps: &[Step]) {
+                for s in steps {
+                    match s {
+                        Step::Base => self.base_step(),
+                        Step::Lane => self.lane_step(),
+                        Step::BaseCommit => {
+                            self.b_commit = self.b_pos;
+                        }
+                        Step::LaneCommit => self.lane_commit(),
+                        Step::LaneTick => self.lane_tick(),
+                        Step::Tick => self.tick(),
+                        Step::LaneStart if !self.l_running => {
+                            self.l_running = true;
+                            self.l_pos = self.l_commit;
+                            self.l_cursor = LaneCursor::default();
+                        }
+                        Step::LaneStop if self.l_running => {
+                            self.lane_commit();
+                            self.l_running = false;
+                        }
+                        Step::LaneCrash if self.l_running => {
+                            // What it processed at or past its committed offset may be
+                            // processed again.
+                            let c = self.l_commit;
+                            self.allowed_dups
+                                .extend(self.l_since_commit.drain(..).filter(|&o| o >= c));
+                            self.l_running = false;
+                        }
+                        Step::BaseRestart => {
+                            // Base's commit may have moved back to a release offset: all it
+                            // processed from there is in the window.
+                            let c = self.b_commit;
+                            let redo = (c..self.len()).filter(|&o| self.by_base[o as usize] > 0);
+                            self.allowed_dups.extend(redo.collect::<Vec<_>>());
+                            self.b_pos = self.b_commit;
+                            self.b_cursor = BaseCursor::default();
+                        }
+                        _ => {}
+                    }
+                }
+                // Drain: settle ownership, then both consumers read to the end.
+                for _ in 0..2 {
+                    self.tick();
+                    self.lane_tick();
+                    while self.b_pos < self.len() || (self.l_running && self.l_pos < self.len()) {
+                        self.base_step();
+                        self.lane_step();
+                    }
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+            #[test]
+            fn every_message_once_by_its_owner(
+                lanes in proptest::collection::vec(any::<bool>(), 1..60),
+                steps in proptest::collection::vec(step(), 0..200),
+            ) {
+                let mut w = World::new(&lanes);
+                w.run(&steps);
+                for (o, lane) in w.log.iter().enumerate() {
+                    let (b, l) = (w.by_base[o], w.by_lane[o]);
+                    prop_assert!(b + l >= 1, "offset {o} ({lane}) lost");
+                    if lane.is_base() {
+                        prop_assert_eq!(l, 0, "base message {} processed by the lane", o);
+                    }
+                    if b + l > 1 {
+                        prop_assert!(
+                            w.allowed_dups.contains(&(o as i64)),
+                            "offset {} ({}) processed {} times by base, {} by lane, outside a crash window",
+                            o, lane, b, l
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

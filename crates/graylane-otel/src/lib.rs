@@ -1,0 +1,31 @@
+//! OpenTelemetry for gray-release lanes.
+//!
+//! - [`LanePropagator`] / [`composite`]: the lane as a `TextMapPropagator` that composes with W3C
+//!   trace context and baggage; [`lane_context`] / [`with_lane_context`] bridge the OTel
+//!   `Context`'s baggage and graylane's `LaneContext`, so a lane set on either side is seen on
+//!   the other.
+//! - [`LaneSpanProcessor`]: every span the SDK starts carries `gray.lane` (and `gray.served`,
+//!   `gray.mirror`), application spans included.
+//! - [`LaneMetrics`]: per-lane request counts and latency, fallbacks, mirror copies, stripped
+//!   headers, rejected tokens, malformed lanes and data-lane refusals through the OTel metrics
+//!   API; [`prometheus`] (feature `prometheus`) renders them for a `/metrics` endpoint.
+//!
+//! Wiring it into an existing OTel setup is in `docs/observability.md`.
+
+#![forbid(unsafe_code)]
+
+mod metrics;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod prometheus;
+mod propagation;
+mod trace;
+
+pub use metrics::{Kind, LaneMetrics};
+pub use propagation::{
+    LanePropagator, composite, current_context, lane_context, with_lane_context,
+};
+pub use trace::{
+    HeaderCarrier, HeaderReader, LaneSpanProcessor, LaneTrace, LaneTraceLayer, TraceFuture,
+    consumer_span, inject_current,
+};

@@ -1,0 +1,238 @@
+//! Per-lane metrics through the OpenTelemetry metrics API.
+//!
+//! | instrument | kind | attributes |
+//! |---|---|---|
+//! | `graylane.requests` | counter | `graylane.service`, `graylane.kind` (`server`, `client`, `consumer`), `gray.lane`, `gray.served`, `gray.mirror`, `graylane.outcome` (`ok`, `error`) |
+//! | `graylane.request.duration` | histogram, s | the same |
+//! | `graylane.fallbacks` | counter | `graylane.service`, `gray.lane` — work of a lane served by base |
+//! | `graylane.lane_headers.stripped` | observable counter | — lane marks from untrusted clients, stripped at the edge |
+//! | `graylane.tokens.rejected` | observable counter | `graylane.reason` (`token_forged`, `token_expired`, `token_malformed`) |
+//! | `graylane.lane_values.rejected` | observable counter | `graylane.reason` (`malformed`, `oversized`, `unknown`) |
+//! | `graylane.mirror.copies` | observable counter | `graylane.result` (`sent`, `failed`, `skipped`) |
+//! | `graylane.data.refusals` | observable counter | `graylane.store` (e.g. `redis`) |
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use graylane_core::stats::Rejection;
+use graylane_core::{LaneContext, Propagator};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+
+/// What a unit of work was, for [`LaneMetrics::record`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A request this service served.
+    Server,
+    /// A request this service sent.
+    Client,
+    /// A message this service consumed.
+    Consumer,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Server => "server",
+            Kind::Client => "client",
+            Kind::Consumer => "consumer",
+        }
+    }
+}
+
+/// The lane instruments of one service. Cheap to clone; clones share the instruments.
+///
+/// ```
+/// use graylane_core::{Lane, LaneContext};
+/// use graylane_otel::{Kind, LaneMetrics};
+/// use opentelemetry::metrics::MeterProvider as _;
+///
+/// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+/// let metrics = LaneMetrics::new(&provider.meter("graylane"), "orders");
+/// let gray = LaneContext::new(Lane::new("gray")?);
+/// metrics.record(Kind::Server, gray, std::time::Duration::from_millis(3), false);
+/// # Ok::<(), graylane_core::LaneError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct LaneMetrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    meter: Meter,
+    service: KeyValue,
+    requests: Counter<u64>,
+    duration: Histogram<f64>,
+    fallbacks: Counter<u64>,
+    /// Observable instruments stay registered while these live.
+    observers: Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl LaneMetrics {
+    /// Instruments on `meter` for the service `service`.
+    pub fn new(meter: &Meter, service: impl Into<String>) -> LaneMetrics {
+        let requests = meter
+            .u64_counter("graylane.requests")
+            .with_description("Requests and messages, by lane requested and lane served")
+            .build();
+        let duration = meter
+            .f64_histogram("graylane.request.duration")
+            .with_unit("s")
+            .with_description("Time to serve a request or handle a message, by lane")
+            .with_boundaries(vec![
+                0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
+            .build();
+        let fallbacks = meter
+            .u64_counter("graylane.fallbacks")
+            .with_description(
+                "Work of a lane served by base because the service has no version in the lane",
+            )
+            .build();
+        LaneMetrics {
+            inner: Arc::new(Inner {
+                meter: meter.clone(),
+                service: KeyValue::new("graylane.service", service.into()),
+                requests,
+                duration,
+                fallbacks,
+                observers: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Records one request or message in `ctx`'s lane that took `elapsed`.
+    pub fn record(&self, kind: Kind, ctx: LaneContext, elapsed: Duration, error: bool) {
+        let inner = &self.inner;
+        let attributes = [
+            inner.service.clone(),
+            KeyValue::new("graylane.kind", kind.as_str()),
+            KeyValue::new("gray.lane", ctx.lane().as_str()),
+            KeyValue::new("gray.served", ctx.served().as_str()),
+            KeyValue::new("gray.mirror", ctx.is_mirror()),
+            KeyValue::new("graylane.outcome", if error { "error" } else { "ok" }),
+        ];
+        inner.requests.add(1, &attributes);
+        inner.duration.record(elapsed.as_secs_f64(), &attributes);
+        if kind != Kind::Client && ctx.is_fallback() {
+            inner.fallbacks.add(
+                1,
+                &[
+                    inner.service.clone(),
+                    KeyValue::new("gray.lane", ctx.lane().as_str()),
+                ],
+            );
+        }
+    }
+
+    fn keep(&self, observer: impl std::any::Any + Send + Sync) {
+        self.inner
+            .observers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(observer));
+    }
+
+    /// Reports `propagator`'s rejection counters: stripped lane headers, rejected tokens and
+    /// rejected lane values. Use the edge's propagator (`Edge::propagator`) at the edge.
+    pub fn observe_propagator(&self, propagator: &Propagator) -> &Self {
+        let groups: [(&'static str, &'static str, &'static [Rejection]); 3] = [
+            (
+                "graylane.lane_headers.stripped",
+                "Lane marks from untrusted clients, stripped at the edge",
+                &[Rejection::Untrusted],
+            ),
+            (
+                "graylane.tokens.rejected",
+                "Lane tokens rejected (forged, expired, malformed)",
+                &[
+                    Rejection::TokenForged,
+                    Rejection::TokenExpired,
+                    Rejection::TokenMalformed,
+                ],
+            ),
+            (
+                "graylane.lane_values.rejected",
+                "Lane values read as base (malformed, oversized, not a configured lane)",
+                &[
+                    Rejection::Malformed,
+                    Rejection::Oversized,
+                    Rejection::Unknown,
+                ],
+            ),
+        ];
+        for (name, description, kinds) in groups {
+            let propagator = propagator.clone();
+            let service = self.inner.service.clone();
+            let counter = self
+                .inner
+                .meter
+                .u64_observable_counter(name)
+                .with_description(description)
+                .with_callback(move |observer| {
+                    let stats = propagator.stats();
+                    for &kind in kinds {
+                        let mut attributes = vec![service.clone()];
+                        if kinds.len() > 1 {
+                            attributes.push(KeyValue::new("graylane.reason", kind.as_str()));
+                        }
+                        observer.observe(stats.get(kind), &attributes);
+                    }
+                })
+                .build();
+            self.keep(counter);
+        }
+        self
+    }
+
+    /// Reports a mirror's copies: `stats` returns `(sent, failed, skipped)` (e.g. from
+    /// `MirrorLayer::stats`).
+    pub fn observe_mirror(
+        &self,
+        stats: impl Fn() -> (u64, u64, u64) + Send + Sync + 'static,
+    ) -> &Self {
+        let service = self.inner.service.clone();
+        let counter = self
+            .inner
+            .meter
+            .u64_observable_counter("graylane.mirror.copies")
+            .with_description("Mirror copies of live traffic sent to a shadow lane")
+            .with_callback(move |observer| {
+                let (sent, failed, skipped) = stats();
+                for (result, n) in [("sent", sent), ("failed", failed), ("skipped", skipped)] {
+                    observer.observe(
+                        n,
+                        &[service.clone(), KeyValue::new("graylane.result", result)],
+                    );
+                }
+            })
+            .build();
+        self.keep(counter);
+        self
+    }
+
+    /// Reports a data store's refusals (e.g. `LaneRedis::refused`: commands refused in a lane).
+    pub fn observe_refusals(
+        &self,
+        store: &'static str,
+        refused: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> &Self {
+        let service = self.inner.service.clone();
+        let counter = self
+            .inner
+            .meter
+            .u64_observable_counter("graylane.data.refusals")
+            .with_description("Data-lane operations refused because they could not be made safe")
+            .with_callback(move |observer| {
+                observer.observe(
+                    refused(),
+                    &[service.clone(), KeyValue::new("graylane.store", store)],
+                );
+            })
+            .build();
+        self.keep(counter);
+        self
+    }
+}

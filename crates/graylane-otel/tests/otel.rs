@@ -1,0 +1,363 @@
+//! The lane through OpenTelemetry: propagation composed with W3C trace context and baggage,
+//! span attributes, and metrics counted exactly (the SDK's in-memory exporters).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::OnceLock;
+
+use graylane_core::{Lane, LaneContext, LaneSet, Propagator};
+use graylane_http::LaneLayer;
+use graylane_otel::{
+    LaneMetrics, LaneSpanProcessor, LaneTraceLayer, composite, lane_context, with_lane_context,
+};
+use opentelemetry::KeyValue;
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tower::{Layer, ServiceExt, service_fn};
+use tracing_subscriber::layer::SubscriberExt;
+
+fn gray() -> Lane {
+    Lane::new("gray").unwrap()
+}
+
+fn propagator() -> Propagator {
+    Propagator::new(LaneSet::new([gray()]))
+}
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn headers(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn lane_trace_context_and_other_baggage_travel_together() {
+    let p = composite(propagator());
+    let cx = p.extract(&headers(&[
+        ("traceparent", TRACEPARENT),
+        ("x-gray-lane", "gray"),
+        ("baggage", "team=checkout"),
+    ]));
+    assert_eq!(lane_context(&cx, &propagator()).lane(), "gray");
+    let mut out = HashMap::new();
+    p.inject_context(&cx, &mut out);
+    assert_eq!(out["traceparent"], TRACEPARENT);
+    assert_eq!(out["x-gray-lane"], "gray");
+    let baggage = &out["baggage"];
+    assert!(
+        baggage.contains("gray.lane=gray") && baggage.contains("team=checkout"),
+        "{baggage}"
+    );
+}
+
+#[test]
+fn baggage_alone_delivers_the_lane() {
+    let p = composite(propagator());
+    let cx = p.extract(&headers(&[("baggage", "gray.lane=gray")]));
+    assert_eq!(lane_context(&cx, &propagator()).lane(), "gray");
+    let mut out = HashMap::new();
+    p.inject_context(&cx, &mut out);
+    assert_eq!(out["x-gray-lane"], "gray");
+}
+
+#[test]
+fn unknown_or_forged_lanes_in_baggage_do_not_pass() {
+    let p = composite(propagator());
+    for bad in ["gray.lane=blue", "gray.lane=Gr%3Bay", "gray.lane=base"] {
+        let cx = p.extract(&headers(&[("baggage", &format!("{bad},team=checkout"))]));
+        assert!(lane_context(&cx, &propagator()).lane().is_base(), "{bad}");
+        assert!(cx.baggage().get("gray.lane").is_none(), "{bad} removed");
+        assert_eq!(
+            cx.baggage().get("team").map(|v| v.as_str()),
+            Some("checkout")
+        );
+        let mut out = HashMap::new();
+        p.inject_context(&cx, &mut out);
+        assert!(!out.contains_key("x-gray-lane"), "{bad}");
+        assert!(!out["baggage"].contains("gray.lane"), "{bad}");
+    }
+}
+
+#[test]
+fn the_bridge_goes_both_ways() {
+    let p = propagator();
+    // graylane -> OTel.
+    let cx = with_lane_context(
+        &opentelemetry::Context::new(),
+        LaneContext::new(gray()).with_mirror(true),
+        &p,
+    );
+    assert_eq!(
+        cx.baggage().get("gray.lane").map(|v| v.as_str()),
+        Some("gray")
+    );
+    assert_eq!(
+        cx.baggage().get("gray.mirror").map(|v| v.as_str()),
+        Some("1")
+    );
+    // OTel -> graylane.
+    let ctx = lane_context(&cx, &p);
+    assert_eq!(ctx.lane(), "gray");
+    assert!(ctx.is_mirror());
+    // Back to base removes the members.
+    let cx = with_lane_context(&cx, LaneContext::base(), &p);
+    assert!(cx.baggage().is_empty());
+    // A lane attached in graylane alone is injected too.
+    let mut out = HashMap::new();
+    LaneContext::new(gray()).scope(|| {
+        composite(p.clone()).inject_context(&opentelemetry::Context::new(), &mut out);
+    });
+    assert_eq!(out["x-gray-lane"], "gray");
+}
+
+/// One tracer provider and span exporter for the whole test binary (the tracing subscriber is
+/// global); tests tell their spans apart by trace id or name.
+fn spans() -> &'static (SdkTracerProvider, InMemorySpanExporter) {
+    static SPANS: OnceLock<(SdkTracerProvider, InMemorySpanExporter)> = OnceLock::new();
+    SPANS.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(LaneSpanProcessor::new(propagator()))
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        (provider, exporter)
+    })
+}
+
+fn finished(name: &str) -> Vec<SpanData> {
+    let (provider, exporter) = spans();
+    provider.force_flush().unwrap();
+    exporter
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == name)
+        .collect()
+}
+
+fn finished_of(service: &str) -> Vec<SpanData> {
+    let (provider, exporter) = spans();
+    provider.force_flush().unwrap();
+    exporter
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| {
+            attr(s, "graylane.service")
+                .first()
+                .is_some_and(|v| v.as_str() == service)
+        })
+        .collect()
+}
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Vec<&'a opentelemetry::Value> {
+    span.attributes
+        .iter()
+        .filter(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+        .collect()
+}
+
+#[test]
+fn application_spans_get_the_lane_once() {
+    spans();
+    LaneContext::new(gray()).scope(|| {
+        tracing::info_span!("app.gray-work").in_scope(|| {});
+    });
+    tracing::info_span!("app.base-work").in_scope(|| {});
+    let one = |name: &str| {
+        let found = finished(name);
+        assert_eq!(found.len(), 1, "{name}");
+        attr(&found[0], "gray.lane")
+            .iter()
+            .map(|v| v.as_str().into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(one("app.gray-work"), ["gray"]);
+    assert_eq!(one("app.base-work"), ["base"]);
+}
+
+fn metrics() -> (SdkMeterProvider, InMemoryMetricExporter) {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    (provider, exporter)
+}
+
+/// Sum of a counter's points whose attributes include all of `matching`.
+fn counter(exporter: &InMemoryMetricExporter, name: &str, matching: &[KeyValue]) -> u64 {
+    let all = exporter.get_finished_metrics().unwrap();
+    let Some(last) = all.last() else { return 0 };
+    let mut total = 0;
+    for metric in last.scope_metrics().flat_map(|s| s.metrics()) {
+        if metric.name() != name {
+            continue;
+        }
+        if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
+            for point in sum.data_points() {
+                let attrs: Vec<&KeyValue> = point.attributes().collect();
+                if matching.iter().all(|m| attrs.contains(&m)) {
+                    total += point.value();
+                }
+            }
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_exactly_what_was_sent_per_lane() {
+    spans();
+    let (provider, exporter) = metrics();
+    let lane_metrics = LaneMetrics::new(&provider.meter("graylane"), "inventory");
+    let edge = graylane_core::Edge::new(propagator(), graylane_core::coloring::Rules::default());
+    lane_metrics.observe_propagator(edge.propagator());
+    // inventory has no gray version: it serves base, so gray requests are fallbacks.
+    let service = LaneLayer::mesh(propagator()).serving(Lane::BASE).layer(
+        LaneTraceLayer::server("inventory", propagator())
+            .metrics(lane_metrics.clone())
+            .layer(service_fn(|req: http::Request<()>| async move {
+                let status = if req.uri().path() == "/fail" {
+                    500
+                } else {
+                    200
+                };
+                Ok::<_, Infallible>(http::Response::builder().status(status).body(()).unwrap())
+            })),
+    );
+    let send = |path: &'static str, lane: Option<&'static str>| {
+        let service = service.clone();
+        async move {
+            let mut req = http::Request::get(path);
+            if let Some(lane) = lane {
+                req = req.header("baggage", format!("gray.lane={lane}"));
+            }
+            service.oneshot(req.body(()).unwrap()).await.unwrap()
+        }
+    };
+    for _ in 0..7 {
+        send("/ok", None).await;
+    }
+    for _ in 0..5 {
+        send("/ok", Some("gray")).await;
+    }
+    send("/fail", Some("gray")).await;
+    for _ in 0..3 {
+        send("/ok", Some("blue")).await; // not a lane: base, and counted as rejected
+    }
+    provider.force_flush().unwrap();
+    let service = KeyValue::new("graylane.service", "inventory");
+    let lane = |l: &'static str| KeyValue::new("gray.lane", l);
+    let served_base = KeyValue::new("gray.served", "base");
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.requests",
+            &[service.clone(), lane("base")]
+        ),
+        10
+    );
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.requests",
+            &[service.clone(), lane("gray"), served_base]
+        ),
+        6
+    );
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.requests",
+            &[lane("gray"), KeyValue::new("graylane.outcome", "error")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(&exporter, "graylane.fallbacks", &[service, lane("gray")]),
+        6
+    );
+    // The rejection counters belong to the propagator given to observe_propagator: here the
+    // edge's, which saw nothing; the mesh layer's own propagator counted the 3 unknown lanes.
+    assert_eq!(counter(&exporter, "graylane.lane_values.rejected", &[]), 0);
+    // One server span per request, named after the route, with the lane exactly once.
+    let server_spans = finished_of("inventory");
+    assert_eq!(server_spans.len(), 16);
+    assert!(
+        server_spans
+            .iter()
+            .all(|s| s.name == "GET /ok" || s.name == "GET /fail")
+    );
+    assert!(server_spans.iter().all(|s| attr(s, "gray.lane").len() == 1));
+    let gray_fallbacks = server_spans
+        .iter()
+        .filter(|s| {
+            attr(s, "gray.lane")[0].as_str() == "gray"
+                && attr(s, "gray.served")
+                    .first()
+                    .is_some_and(|v| v.as_str() == "base")
+        })
+        .count();
+    assert_eq!(gray_fallbacks, 6);
+}
+
+#[test]
+fn rejections_tokens_and_stripped_headers_are_reported() {
+    let (provider, exporter) = metrics();
+    let lane_metrics = LaneMetrics::new(&provider.meter("graylane"), "gateway");
+    let spec = graylane_core::spec::LaneSpec::from_yaml_str(
+        "lanes: [{name: gray}]\ntrust: {token: {key: \"a test key of enough length\"}}\n",
+    )
+    .unwrap();
+    let edge = spec.edge().unwrap();
+    lane_metrics
+        .observe_propagator(edge.propagator())
+        .observe_mirror(|| (4, 1, 2))
+        .observe_refusals("redis", || 3);
+    let admit = |pairs: &[(&str, &str)]| {
+        let mut req = graylane_core::coloring::SimpleRequest::new("/");
+        for (k, v) in pairs {
+            req = req.header(k, v);
+        }
+        edge.admit(&mut req);
+    };
+    admit(&[("x-gray-lane", "gray")]); // stripped
+    admit(&[("x-gray-lane", "gray"), ("baggage", "gray.lane=gray")]); // stripped (one request)
+    admit(&[("x-gray-lane-token", "v1.gray.1.deadbeef")]); // forged or malformed
+    provider.force_flush().unwrap();
+    assert_eq!(counter(&exporter, "graylane.lane_headers.stripped", &[]), 2);
+    assert_eq!(counter(&exporter, "graylane.tokens.rejected", &[]), 1);
+    let result = |r: &'static str| KeyValue::new("graylane.result", r);
+    assert_eq!(
+        counter(&exporter, "graylane.mirror.copies", &[result("sent")]),
+        4
+    );
+    assert_eq!(
+        counter(&exporter, "graylane.mirror.copies", &[result("failed")]),
+        1
+    );
+    assert_eq!(
+        counter(&exporter, "graylane.mirror.copies", &[result("skipped")]),
+        2
+    );
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.data.refusals",
+            &[KeyValue::new("graylane.store", "redis")]
+        ),
+        3
+    );
+}

@@ -1,0 +1,76 @@
+//! The demo is the proof: run it (small traffic) against the real PostgreSQL and Redis and the
+//! embedded broker, and hold it to its audit line.
+
+use std::process::Command;
+
+fn shop() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
+    cmd.env_remove("GRAYLANE_KAFKA_BROKERS");
+    cmd
+}
+
+/// `key=value` fields of the audit line.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn gray_traffic_and_data_stay_gray_and_nothing_is_lost() {
+    let out = shop().env("SHOP_REQUESTS", "160").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "shop failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(last.starts_with("lane audit: requests=160 "), "{last}");
+    assert_eq!(field(last, "lost"), 0, "{stdout}");
+    assert_eq!(field(last, "leaks"), 0, "{stdout}");
+    // Beta users, testers and the sticky 10% are gray: well over a third of the traffic.
+    assert!(field(last, "gray") >= 160 * 3 / 10, "{last}");
+    // gateway and inventory have no gray version: every gray request falls back there.
+    assert!(
+        field(last, "fallbacks") >= 2 * field(last, "gray"),
+        "{last}"
+    );
+    // 10% mirrored: zero in 160 would be a one-in-20,000 event.
+    assert!(field(last, "mirrored") > 0, "{last}");
+    // The metrics a dashboard reads tell the same story: one stripped header per forger
+    // (every tenth request), one gateway fallback per gray request.
+    assert!(
+        stdout.contains(r#"graylane_lane_headers_stripped_total{graylane_service="gateway"} 16"#),
+        "{stdout}"
+    );
+    let gateway_fallbacks = format!(
+        r#"graylane_fallbacks_total{{gray_lane="gray",graylane_service="gateway"}} {}"#,
+        field(last, "gray")
+    );
+    assert!(stdout.contains(&gateway_fallbacks), "{stdout}");
+    // The gray consumer was stopped mid-run: base handled gray messages, in gray.
+    assert!(
+        stdout.contains("fulfillment  v1  gray             -> base"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_says_what_to_run() {
+    let out = shop()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/test")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("PostgreSQL is not reachable"), "{stderr}");
+    assert!(
+        stderr.contains("docker compose up -d postgres redis"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

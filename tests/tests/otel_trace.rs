@@ -1,0 +1,319 @@
+//! One trace across HTTP -> gRPC -> Kafka -> consumer, every span in the request's lane — also
+//! when the lane travels only in W3C baggage. Real servers on loopback, the mock Kafka broker,
+//! the OpenTelemetry SDK's in-memory span exporter.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use bytes::Bytes;
+use graylane::{Lane, LaneContext, LaneSet, Propagator};
+use graylane_grpc::{BoxError, LaneLayer};
+use graylane_kafka::testing::MockBroker;
+use graylane_kafka::{LaneConsumer, LaneProducer};
+use graylane_otel::{LaneSpanProcessor, LaneTraceLayer, composite, consumer_span, inject_current};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+use tokio::sync::mpsc;
+use tower::ServiceBuilder;
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+
+type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+fn propagator() -> Propagator {
+    Propagator::new(LaneSet::new([Lane::new("gray").unwrap()]))
+}
+
+fn tracing_setup() -> &'static (SdkTracerProvider, InMemorySpanExporter) {
+    static SETUP: OnceLock<(SdkTracerProvider, InMemorySpanExporter)> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(LaneSpanProcessor::new(propagator()))
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("e2e")));
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        (provider, exporter)
+    })
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Order {
+    #[prost(string, tag = "1")]
+    id: String,
+}
+
+/// Service B: a unary gRPC method (no protoc) that publishes the order to Kafka with the trace
+/// context and the lane in the record's headers.
+#[derive(Clone)]
+struct Orders {
+    producer: LaneProducer,
+    topic: String,
+}
+
+impl tonic::server::NamedService for Orders {
+    const NAME: &'static str = "e2e.Orders";
+}
+
+impl<B> tower::Service<http::Request<B>> for Orders
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<BoxError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFut<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = Publish(self.clone());
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<Order, Order>::default();
+            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
+        })
+    }
+}
+
+struct Publish(Orders);
+
+impl tonic::server::UnaryService<Order> for Publish {
+    type Response = Order;
+    type Future = BoxFut<Result<tonic::Response<Order>, tonic::Status>>;
+
+    fn call(&mut self, req: tonic::Request<Order>) -> Self::Future {
+        let orders = self.0.clone();
+        Box::pin(async move {
+            let order = req.into_inner();
+            // The trace context goes into the record's headers; the lane is stamped by
+            // LaneProducer as well.
+            let mut carrier = HashMap::new();
+            inject_current(&composite(propagator()), &propagator(), &mut carrier);
+            let headers = carrier.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v),
+                })
+            });
+            orders
+                .producer
+                .send(
+                    FutureRecord::to(&orders.topic)
+                        .key(&order.id)
+                        .payload(&order.id)
+                        .headers(headers),
+                    Duration::from_secs(5),
+                )
+                .await
+                .map_err(|(e, _)| tonic::Status::internal(e.to_string()))?;
+            Ok(tonic::Response::new(order))
+        })
+    }
+}
+
+async fn serve_orders(orders: Orders) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder()
+        .layer(LaneLayer::mesh(propagator()))
+        .layer(LaneTraceLayer::server("orders", propagator()))
+        .add_service(orders)
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(server);
+    addr
+}
+
+/// Service A (HTTP): calls B over gRPC.
+async fn checkout(State(channel): State<tonic::transport::Channel>) -> String {
+    let svc = ServiceBuilder::new()
+        .layer(LaneTraceLayer::client("gateway", propagator()))
+        .service(channel);
+    let mut grpc = tonic::client::Grpc::new(svc);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/e2e.Orders/Publish");
+    let codec = tonic_prost::ProstCodec::<Order, Order>::default();
+    let id = format!("order-{}", LaneContext::current().lane());
+    grpc.unary(tonic::Request::new(Order { id }), path, codec)
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+}
+
+/// The record's headers as an OTel carrier.
+fn header_map(m: &rdkafka::message::OwnedMessage) -> HashMap<String, String> {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .filter_map(|h| {
+                    Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn trace_spans(trace_id: &str) -> Vec<SpanData> {
+    let (provider, exporter) = tracing_setup();
+    provider.force_flush().unwrap();
+    exporter
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.span_context.trace_id().to_string() == trace_id)
+        .collect()
+}
+
+fn lane_of(span: &SpanData) -> Vec<String> {
+    span.attributes
+        .iter()
+        .filter(|kv| kv.key.as_str() == "gray.lane")
+        .map(|kv| kv.value.as_str().into_owned())
+        .collect()
+}
+
+async fn one_trace(lane_headers: &[(&str, &str)], trace_id: &str) -> Vec<SpanData> {
+    tracing_setup();
+    let broker = MockBroker::start(1).unwrap();
+    let topic = format!("orders-{trace_id}");
+    broker.create_topic(&topic, 2).unwrap();
+    broker.create_topic("control", 1).unwrap();
+    let producer = LaneProducer::new(broker.client_config().create().unwrap(), propagator());
+    let orders = serve_orders(Orders {
+        producer,
+        topic: topic.clone(),
+    })
+    .await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{orders}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let gateway = Router::new()
+        .route("/checkout", get(checkout))
+        .with_state(channel)
+        .layer(LaneTraceLayer::server("gateway", propagator()))
+        .layer(LaneLayer::mesh(propagator()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, gateway).await });
+
+    // fulfillment: base (grants partitions) and gray consumers; the handler continues the trace.
+    let (done, mut handled) = mpsc::unbounded_channel();
+    let consumer = |lane: Lane| {
+        let done = done.clone();
+        let topic = topic.clone();
+        LaneConsumer::builder(broker.client_config(), propagator(), "fulfillment")
+            .lane(lane)
+            .topic(topic.clone())
+            .control_topic("control")
+            .spawn(move |m| {
+                let ctx = LaneContext::current();
+                let span = consumer_span(
+                    &composite(propagator()),
+                    &header_map(&m),
+                    ctx,
+                    &propagator(),
+                    "fulfillment",
+                    &topic,
+                );
+                let done = done.clone();
+                async move {
+                    // Application code, with a span of its own.
+                    tracing::info_span!("fulfill").in_scope(|| {});
+                    done.send(ctx.lane()).unwrap();
+                }
+                .instrument(span)
+            })
+    };
+    let base = consumer(Lane::BASE).await.unwrap();
+    let gray = consumer(Lane::new("gray").unwrap()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while base.stats().grants < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the gray consumer was granted its partitions");
+
+    let mut req = http::Request::get(format!("http://{gateway_addr}/checkout"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"));
+    for (k, v) in lane_headers {
+        req = req.header(*k, *v);
+    }
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let res = client
+        .request(req.body(Full::default()).unwrap())
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"order-gray");
+    let lane = tokio::time::timeout(Duration::from_secs(10), handled.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lane, "gray");
+    let gray_stats = gray.stop().await.unwrap();
+    assert_eq!(gray_stats.processed, 1, "the gray consumer handled it");
+    base.stop().await.unwrap();
+    trace_spans(trace_id)
+}
+
+fn check(spans: &[SpanData]) {
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    // gateway server + gateway client + orders server + consumer + the application's span.
+    assert_eq!(spans.len(), 5, "{names:?}");
+    for expected in ["GET /checkout", "POST /e2e.Orders/Publish", "fulfill"] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    assert!(names.iter().any(|n| n.ends_with(" process")), "{names:?}");
+    for span in spans {
+        assert_eq!(
+            lane_of(span),
+            ["gray"],
+            "{}: {:?}",
+            span.name,
+            span.attributes
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_in_the_lane_across_http_grpc_kafka_and_a_consumer() {
+    check(
+        &one_trace(
+            &[("x-gray-lane", "gray")],
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        )
+        .await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baggage_alone_carries_the_lane_end_to_end() {
+    check(
+        &one_trace(
+            &[("baggage", "gray.lane=gray")],
+            "5cf92f3577b34da6a3ce929d0e0e4737",
+        )
+        .await,
+    );
+}
