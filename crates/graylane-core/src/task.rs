@@ -64,17 +64,25 @@ impl<F> WithLane<F> {
     }
 
     /// The wrapped future.
+    ///
+    /// # Panics
+    ///
+    /// Once the future has completed (it is dropped then, in the lane).
     pub fn get_ref(&self) -> &F {
         self.inner
             .as_ref()
-            .expect("the inner future is only taken in drop")
+            .expect("`WithLane` inspected after completion")
     }
 
     /// The wrapped future.
+    ///
+    /// # Panics
+    ///
+    /// Once the future has completed (it is dropped then, in the lane).
     pub fn get_mut(&mut self) -> &mut F {
         self.inner
             .as_mut()
-            .expect("the inner future is only taken in drop")
+            .expect("`WithLane` inspected after completion")
     }
 }
 
@@ -84,10 +92,17 @@ impl<F: Future> Future for WithLane<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _guard = this.ctx.attach();
-        this.inner
+        let mut inner = this.inner;
+        let out = inner
+            .as_mut()
             .as_pin_mut()
-            .expect("the inner future is only taken in drop")
-            .poll(cx)
+            .expect("`WithLane` polled after completion")
+            .poll(cx);
+        if out.is_ready() {
+            // Dropped now, while attached, so that dropping `WithLane` needs no second attach.
+            inner.set(None);
+        }
+        out
     }
 }
 

@@ -2,7 +2,7 @@
 //! messages and those of every lane without a live consumer, and the switch between them is
 //! exact. The protocol is in `docs/kafka-lanes.md`; its decisions are in `handover.rs`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -315,7 +315,7 @@ impl LaneConsumerBuilder {
             lease,
             timing: self.timing,
             topics: self.topics,
-            parts: HashMap::new(),
+            parts: BTreeMap::new(),
             counters: counters.clone(),
             last_commit: Instant::now(),
         };
@@ -548,7 +548,8 @@ struct State {
     lease: Arc<Lease>,
     timing: Timing,
     topics: Vec<String>,
-    parts: HashMap<(usize, i32), Part>,
+    // Few entries, looked up on every record: ordered, and no hashing.
+    parts: BTreeMap<(usize, i32), Part>,
     counters: Arc<Counters>,
     last_commit: Instant,
 }
@@ -585,7 +586,18 @@ where
             _ = &mut stop => break,
             _ = tick.tick() => state.on_tick(&consumer).await?,
             message = consumer.recv() => match message {
-                Ok(m) => state.on_message(&consumer, m, &mut handler).await?,
+                Ok(m) => {
+                    state.on_message(&consumer, m, &mut handler).await?;
+                    // Records librdkafka has already fetched are handled without going back
+                    // through the `select!` (its polls cost more than a record's handling),
+                    // a bounded batch at a time so that stop and ticks are still seen.
+                    for _ in 1..BATCH {
+                        match ready_now(consumer.recv()) {
+                            Some(Ok(m)) => state.on_message(&consumer, m, &mut handler).await?,
+                            _ => break,
+                        }
+                    }
+                }
                 // librdkafka retries transient errors itself.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
@@ -605,6 +617,18 @@ where
     }
     consumer.unsubscribe();
     Ok(())
+}
+
+/// Records handled in a row before the loop looks at stop requests and ticks again.
+const BATCH: usize = 64;
+
+/// `f`'s output if it is ready at once.
+fn ready_now<F: Future>(f: F) -> Option<F::Output> {
+    let f = std::pin::pin!(f);
+    match f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
 }
 
 /// Commits everything handled. A rebalance in progress (another member joining or leaving)
@@ -669,8 +693,14 @@ impl State {
         if consumer.context().dirty.swap(false, Ordering::AcqRel) {
             self.apply_events(consumer).await?;
         }
-        let Some(t) = self.topics.iter().position(|t| t == m.topic()) else {
-            return Ok(());
+        // Reading a record's topic name costs a `strlen` and a UTF-8 check: only compare names
+        // when there is more than one topic.
+        let t = match self.topics.len() {
+            1 => 0,
+            _ => match self.topics.iter().position(|t| t == m.topic()) {
+                Some(t) => t,
+                None => return Ok(()),
+            },
         };
         let (p, o) = (m.partition(), m.offset());
         let Some(part) = self.parts.get_mut(&(t, p)) else {
@@ -735,9 +765,10 @@ impl State {
         };
         match run {
             Some(ctx) => {
-                // The handler's synchronous part runs in the lane too, not only its future.
+                // The handler's synchronous part runs in the lane too, not only its future: it
+                // is called on the first poll, inside `with_lane` (one lane entry per poll).
                 let message = m.detach();
-                ctx.scope(|| handler(message)).with_lane(ctx).await;
+                async { handler(message).await }.with_lane(ctx).await;
             }
             None => bump(&self.counters.skipped),
         }

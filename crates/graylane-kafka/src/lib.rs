@@ -151,14 +151,24 @@ pub fn stamp_headers(
 }
 
 /// Headers for a record that had none, the common case: keys are static and values usually
-/// borrowed, so nothing is copied until the headers are built, once.
+/// borrowed, and the propagator writes at most three of them (lane, mirror, baggage), so they
+/// are gathered on the stack; nothing is allocated until the headers are built, once.
 #[derive(Debug, Default)]
-struct Fresh(Vec<(&'static str, Cow<'static, str>)>);
+struct Fresh {
+    entries: [(&'static str, Cow<'static, str>); 3],
+    len: usize,
+    /// Any further keys (none from today's propagator; kept rather than dropped).
+    more: Vec<(&'static str, Cow<'static, str>)>,
+}
 
 impl Fresh {
+    fn iter(&self) -> impl Iterator<Item = &(&'static str, Cow<'static, str>)> {
+        self.entries[..self.len].iter().chain(&self.more)
+    }
+
     fn build(self) -> OwnedHeaders {
-        self.0.iter().fold(
-            OwnedHeaders::new_with_capacity(self.0.len()),
+        self.iter().fold(
+            OwnedHeaders::new_with_capacity(self.len + self.more.len()),
             |h, (key, value)| {
                 h.insert(Header {
                     key,
@@ -171,8 +181,7 @@ impl Fresh {
 
 impl Extractor for Fresh {
     fn get(&self, key: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.as_bytes())
     }
@@ -180,11 +189,30 @@ impl Extractor for Fresh {
 
 impl Injector for Fresh {
     fn set(&mut self, key: &'static str, value: Cow<'static, str>) {
-        self.0.retain(|(k, _)| *k != key);
-        self.0.push((key, value));
+        if let Some(slot) = self.entries[..self.len]
+            .iter_mut()
+            .chain(&mut self.more)
+            .find(|(k, _)| *k == key)
+        {
+            slot.1 = value;
+        } else if self.len < self.entries.len() {
+            self.entries[self.len] = (key, value);
+            self.len += 1;
+        } else {
+            self.more.push((key, value));
+        }
     }
+
     fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| *k != key);
+        self.more.retain(|(k, _)| *k != key);
+        let mut kept = 0;
+        for i in 0..self.len {
+            if self.entries[i].0 != key {
+                self.entries.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.len = kept;
     }
 }
 
@@ -267,5 +295,34 @@ impl LaneProducer {
     /// Flushes outstanding records.
     pub fn flush(&self, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
         rdkafka::producer::Producer::flush(&self.inner, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_headers_keep_every_key_once_in_order() {
+        let mut f = Fresh::default();
+        for (k, v) in [
+            ("a", "1"),
+            ("b", "2"),
+            ("a", "3"),
+            ("c", "4"),
+            ("d", "5"),
+            ("e", "6"),
+        ] {
+            f.set(k, Cow::Borrowed(v));
+        }
+        f.remove("b");
+        f.remove("e");
+        let got: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        assert_eq!(got, [("a", "3"), ("c", "4"), ("d", "5")]);
+        assert_eq!(f.get("d"), Some(&b"5"[..]));
+        assert_eq!(f.get("b"), None);
+        let built = f.build();
+        assert_eq!(built.count(), 3);
+        assert_eq!(built.get(2).key, "d");
     }
 }

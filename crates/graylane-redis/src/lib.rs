@@ -114,6 +114,7 @@ pub struct LaneRedis<C> {
     shared: Arc<Shared>,
     // The rewritten command. Owned by the connection handle (`&mut self` for the whole
     // request), reused across commands: a lane pays no allocation for the rewrite once warm.
+    // (A per-thread pool shared by clones measured no faster: small allocations are cheap.)
     scratch: Option<Cmd>,
 }
 

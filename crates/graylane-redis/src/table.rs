@@ -402,19 +402,83 @@ pub(crate) const REFUSED: &[(&str, &str)] = &[
 ];
 
 /// The spec of `name` (upper-cased by the caller), if supported.
+///
+/// Every command in a lane looks itself up here, so this is a hash probe (usually one name
+/// comparison) rather than a binary search (eight of them).
 pub(crate) fn lookup(name: &str) -> Option<Spec> {
-    TABLE
-        .binary_search_by(|(n, _)| (*n).cmp(name))
-        .ok()
-        .map(|i| TABLE[i].1)
+    let mut slot = fnv1a(name.as_bytes()) as usize % SLOTS;
+    loop {
+        match INDEX[slot] {
+            0 => return None,
+            i => {
+                let (n, spec) = &TABLE[usize::from(i) - 1];
+                if *n == name {
+                    return Some(*spec);
+                }
+            }
+        }
+        slot = (slot + 1) % SLOTS;
+    }
 }
+
+const fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u32;
+        hash = hash.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    hash
+}
+
+/// Open addressing with linear probing, under a third full: probes stay short.
+const SLOTS: usize = 512;
+const _: () = assert!(TABLE.len() * 3 < SLOTS && TABLE.len() < u8::MAX as usize);
+
+/// `TABLE` index + 1 by the name's hash slot (0: empty), built at compile time.
+const INDEX: [u8; SLOTS] = {
+    let mut index = [0u8; SLOTS];
+    let mut i = 0;
+    while i < TABLE.len() {
+        let mut slot = fnv1a(TABLE[i].0.as_bytes()) as usize % SLOTS;
+        while index[slot] != 0 {
+            slot = (slot + 1) % SLOTS;
+        }
+        index[slot] = (i + 1) as u8;
+        i += 1;
+    }
+    index
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn table_is_sorted_and_unique_for_binary_search() {
+    fn lookup_finds_exactly_the_table() {
+        for (name, spec) in TABLE {
+            assert_eq!(lookup(name).map(|s| s.keys), Some(spec.keys), "{name}");
+        }
+        for (name, _) in REFUSED {
+            assert!(lookup(name).is_none(), "{name}");
+        }
+        for name in [
+            "",
+            "G",
+            "GE",
+            "GETS",
+            "get",
+            "XGET",
+            "SETX",
+            "ZZZZZZZZZZZZZZZZZZZZZZZZ",
+        ] {
+            assert!(lookup(name).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn table_is_sorted_and_unique() {
         for w in TABLE.windows(2) {
             assert!(w[0].0 < w[1].0, "{} before {}", w[0].0, w[1].0);
         }
