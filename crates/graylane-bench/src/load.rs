@@ -117,6 +117,9 @@ where
     sample
 }
 
+/// One-second paced rounds per variant in the latency phase, at most.
+const LATENCY_ROUNDS: usize = 5;
+
 /// The result of a side-by-side run.
 pub(crate) struct Comparison {
     /// Median over rounds of (with throughput / without throughput), at saturation.
@@ -129,9 +132,10 @@ pub(crate) struct Comparison {
 ///
 /// 1. throughput at saturation (closed loop, `concurrency` in flight): `rounds` paired rounds,
 ///    alternating which variant goes first; the ratio is the median of the per-round ratios,
-///    which is robust to a noisy neighbour stealing one round;
-/// 2. latency at a fixed rate of a fifth of the measured capacity, alternating 1-second rounds;
-///    latency under saturation would only measure queueing.
+///    which is robust to a noisy neighbour stealing one round. Rounds are short (tens of ms)
+///    and many, so that both variants of a pair see the same machine;
+/// 2. latency at a fixed rate of a fifth of the measured capacity, alternating 1-second rounds
+///    (at most [`LATENCY_ROUNDS`] each); latency under saturation would only measure queueing.
 pub(crate) async fn side_by_side<A, AF, B, BF>(
     name: &str,
     rounds: usize,
@@ -148,8 +152,9 @@ where
 {
     let max = Duration::from_secs(60);
     // Warm up both paths (connections, allocator, caches).
-    drive(per_round / 4, concurrency, max, without.clone()).await;
-    drive(per_round / 4, concurrency, max, with.clone()).await;
+    let warm_up = per_round.max(5_000);
+    drive(warm_up, concurrency, max, without.clone()).await;
+    drive(warm_up, concurrency, max, with.clone()).await;
 
     let (mut a, mut b) = (Sample::empty(), Sample::empty());
     let mut ratios = Vec::with_capacity(rounds);
@@ -179,15 +184,19 @@ where
             s.requests
         );
     }
-    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
     println!(
-        "{name} per-round throughput ratios (sorted): {}",
-        shown.join(" ")
+        "{name} per-round throughput ratios over {rounds} rounds: min {:.3}  p10 {:.3}  median {:.3}  p90 {:.3}  max {:.3}",
+        at(0.0),
+        at(0.1),
+        at(0.5),
+        at(0.9),
+        at(1.0)
     );
 
     let rate = ((a.throughput() / 5.0) as u64).max(100);
     let (mut la, mut lb) = (Sample::empty(), Sample::empty());
-    for round in 0..rounds {
+    for round in 0..rounds.min(LATENCY_ROUNDS) {
         let second = Duration::from_secs(1);
         if round % 2 == 0 {
             la.merge(&drive_rate(rate, second, without.clone()).await);

@@ -10,6 +10,7 @@
 //! cargo run --release -p graylane-bench -- kafka
 //! ```
 
+mod cpu;
 mod grpc;
 mod http;
 mod kafka;
@@ -24,10 +25,12 @@ pub(crate) struct Args {
     requests: usize,
     rounds: usize,
     concurrency: usize,
+    /// Record payload size in bytes (kafka).
+    payload: usize,
 }
 
 const USAGE: &str =
-    "usage: graylane-bench <http|grpc|redis|sql|kafka> [--requests N] [--rounds R] [--concurrency C]
+    "usage: graylane-bench <http|grpc|redis|sql|kafka> [--requests N] [--rounds R] [--concurrency C] [--payload B]
 
   http   the same axum handler over a hyper client, without vs. with graylane's layers
   grpc   the same tonic unary method over a channel, without vs. with graylane's layers
@@ -35,16 +38,29 @@ const USAGE: &str =
   sql    the same SELECT/INSERT mix, plain PgPool vs. lane-routed pools (needs DATABASE_URL)
   kafka  produce and consume on a mock broker, plain rdkafka vs. LaneProducer/LaneConsumer
 
-  --requests N     requests per saturation round and variant (default 20000)
-  --rounds R       paired rounds per phase (default 7; the ratio is their median)
-  --concurrency C  concurrent requests in flight (default 32; kafka keeps 1000 records in flight)";
+  --requests N     requests per round and variant (default 2000; kafka: records, 50000)
+  --rounds R       paired rounds per phase (default 101; kafka 15); the ratio is the median
+                   of the per-round ratios. Many short rounds, alternating, let both variants
+                   see the same neighbours on a shared machine.
+  --concurrency C  concurrent requests in flight (default 32; kafka keeps 1000 records in flight)
+  --payload B      kafka record payload in bytes (default 100)";
+
+/// The defaults of `--requests` and `--rounds` for `scenario`.
+fn defaults(scenario: &str) -> (usize, usize) {
+    match scenario {
+        "kafka" => (50_000, 15),
+        _ => (2_000, 101),
+    }
+}
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<(String, Args), String> {
     let scenario = argv.next().ok_or("no scenario given")?;
+    let (requests, rounds) = defaults(&scenario);
     let mut args = Args {
-        requests: 20_000,
-        rounds: 7,
+        requests,
+        rounds,
         concurrency: 32,
+        payload: 100,
     };
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or(format!("{flag} needs a value"))?;
@@ -58,6 +74,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<(String, Args), Strin
             "--requests" => args.requests = n,
             "--rounds" => args.rounds = n,
             "--concurrency" => args.concurrency = n,
+            "--payload" => args.payload = n,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -109,9 +126,10 @@ fn main() -> ExitCode {
             }
         },
         "kafka" => match runtime.block_on(kafka::run(&args)) {
-            Ok((consume, produce)) => {
-                format!("kafka consume_ratio={consume:.3} produce_ratio={produce:.3}")
-            }
+            Ok((consume, produce)) => format!(
+                "kafka consume_ratio={:.3} produce_ratio={:.3}",
+                consume.throughput, produce.throughput
+            ),
             Err(e) => {
                 eprintln!("kafka: {e}");
                 return ExitCode::FAILURE;
@@ -136,11 +154,20 @@ mod tests {
 
     #[test]
     fn parses_flags_and_refuses_nonsense() {
-        let (scenario, a) = args("http --requests 10 --rounds 2 --concurrency 3").unwrap();
+        let (scenario, a) =
+            args("http --requests 10 --rounds 2 --concurrency 3 --payload 7").unwrap();
         assert_eq!(
-            (scenario.as_str(), a.requests, a.rounds, a.concurrency),
-            ("http", 10, 2, 3)
+            (
+                scenario.as_str(),
+                a.requests,
+                a.rounds,
+                a.concurrency,
+                a.payload
+            ),
+            ("http", 10, 2, 3, 7)
         );
+        let (_, a) = args("kafka").unwrap();
+        assert_eq!((a.requests, a.rounds), defaults("kafka"));
         assert!(args("").is_err());
         assert!(args("http --requests").is_err());
         assert!(args("http --requests x").is_err());
@@ -160,6 +187,7 @@ mod tests {
             requests: 40,
             rounds: 1,
             concurrency: 4,
+            payload: 100,
         };
         for c in [
             rt.block_on(http::run(&small)),
@@ -169,6 +197,9 @@ mod tests {
             assert!(c.p99_added_us.is_finite());
         }
         let (consume, produce) = rt.block_on(kafka::run(&small)).unwrap();
-        assert!(consume.is_finite() && consume > 0.0 && produce.is_finite() && produce > 0.0);
+        for r in [consume, produce] {
+            assert!(r.throughput.is_finite() && r.throughput > 0.0);
+            assert!(r.cpu.is_finite() && r.cpu > 0.0);
+        }
     }
 }
