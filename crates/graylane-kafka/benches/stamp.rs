@@ -1,0 +1,46 @@
+//! What stamping a record costs on the producer's thread, apart from the broker: the headers a
+//! gray record gets (lane header and baggage entry), built by graylane, against the same two
+//! headers built by hand (what any header costs in librdkafka: one allocation per header plus
+//! the list), and against no headers at all.
+//!
+//! `cargo bench -p graylane-kafka --bench stamp`. Figures in `docs/benchmarks.md`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use graylane_core::{Lane, LaneContext, LaneSet, Propagator};
+use graylane_kafka::stamp_headers;
+use rdkafka::message::{Header, OwnedHeaders};
+
+fn stamp(c: &mut Criterion) {
+    let gray = Lane::new("gray").unwrap();
+    let propagator = Propagator::new(LaneSet::new([gray]));
+    let ctx = LaneContext::new(gray);
+
+    let mut g = c.benchmark_group("stamp");
+    g.bench_function("base record (nothing to add)", |b| {
+        b.iter(|| black_box(stamp_headers(&propagator, &LaneContext::base(), None)))
+    });
+    g.bench_function("gray record (graylane)", |b| {
+        b.iter(|| black_box(stamp_headers(&propagator, black_box(&ctx), None)))
+    });
+    g.bench_function("the same two headers by hand", |b| {
+        b.iter(|| {
+            black_box(
+                OwnedHeaders::new_with_capacity(2)
+                    .insert(Header {
+                        key: "x-gray-lane",
+                        value: Some(black_box("gray")),
+                    })
+                    .insert(Header {
+                        key: "baggage",
+                        value: Some(black_box("gray.lane=gray")),
+                    }),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stamp);
+criterion_main!(benches);
