@@ -15,6 +15,9 @@
 //!
 //! As a library, [`start`] brings the whole topology up for tests (`tests/tests/shop.rs`
 //! asserts, request by request, the path taken and where the data landed).
+//!
+//! `shop --role <role>` ([`run_role`]) runs one service per process instead, as
+//! docker-compose's `split` profile and a cluster do; `tests/roles.rs` runs it that way.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -288,8 +291,8 @@ impl tonic::server::UnaryService<Order> for Place {
     }
 }
 
-async fn serve_orders(orders: Orders, serving: Lane) -> Result<SocketAddr, BoxError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+async fn serve_orders(orders: Orders, serving: Lane, addr: &str) -> Result<SocketAddr, BoxError> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let server = tonic::transport::Server::builder()
         .layer(LaneLayer::mesh(orders.shared.spec.propagator()).serving(serving))
@@ -577,10 +580,80 @@ impl Shop {
 
 /// Starts every service of the shop (see the crate docs), after provisioning the schemas.
 pub async fn start(options: Options) -> Result<Shop, BoxError> {
-    let serve = options.serve;
     let spec = LaneSpec::from_yaml_str(SPEC)?;
     let gray = Lane::new("gray")?;
+    let (admin, root, redis) = connect().await?;
+    let base = provision(&spec, &admin, &root).await?;
+    let mut shared = shared(&spec, base, &redis, "http://127.0.0.1:1")?;
 
+    // inventory v1 only.
+    let inventory = serve_inventory(&shared, "127.0.0.1:0").await?;
+    shared.inventory = LaneRouterLayer::builder(&spec, "inventory")
+        .base(format!("http://{inventory}").parse()?)
+        .build()?;
+
+    // Kafka, then orders v1 and v2.
+    let (kafka, broker, bootstrap) = kafka()?;
+    eprintln!("kafka: {bootstrap}");
+    let producer = LaneProducer::new(kafka.create()?, spec.propagator());
+    let published = Arc::new(AtomicU64::new(0));
+    let orders = |version| Orders {
+        version,
+        shared: shared.clone(),
+        producer: producer.clone(),
+        published: published.clone(),
+    };
+    let v1 = serve_orders(orders("v1"), Lane::BASE, "127.0.0.1:0").await?;
+    let v2 = serve_orders(orders("v2"), gray, "127.0.0.1:0").await?;
+    observe_refusals(&shared);
+    let switch = orders_switch(&spec, &format!("base=http://{v1},gray=http://{v2}"))?;
+
+    // fulfillment: base first (it grants the gray lane its partitions), then gray.
+    let fulfillment = vec![
+        spawn_fulfillment(&shared, &kafka, Lane::BASE).await?,
+        spawn_fulfillment(&shared, &kafka, gray).await?,
+    ];
+
+    let addr = std::env::var("SHOP_ADDR").unwrap_or_else(|_| {
+        if options.serve {
+            "127.0.0.1:8080"
+        } else {
+            "127.0.0.1:0"
+        }
+        .into()
+    });
+    let (gateway, mirror) = serve_gateway(&shared, switch, options.mirror_percent, &addr).await?;
+    Ok(Shop {
+        shared,
+        gateway,
+        mirror,
+        published,
+        kafka,
+        _broker: broker,
+        fulfillment,
+        gray_before: 0,
+        redis,
+        admin,
+    })
+}
+
+/// Counts the orders service's Redis refusals in its metrics (once per process).
+fn observe_refusals(shared: &Shared) {
+    let cache = shared.cache.clone();
+    shared
+        .metrics("orders")
+        .observe_refusals("redis", move || cache.refused());
+}
+
+/// Connects to PostgreSQL and Redis, or says what to start.
+async fn connect() -> Result<
+    (
+        sqlx::PgPool,
+        PgConnectOptions,
+        redis::aio::MultiplexedConnection,
+    ),
+    BoxError,
+> {
     let db_url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let root: PgConnectOptions = db_url.parse()?;
@@ -599,8 +672,16 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
     .await
     .map_err(|e| unreachable("Redis", &redis_url, e))?
     .map_err(|e| unreachable("Redis", &redis_url, e))?;
+    Ok((admin, root, redis))
+}
 
-    // Base schema and the gray shadow, from the shop's own migrations (idempotent).
+/// The base schema and every lane's shadow, from the shop's own migrations (idempotent);
+/// returns the connect options of the base schema.
+async fn provision(
+    spec: &LaneSpec,
+    admin: &sqlx::PgPool,
+    root: &PgConnectOptions,
+) -> Result<PgConnectOptions, BoxError> {
     let migrations = std::env::var("SHOP_MIGRATIONS")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/migrations").into());
     let migrator = sqlx::migrate::Migrator::new(std::path::Path::new(&migrations)).await?;
@@ -608,84 +689,95 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
         "CREATE SCHEMA IF NOT EXISTS {}",
         quote_ident(BASE_SCHEMA)
     ))
-    .execute(&admin)
+    .execute(admin)
     .await?;
-    let base = root.clone().options([("search_path", BASE_SCHEMA)]);
+    let base = base_options(root);
     {
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&base).await?;
         migrator.run(&mut conn).await?;
     }
     for lane in spec.lane_set().non_base() {
-        Shadows::new(&spec, base.clone())
+        Shadows::new(spec, base.clone())
             .provision(lane, &migrator)
             .await?;
     }
-    let pools = LanePools::connect_lazy(&spec, base, PgPoolOptions::new().max_connections(8));
-    let cache = LaneRedis::new(redis.clone(), Namespaces::from_spec(&spec));
-    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    Ok(base)
+}
 
-    let hops = Hops::default();
-    let mut shared = Shared {
+/// The base schema's connect options (lanes get theirs from `LanePools`).
+fn base_options(root: &PgConnectOptions) -> PgConnectOptions {
+    root.clone().options([("search_path", BASE_SCHEMA)])
+}
+
+/// The handles every service shares; `inventory` is where inventory v1 listens.
+fn shared(
+    spec: &LaneSpec,
+    base: PgConnectOptions,
+    redis: &redis::aio::MultiplexedConnection,
+    inventory: &str,
+) -> Result<Shared, BoxError> {
+    Ok(Shared {
         spec: spec.clone(),
-        pools,
-        cache,
-        hops,
-        http: http.clone(),
-        inventory: LaneRouterLayer::builder(&spec, "inventory")
-            .base("http://127.0.0.1:1".parse()?)
+        pools: LanePools::connect_lazy(spec, base, PgPoolOptions::new().max_connections(8)),
+        cache: LaneRedis::new(redis.clone(), Namespaces::from_spec(spec)),
+        hops: Hops::default(),
+        http: Client::builder(TokioExecutor::new()).build_http(),
+        inventory: LaneRouterLayer::builder(spec, "inventory")
+            .base(inventory.parse()?)
             .build()?,
         exposition: Exposition::new()?,
-    };
+    })
+}
 
-    // inventory v1 only.
+async fn serve_inventory(shared: &Shared, addr: &str) -> Result<SocketAddr, BoxError> {
     let inventory = Router::new()
         .route("/reserve", post(reserve))
         .route("/pick", post(reserve))
         .with_state(shared.clone())
         .layer(shared.traced("inventory"))
-        .layer(LaneLayer::mesh(spec.propagator()));
-    let inventory = serve_http(inventory, "127.0.0.1:0").await?;
-    shared.inventory = LaneRouterLayer::builder(&spec, "inventory")
-        .base(format!("http://{inventory}").parse()?)
-        .build()?;
+        .layer(LaneLayer::mesh(shared.spec.propagator()));
+    serve_http(inventory, addr).await
+}
 
-    // Kafka, then orders v1 and v2.
-    let (kafka, broker, bootstrap) = kafka()?;
-    eprintln!("kafka: {bootstrap}");
-    let producer = LaneProducer::new(kafka.create()?, spec.propagator());
-    let published = Arc::new(AtomicU64::new(0));
-    let orders = |version| Orders {
-        version,
-        shared: shared.clone(),
-        producer: producer.clone(),
-        published: published.clone(),
-    };
-    let v1 = serve_orders(orders("v1"), Lane::BASE).await?;
-    let v2 = serve_orders(orders("v2"), gray).await?;
-    let channel = |addr: SocketAddr| async move {
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await
-    };
-    let switch = LaneSwitch::builder(&spec, "orders")
-        .base(channel(v1).await?)
-        .lane(gray, channel(v2).await?)
-        .build()?;
+/// Lane routing to the orders versions, from `lane=url,...` (base required): what the mesh
+/// does in Kubernetes, done by the caller where there is no mesh.
+fn orders_switch(
+    spec: &LaneSpec,
+    versions: &str,
+) -> Result<LaneSwitch<tonic::transport::Channel>, BoxError> {
+    let mut switch = LaneSwitch::builder(spec, "orders");
+    for entry in versions.split(',').filter(|e| !e.trim().is_empty()) {
+        let (lane, url) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("orders versions: expected lane=url, got {entry:?}"))?;
+        let channel =
+            tonic::transport::Endpoint::from_shared(url.trim().to_owned())?.connect_lazy();
+        let lane = Lane::new(lane.trim())?;
+        switch = if lane.is_base() {
+            switch.base(channel)
+        } else {
+            switch.lane(lane, channel)
+        };
+    }
+    Ok(switch.build()?)
+}
 
-    // fulfillment: base first (it grants the gray lane its partitions), then gray.
-    let fulfillment = vec![
-        spawn_fulfillment(&shared, &kafka, Lane::BASE).await?,
-        spawn_fulfillment(&shared, &kafka, gray).await?,
-    ];
-
-    // The gateway: an internal listener (mesh: trusts lane marks) receives the mirror copies;
-    // the public one is the edge.
+/// The gateway: the public edge on `addr`, and an internal listener (mesh: trusts lane marks)
+/// that receives the mirror copies.
+async fn serve_gateway(
+    shared: &Shared,
+    orders: LaneSwitch<tonic::transport::Channel>,
+    mirror_percent: f64,
+    addr: &str,
+) -> Result<(SocketAddr, MirrorLayer<HttpClient>), BoxError> {
+    let spec = &shared.spec;
+    let gray = Lane::new("gray")?;
     let app = || {
         Router::new()
             .route("/checkout", post(checkout))
             .with_state(Gateway {
                 shared: shared.clone(),
-                orders: switch.clone(),
+                orders: orders.clone(),
             })
     };
     let internal = serve_http(
@@ -694,10 +786,9 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
     )
     .await?;
     let mirror = MirrorLayer::new(
-        http,
+        shared.http.clone(),
         spec.propagator(),
-        MirrorConfig::new(format!("http://{internal}").parse()?, gray)
-            .percent(options.mirror_percent),
+        MirrorConfig::new(format!("http://{internal}").parse()?, gray).percent(mirror_percent),
     );
     // The edge's counters (stripped headers, rejected tokens) and the mirror's copies, in the
     // gateway's metrics.
@@ -710,10 +801,6 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
             let s = copies.stats();
             (s.sent, s.failed, s.skipped_busy + s.skipped_body)
         });
-    let cache = shared.cache.clone();
-    shared
-        .metrics("orders")
-        .observe_refusals("redis", move || cache.refused());
     let exposition = shared.exposition.clone();
     let public = app()
         .layer(
@@ -733,27 +820,7 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
                     .unwrap_or_else(|e| format!("# metrics unavailable: {e}\n"))
             }),
         );
-    let addr = std::env::var("SHOP_ADDR").unwrap_or_else(|_| {
-        if serve {
-            "127.0.0.1:8080"
-        } else {
-            "127.0.0.1:0"
-        }
-        .into()
-    });
-    let gateway = serve_http(public, &addr).await?;
-    Ok(Shop {
-        shared,
-        gateway,
-        mirror,
-        published,
-        kafka,
-        _broker: broker,
-        fulfillment,
-        gray_before: 0,
-        redis,
-        admin,
-    })
+    Ok((serve_http(public, addr).await?, mirror))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1128,6 +1195,109 @@ async fn wait_for_kafka(shop: &Shop) -> Result<(), BoxError> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// One service per process: `shop --role <role>` (docker-compose, Kubernetes).
+
+/// The roles `shop --role` accepts.
+pub const ROLES: &[&str] = &["migrate", "gateway", "orders", "inventory", "fulfillment"];
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
+/// Runs one service of the shop in this process, until SIGINT or SIGTERM (`migrate` runs
+/// once). Configured by environment, with docker-compose's service names as defaults:
+///
+/// | variable | roles | default |
+/// |---|---|---|
+/// | `SHOP_LISTEN` | gateway, orders, inventory | `0.0.0.0:8080` |
+/// | `GRAYLANE_SERVING_LANE` | orders, fulfillment | `base` (v1); `gray` is v2 |
+/// | `SHOP_INVENTORY_URL` | orders, fulfillment | `http://inventory:8080` |
+/// | `SHOP_ORDERS_URLS` | gateway | `base=http://orders-v1:8080,gray=http://orders-v2:8080` |
+/// | `SHOP_MIRROR_PERCENT` | gateway | `10` |
+/// | `GRAYLANE_KAFKA_BROKERS` | orders, fulfillment | required |
+///
+/// plus `DATABASE_URL`, `REDIS_URL` and `SHOP_MIGRATIONS` as for the demo. Each service prints
+/// `shop <role> <version> (lane <lane>) listening on <addr>` once it serves. Schemas are
+/// provisioned by `migrate` only, so that services never race each other doing it.
+pub async fn run_role(role: &str) -> Result<(), BoxError> {
+    if !ROLES.contains(&role) {
+        return Err(format!("unknown role {role:?}; roles: {}", ROLES.join(", ")).into());
+    }
+    let spec = LaneSpec::from_yaml_str(SPEC)?;
+    let lane = Lane::new(env_or("GRAYLANE_SERVING_LANE", "base").as_str())?;
+    if !spec.lane_set().contains(lane) {
+        return Err(format!("GRAYLANE_SERVING_LANE: {lane} is not a lane of the spec").into());
+    }
+    let version = if lane.is_base() { "v1" } else { "v2" };
+    let (admin, root, redis) = connect().await?;
+    if role == "migrate" {
+        provision(&spec, &admin, &root).await?;
+        println!("shop migrate: schemas {BASE_SCHEMA} and its shadows are ready");
+        return Ok(());
+    }
+    let listen = env_or("SHOP_LISTEN", "0.0.0.0:8080");
+    let inventory = env_or("SHOP_INVENTORY_URL", "http://inventory:8080");
+    let shared = shared(&spec, base_options(&root), &redis, &inventory)?;
+    let broker_config = || -> Result<rdkafka::ClientConfig, BoxError> {
+        match kafka()? {
+            (config, None, _) => Ok(config),
+            _ => Err(format!("role {role} needs GRAYLANE_KAFKA_BROKERS (a shared broker)").into()),
+        }
+    };
+    let serving = |addr: SocketAddr, version: &str, lane: Lane| {
+        use std::io::Write;
+        println!("shop {role} {version} (lane {lane}) listening on {addr}");
+        let _ = std::io::stdout().flush();
+    };
+    let mut consumer = None;
+    match role {
+        "inventory" => serving(serve_inventory(&shared, &listen).await?, "v1", Lane::BASE),
+        "orders" => {
+            let orders = Orders {
+                version,
+                shared: shared.clone(),
+                producer: LaneProducer::new(broker_config()?.create()?, spec.propagator()),
+                published: Arc::default(),
+            };
+            observe_refusals(&shared);
+            serving(serve_orders(orders, lane, &listen).await?, version, lane);
+        }
+        "fulfillment" => {
+            consumer = Some(spawn_fulfillment(&shared, &broker_config()?, lane).await?);
+            println!("shop fulfillment {version} (lane {lane}) consuming {TOPIC}");
+        }
+        _ => {
+            let versions = env_or(
+                "SHOP_ORDERS_URLS",
+                "base=http://orders-v1:8080,gray=http://orders-v2:8080",
+            );
+            let percent: f64 = env_or("SHOP_MIRROR_PERCENT", "10")
+                .parse()
+                .map_err(|e| format!("SHOP_MIRROR_PERCENT: {e}"))?;
+            let switch = orders_switch(&spec, &versions)?;
+            let (addr, _mirror) = serve_gateway(&shared, switch, percent, &listen).await?;
+            serving(addr, "v1", Lane::BASE);
+        }
+    }
+    shutdown_signal().await?;
+    // A lane consumer that stops gracefully hands its partitions back at once.
+    if let Some(c) = consumer {
+        c.stop().await?;
+    }
+    drop(admin);
+    Ok(())
+}
+
+async fn shutdown_signal() -> Result<(), BoxError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
 async fn run() -> Result<ExitCode, BoxError> {
     let serve = std::env::args().any(|a| a == "--serve");
     let n: usize = std::env::var("SHOP_REQUESTS")
@@ -1176,9 +1346,18 @@ async fn run() -> Result<ExitCode, BoxError> {
 }
 
 /// The demo, as `cargo run -p shop` runs it: exit code 0 when the audit is clean, 1 when not,
-/// 2 when the shop could not run (with a message saying why).
+/// 2 when the shop could not run (with a message saying why). With `--role <role>`, one
+/// service instead (see [`run_role`]).
 pub async fn run_demo() -> ExitCode {
-    match run().await {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.iter().position(|a| a == "--role") {
+        Some(i) => match args.get(i + 1) {
+            Some(role) => run_role(role).await.map(|()| ExitCode::SUCCESS),
+            None => Err(format!("--role needs one of: {}", ROLES.join(", ")).into()),
+        },
+        None => run().await,
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("shop: {e}");

@@ -1,0 +1,241 @@
+//! The shop split into one process per service (`shop --role`), the way docker-compose runs
+//! it: the services find each other only through their addresses, and the Kafka handover runs
+//! between consumer processes. Real PostgreSQL and Redis, a mock broker hosted by the test.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use graylane_kafka::testing::MockBroker;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+const BASE_PATH: &str = "gateway v1 (lane base, served base) -> orders v1 (lane base, served base) -> inventory v1 (lane base, served base) | shipping: standard\n";
+const GRAY_PATH: &str = "gateway v1 (lane gray, served base) -> orders v2 (lane gray, served gray) -> inventory v1 (lane gray, served base) | shipping: express (free)\n";
+
+/// A service process, killed when dropped.
+struct Service {
+    child: Child,
+    role: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// Starts `shop --role role` and waits for its first line (`... listening on <addr>`).
+    fn start(role: &str, envs: &[(&str, &str)]) -> (Service, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
+            .args(["--role", role])
+            .env("SHOP_LISTEN", "127.0.0.1:0")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let service = Service {
+            child,
+            role: role.into(),
+        };
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{role}: no start-up line in 30 s"));
+        let addr = line.rsplit(' ').next().unwrap().to_owned();
+        (service, addr)
+    }
+
+    /// SIGTERM, as `docker stop` sends: a graceful stop.
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{} exited with {status}", self.role);
+    }
+}
+
+async fn checkout(gateway: &str, id: &str, extra: &[(&str, &str)]) -> String {
+    let mut req = http::Request::post(format!("http://{gateway}/checkout"))
+        .header("x-request-id", id)
+        .header("x-user-id", "user-1");
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let res = client
+        .request(req.body(Full::from("book")).unwrap())
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{id}: {}", res.status());
+    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+/// The carrier of `id`'s shipment in `schema`, waiting up to 15 s for it.
+async fn shipped(db: &sqlx::PgPool, schema: &str, id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let carrier: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT carrier FROM {schema}.shipments WHERE request_id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .unwrap();
+        if let Some(c) = carrier {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no shipment for {id} in {schema}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn orders_in(db: &sqlx::PgPool, schema: &str, id: &str) -> i64 {
+    sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {schema}.orders WHERE request_id = $1"
+    ))
+    .bind(id)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_per_service_keeps_the_lane() {
+    let broker = MockBroker::start(1).unwrap();
+    broker.create_topic("shop.orders", 4).unwrap();
+    broker.create_topic("shop.graylane-control", 1).unwrap();
+    let bootstrap = broker.bootstrap();
+    let kafka = [("GRAYLANE_KAFKA_BROKERS", bootstrap.as_str())];
+
+    let migrate = Command::new(env!("CARGO_BIN_EXE_shop"))
+        .args(["--role", "migrate"])
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+
+    let (_inventory, inventory) = Service::start("inventory", &[]);
+    let inventory = format!("http://{inventory}");
+    let with = |lane: &'static str| {
+        let mut e = vec![
+            ("GRAYLANE_SERVING_LANE", lane),
+            ("SHOP_INVENTORY_URL", inventory.as_str()),
+        ];
+        e.extend(kafka);
+        e
+    };
+    let (_orders_v1, v1) = Service::start("orders", &with("base"));
+    let (_orders_v2, v2) = Service::start("orders", &with("gray"));
+    let (_fulfillment_v1, _) = Service::start("fulfillment", &with("base"));
+    let (fulfillment_v2, _) = Service::start("fulfillment", &with("gray"));
+    let orders = format!("base=http://{v1},gray=http://{v2}");
+    let (_gateway, gateway) = Service::start(
+        "gateway",
+        &[
+            ("SHOP_ORDERS_URLS", orders.as_str()),
+            ("SHOP_MIRROR_PERCENT", "0"),
+        ],
+    );
+
+    let db = sqlx::PgPool::connect(
+        &std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+    )
+    .await
+    .unwrap();
+    let run = format!(
+        "roles{:x}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let beta = [("x-user-group", "beta")];
+
+    // Base, across four processes.
+    let id = format!("{run}-base");
+    assert_eq!(checkout(&gateway, &id, &[]).await, BASE_PATH);
+    assert_eq!(shipped(&db, "shop", &id).await, "truck");
+    assert_eq!(orders_in(&db, "shop_lane_gray", &id).await, 0);
+
+    // Gray: the fulfillment v2 process gets its partitions from the base process through the
+    // control topic; until then base ships gray orders (in gray data). Then v2 ships them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let id = format!("{run}-gray-{n}");
+        assert_eq!(checkout(&gateway, &id, &beta).await, GRAY_PATH);
+        assert_eq!(
+            orders_in(&db, "shop", &id).await,
+            0,
+            "{id}: no gray order in base"
+        );
+        if shipped(&db, "shop_lane_gray", &id).await == "drone" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "fulfillment v2 never took over");
+    }
+
+    // A forged header from outside stays base.
+    let id = format!("{run}-forged");
+    assert_eq!(
+        checkout(&gateway, &id, &[("x-gray-lane", "gray")]).await,
+        BASE_PATH
+    );
+    assert_eq!(shipped(&db, "shop", &id).await, "truck");
+
+    // `docker stop` of fulfillment v2: it hands its partitions back, and the base process ships
+    // the next gray order at once, in gray data (v1's truck).
+    fulfillment_v2.terminate();
+    let id = format!("{run}-gray-after-stop");
+    assert_eq!(checkout(&gateway, &id, &beta).await, GRAY_PATH);
+    assert_eq!(shipped(&db, "shop_lane_gray", &id).await, "truck");
+    assert_eq!(orders_in(&db, "shop", &id).await, 0);
+}
+
+#[test]
+fn a_role_without_what_it_needs_says_so() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_shop"))
+            .args(args)
+            .env_remove("GRAYLANE_KAFKA_BROKERS")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--role", "cashier"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("migrate, gateway, orders, inventory, fulfillment"),
+        "{err}"
+    );
+    let (code, err) = run(&["--role"]);
+    assert_eq!(code, Some(2), "{err}");
+    // Orders publish to Kafka: one broker shared by every process, never an embedded one.
+    let (code, err) = run(&["--role", "orders"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("GRAYLANE_KAFKA_BROKERS"), "{err}");
+}
