@@ -145,11 +145,13 @@ fn service_resources(spec: &LaneSpec, service: &ServiceSpec) -> Vec<Resource> {
                     spec: PodSpec {
                         containers: vec![Container {
                             name: name.into(),
-                            image: spec
+                            image: fill(&spec.mesh.image, name, version, *lane),
+                            args: spec
                                 .mesh
-                                .image
-                                .replace("{service}", name)
-                                .replace("{version}", version),
+                                .args
+                                .iter()
+                                .map(|a| fill(a, name, version, *lane))
+                                .collect(),
                             ports: vec![ContainerPort {
                                 name: protocol.into(),
                                 container_port: port,
@@ -389,3 +391,11 @@ fn gateway_resources(spec: &LaneSpec, gateway: &graylane_core::spec::GatewaySpec
 
 // `ServiceSpec` is also a graylane-core type name; the model's is aliased here.
 use crate::model::ServiceSpec as ServiceSpec_;
+
+/// A `mesh.image` / `mesh.args` template for one deployment.
+fn fill(template: &str, service: &str, version: &str, lane: Lane) -> String {
+    template
+        .replace("{service}", service)
+        .replace("{version}", version)
+        .replace("{lane}", lane.as_str())
+}

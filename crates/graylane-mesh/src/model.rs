@@ -334,6 +334,9 @@ pub struct Container {
     pub name: String,
     /// Image.
     pub image: String,
+    /// Arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     /// Ports.
     pub ports: Vec<ContainerPort>,
     /// Environment.

@@ -310,6 +310,11 @@ fn broken_specs_give_one_clear_error_each() {
             "mesh.gateway.service",
             "unknown service",
         ),
+        (
+            format!("{base}mesh: {{image: \"shop:{{version}}\", args: [--verbose]}}\n"),
+            "mesh.image",
+            "must contain {service}",
+        ),
     ];
     for (src, path, words) in cases {
         let e = LaneSpec::from_yaml_str(&src).unwrap_err();
@@ -317,4 +322,44 @@ fn broken_specs_give_one_clear_error_each() {
         assert!(e.message.contains(words), "{src}\n{e}");
         assert!(e.line.is_some(), "{e}");
     }
+}
+
+#[test]
+fn one_image_for_every_service_through_args() {
+    let src = SPEC.replace(
+        r#"image: "registry.local/shop/{service}:{version}""#,
+        r#"image: "registry.local/shop:{version}"
+  args: ["--role", "{service}", "--lane={lane}"]"#,
+    );
+    let manifests = generate(&LaneSpec::from_yaml_str(&src).unwrap());
+    let orders = &manifests.render()[1];
+    assert_eq!(orders.0, "orders.yaml");
+    assert!(validate_upstream(&orders.1).is_empty());
+    let containers: Vec<(String, Vec<String>)> = manifests
+        .resources()
+        .filter_map(|r| match r {
+            Resource::Deployment(d) if d.metadata.name.starts_with("orders-") => {
+                let c = &d.spec.template.spec.containers[0];
+                Some((c.image.clone(), c.args.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        containers,
+        [
+            (
+                "registry.local/shop:v1".into(),
+                vec!["--role".into(), "orders".into(), "--lane=base".into()]
+            ),
+            (
+                "registry.local/shop:v2".into(),
+                vec!["--role".into(), "orders".into(), "--lane=gray".into()]
+            ),
+            (
+                "registry.local/shop:v2-shadow".into(),
+                vec!["--role".into(), "orders".into(), "--lane=shadow".into()]
+            ),
+        ]
+    );
 }

@@ -1210,10 +1210,10 @@ fn env_or(name: &str, default: &str) -> String {
 ///
 /// | variable | roles | default |
 /// |---|---|---|
-/// | `SHOP_LISTEN` | gateway, orders, inventory | `0.0.0.0:8080` |
+/// | `SHOP_LISTEN` | gateway, orders, inventory | `0.0.0.0:<the service's port in the spec>` |
 /// | `GRAYLANE_SERVING_LANE` | orders, fulfillment | `base` (v1); `gray` is v2 |
 /// | `SHOP_INVENTORY_URL` | orders, fulfillment | `http://inventory:8080` |
-/// | `SHOP_ORDERS_URLS` | gateway | `base=http://orders-v1:8080,gray=http://orders-v2:8080` |
+/// | `SHOP_ORDERS_URLS` | gateway | `base=http://orders-v1:50051,gray=http://orders-v2:50051` |
 /// | `SHOP_MIRROR_PERCENT` | gateway | `10` |
 /// | `GRAYLANE_KAFKA_BROKERS` | orders, fulfillment | required |
 ///
@@ -1236,7 +1236,9 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
         println!("shop migrate: schemas {BASE_SCHEMA} and its shadows are ready");
         return Ok(());
     }
-    let listen = env_or("SHOP_LISTEN", "0.0.0.0:8080");
+    // The spec's port, which the generated Kubernetes Service targets.
+    let port = spec.service(role).map_or(8080, |s| s.port);
+    let listen = env_or("SHOP_LISTEN", &format!("0.0.0.0:{port}"));
     let inventory = env_or("SHOP_INVENTORY_URL", "http://inventory:8080");
     let shared = shared(&spec, base_options(&root), &redis, &inventory)?;
     let broker_config = || -> Result<rdkafka::ClientConfig, BoxError> {
@@ -1270,7 +1272,7 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
         _ => {
             let versions = env_or(
                 "SHOP_ORDERS_URLS",
-                "base=http://orders-v1:8080,gray=http://orders-v2:8080",
+                "base=http://orders-v1:50051,gray=http://orders-v2:50051",
             );
             let percent: f64 = env_or("SHOP_MIRROR_PERCENT", "10")
                 .parse()

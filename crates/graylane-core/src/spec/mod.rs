@@ -212,6 +212,11 @@ pub struct MeshSpec {
     pub namespace: String,
     /// Container image template; `{service}` and `{version}` are replaced.
     pub image: String,
+    /// Container arguments, each a template like `image` (`{lane}` too); none by default. For
+    /// one image that runs every service: `image: "shop:{version}"`, `args: ["--role",
+    /// "{service}"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     /// The ingress gateway, when traffic enters through Istio.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewaySpec>,
@@ -222,6 +227,7 @@ impl Default for MeshSpec {
         MeshSpec {
             namespace: "default".into(),
             image: "{service}:{version}".into(),
+            args: Vec::new(),
             gateway: None,
         }
     }
@@ -809,10 +815,11 @@ impl LaneSpec {
                 format!("namespace {:?} {e}", self.mesh.namespace),
             );
         }
-        if !self.mesh.image.contains("{service}") {
+        let names_service = |t: &String| t.contains("{service}");
+        if !names_service(&self.mesh.image) && !self.mesh.args.iter().any(names_service) {
             return err(
                 "mesh.image".into(),
-                "the image template must contain {service}".into(),
+                "the image template (or one of mesh.args) must contain {service}".into(),
             );
         }
         if let Some(g) = &self.mesh.gateway {
