@@ -590,8 +590,14 @@ where
                     state.on_message(&consumer, m, &mut handler).await?;
                     // Records librdkafka has already fetched are handled without going back
                     // through the `select!` (its polls cost more than a record's handling),
-                    // a bounded batch at a time so that stop and ticks are still seen.
-                    for _ in 1..BATCH {
+                    // a batch bounded in count and in time (slow handlers: a tick at most) so
+                    // that stop requests and ticks, hence handovers, are still seen promptly.
+                    let batch_started = Instant::now();
+                    for i in 1..BATCH {
+                        // The clock is read every 8 records: cheap next to their handling.
+                        if i % 8 == 0 && batch_started.elapsed() >= state.timing.tick {
+                            break;
+                        }
                         match ready_now(consumer.recv()) {
                             Some(Ok(m)) => state.on_message(&consumer, m, &mut handler).await?,
                             _ => break,
