@@ -1247,10 +1247,9 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
             _ => Err(format!("role {role} needs GRAYLANE_KAFKA_BROKERS (a shared broker)").into()),
         }
     };
+    // Standard output is line-buffered: whoever waits for this line gets it at once.
     let serving = |addr: SocketAddr, version: &str, lane: Lane| {
-        use std::io::Write;
         println!("shop {role} {version} (lane {lane}) listening on {addr}");
-        let _ = std::io::stdout().flush();
     };
     let mut consumer = None;
     match role {
@@ -1287,7 +1286,6 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
     if let Some(c) = consumer {
         c.stop().await?;
     }
-    drop(admin);
     Ok(())
 }
 
