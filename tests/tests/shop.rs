@@ -9,11 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use graylane::Lane;
 use graylane::coloring::SimpleRequest;
 use graylane::sqlx::quote_ident;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use redis::AsyncCommands;
-use shop::{Options, Shop};
+use shop::{Customer, Options, Shop};
 
 /// (case, user, headers, expected path, expected lane, expected carrier)
 type Case<'a> = (
@@ -64,19 +61,12 @@ fn user(shop: &Shop, gray: bool) -> String {
 }
 
 async fn checkout(shop: &Shop, id: &str, user: &str, extra: &[(&str, &str)]) -> String {
-    let mut req = http::Request::post(format!("http://{}/checkout", shop.gateway()))
-        .header("x-request-id", id)
-        .header("x-user-id", user);
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
-    let res = client
-        .request(req.body(Full::from("book")).unwrap())
+    let r = Customer::new(shop.gateway())
+        .checkout(id, user, extra)
         .await
         .unwrap();
-    assert!(res.status().is_success(), "{id}: {}", res.status());
-    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    assert!(r.status.is_success(), "{id}: {}", r.status);
+    r.path
 }
 
 /// `(schema, mirror)` -> how many rows of `table` the request has there.

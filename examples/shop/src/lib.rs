@@ -842,6 +842,63 @@ struct Sent {
     ok: bool,
 }
 
+/// A client of the shop's public gateway: what the demo's traffic and the tests send.
+#[derive(Clone, Debug)]
+pub struct Customer {
+    client: HttpClient,
+    gateway: String,
+}
+
+/// What the gateway answered a checkout.
+#[derive(Clone, Debug)]
+pub struct Checkout {
+    /// The HTTP status.
+    pub status: http::StatusCode,
+    /// The lane the edge gave the request (`x-shop-lane`).
+    pub lane: String,
+    /// The body: the path the request took, hop by hop.
+    pub path: String,
+}
+
+impl Customer {
+    /// A client of the gateway at `gateway` (`host:port`).
+    pub fn new(gateway: impl std::fmt::Display) -> Customer {
+        Customer {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            gateway: gateway.to_string(),
+        }
+    }
+
+    /// `POST /checkout` of a book, as `user_id`, with `extra` headers (a beta group, a token,
+    /// a forged lane ...).
+    pub async fn checkout(
+        &self,
+        request_id: &str,
+        user_id: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Checkout, BoxError> {
+        let mut req = http::Request::post(format!("http://{}/checkout", self.gateway))
+            .header("x-request-id", request_id)
+            .header("x-user-id", user_id);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let res = self
+            .client
+            .request(req.body(Full::new(Bytes::from_static(b"book")))?)
+            .await?;
+        let status = res.status();
+        let lane = res
+            .headers()
+            .get("x-shop-lane")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_owned();
+        let path = String::from_utf8(res.into_body().collect().await?.to_bytes().to_vec())?;
+        Ok(Checkout { status, lane, path })
+    }
+}
+
 async fn drive(shop: &mut Shop, run: &str, n: usize) -> Result<Vec<Sent>, BoxError> {
     let key = shop
         .shared
@@ -855,6 +912,7 @@ async fn drive(shop: &mut Shop, run: &str, n: usize) -> Result<Vec<Sent>, BoxErr
         Lane::new("gray")?,
         SystemTime::now() + Duration::from_secs(600),
     );
+    let customer = Customer::new(shop.gateway);
     let mut sent = Vec::with_capacity(n);
     let started = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
@@ -880,32 +938,23 @@ async fn drive(shop: &mut Shop, run: &str, n: usize) -> Result<Vec<Sent>, BoxErr
             };
             let request_id = format!("{run}-{i}");
             let user_id = format!("user-{}", i % 97);
-            let mut req = http::Request::post(format!("http://{}/checkout", shop.gateway))
-                .header("x-request-id", &request_id)
-                .header("x-user-id", &user_id);
-            req = match kind {
-                Kind::Ordinary => req,
-                Kind::Beta => req.header("x-user-group", "beta"),
-                Kind::Tester => req.header("x-gray-lane-token", &token),
-                Kind::Forger => req.header("x-gray-lane", "gray"),
+            let extra = match kind {
+                Kind::Ordinary => None,
+                Kind::Beta => Some(("x-user-group", "beta".to_owned())),
+                Kind::Tester => Some(("x-gray-lane-token", token.clone())),
+                Kind::Forger => Some(("x-gray-lane", "gray".to_owned())),
             };
-            let client = shop.shared.http.clone();
+            let customer = customer.clone();
             async move {
-                let req = req.body(Full::new(Bytes::from_static(b"book")))?;
-                let res = client.request(req).await?;
-                let ok = res.status().is_success();
-                let lane = res
-                    .headers()
-                    .get("x-shop-lane")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("?")
-                    .to_owned();
+                let extra: Vec<(&str, &str)> =
+                    extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let r = customer.checkout(&request_id, &user_id, &extra).await?;
                 Ok::<_, BoxError>(Sent {
                     request_id,
                     user_id,
                     kind,
-                    lane,
-                    ok,
+                    lane: r.lane,
+                    ok: r.status.is_success(),
                 })
             }
         });

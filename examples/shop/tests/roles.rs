@@ -8,9 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use graylane_kafka::testing::MockBroker;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use shop::Customer;
 
 const BASE_PATH: &str = "gateway v1 (lane base, served base) -> orders v1 (lane base, served base) -> inventory v1 (lane base, served base) | shipping: standard\n";
 const GRAY_PATH: &str = "gateway v1 (lane gray, served base) -> orders v2 (lane gray, served gray) -> inventory v1 (lane gray, served base) | shipping: express (free)\n";
@@ -72,19 +70,12 @@ impl Service {
 }
 
 async fn checkout(gateway: &str, id: &str, extra: &[(&str, &str)]) -> String {
-    let mut req = http::Request::post(format!("http://{gateway}/checkout"))
-        .header("x-request-id", id)
-        .header("x-user-id", "user-1");
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
-    let res = client
-        .request(req.body(Full::from("book")).unwrap())
+    let r = Customer::new(gateway)
+        .checkout(id, "user-1", extra)
         .await
         .unwrap();
-    assert!(res.status().is_success(), "{id}: {}", res.status());
-    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    assert!(r.status.is_success(), "{id}: {}", r.status);
+    r.path
 }
 
 /// The carrier of `id`'s shipment in `schema`, waiting up to 15 s for it.
