@@ -5,7 +5,9 @@
 //! - produce: `--requests` records of 100 bytes over 4 partitions, at most [`IN_FLIGHT`]
 //!   awaiting delivery, via plain `FutureProducer::send` vs. `LaneProducer::send` (the same
 //!   producer inside) in the gray lane, so every record is stamped. Throughput: records over
-//!   the time until the last delivery report.
+//!   the time until the last delivery report. A third variant sends the same two headers built
+//!   by hand through the plain producer: what the wire format costs without graylane, so that
+//!   graylane's own share can be told apart (rounds rotate through the three).
 //! - consume: `--requests` records (a third stamped gray), produced once, read in full by a
 //!   fresh consumer group each round: a plain `StreamConsumer` recv loop vs. graylane's base
 //!   `LaneConsumer`, which with no gray consumer running handles the gray records too (same
@@ -19,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
 use graylane_kafka::testing::MockBroker;
-use graylane_kafka::{LaneConsumer, LaneProducer};
+use graylane_kafka::{LaneConsumer, LaneProducer, Stamper};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -87,11 +89,43 @@ impl Round {
     }
 }
 
-/// One send through the plain producer (`lane` = None) or the lane producer in `lane`.
+/// How a record is sent.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// Plain `FutureProducer::send`, no headers.
+    Plain,
+    /// Plain `FutureProducer::send` with [`by_hand`] headers.
+    ByHand,
+    /// `LaneProducer::send` in this lane.
+    Lane(LaneContext),
+}
+
+/// The headers graylane writes on a gray record, built without graylane.
+fn by_hand() -> OwnedHeaders {
+    OwnedHeaders::new_with_capacity(2)
+        .insert(Header {
+            key: "x-gray-lane",
+            value: Some("gray"),
+        })
+        .insert(Header {
+            key: "baggage",
+            value: Some("gray.lane=gray"),
+        })
+}
+
+/// The (key, value) pairs of `headers`, to compare them.
+fn pairs(headers: &OwnedHeaders) -> Vec<(String, Option<Vec<u8>>)> {
+    headers
+        .iter()
+        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+        .collect()
+}
+
+/// One send of record `i`.
 fn send_one(
     plain: &FutureProducer,
     laned: &LaneProducer,
-    lane: Option<LaneContext>,
+    via: Via,
     topic: &'static str,
     payload: &Arc<[u8]>,
     i: usize,
@@ -103,9 +137,10 @@ fn send_one(
             .partition(partition)
             .payload(&payload[..]);
         let wait = Duration::from_secs(5);
-        match lane {
-            None => plain.send(record, wait).await,
-            Some(ctx) => laned.send(record, wait).with_lane(ctx).await,
+        match via {
+            Via::Plain => plain.send(record, wait).await,
+            Via::ByHand => plain.send(record.headers(by_hand()), wait).await,
+            Via::Lane(ctx) => laned.send(record, wait).with_lane(ctx).await,
         }
         .expect("kafka: send failed");
     }
@@ -211,8 +246,8 @@ async fn consume(
     tally.figures(started)
 }
 
-/// Both ratios of one phase: medians of the per-round (with / without) ratios, robust to a
-/// noisy neighbour stealing one round.
+/// Both ratios of two variants: medians of the per-round ratios, robust to a noisy neighbour
+/// stealing one round.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ratios {
     /// Records/s with graylane over records/s without.
@@ -226,48 +261,77 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// A warm-up of each variant, then `rounds` paired rounds alternating which goes first.
-/// Prints every round and the phase's medians.
-async fn paired<F, Fut>(what: &str, rounds: usize, mut round: F) -> Ratios
+/// The medians of the per-round ratios of variant `b` to variant `a` over `rounds`.
+fn ratios(rounds: &[Vec<Round>], a: usize, b: usize) -> Ratios {
+    Ratios {
+        throughput: median(rounds.iter().map(|r| r[b].rate / r[a].rate).collect()),
+        cpu: median(rounds.iter().map(|r| r[a].cpu_ns / r[b].cpu_ns).collect()),
+    }
+}
+
+/// A warm-up of each variant, then `rounds` rounds of every variant, in order and in reverse
+/// order by turns. Prints every round with each later variant's
+/// ratios to the first (throughput, CPU); returns every round's figures, variants in order.
+async fn rounds_of<F, Fut>(
+    what: &str,
+    labels: &[&str],
+    rounds: usize,
+    mut round: F,
+) -> Vec<Vec<Round>>
 where
-    F: FnMut(bool) -> Fut,
+    F: FnMut(usize) -> Fut,
     Fut: Future<Output = Round>,
 {
-    round(false).await;
-    round(true).await;
-    let (mut throughput, mut cpu) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-    for r in 0..rounds {
-        let (a, b) = if r % 2 == 0 {
-            let a = round(false).await;
-            (a, round(true).await)
-        } else {
-            let b = round(true).await;
-            (round(false).await, b)
-        };
-        let join = |j: Option<Duration>| j.map_or(String::new(), |j| format!(" join {j:.0?}"));
-        println!(
-            "kafka {what} round {r}: without {:>7.0} rec/s {:>5.0} ns cpu/rec{}  with {:>7.0} rec/s {:>5.0} ns cpu/rec{}  ratios {:.3} {:.3}",
-            a.rate,
-            a.cpu_ns,
-            join(a.join),
-            b.rate,
-            b.cpu_ns,
-            join(b.join),
-            b.rate / a.rate,
-            a.cpu_ns / b.cpu_ns,
-        );
-        throughput.push(b.rate / a.rate);
-        cpu.push(a.cpu_ns / b.cpu_ns);
+    let n = labels.len();
+    for v in 0..n {
+        round(v).await;
     }
-    let ratios = Ratios {
-        throughput: median(throughput),
-        cpu: median(cpu),
-    };
+    let mut all = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let mut got = vec![None; n];
+        for k in 0..n {
+            // Reversed every other round: each pair of variants runs in both orders equally
+            // often, so that a drift within a round (later runs slower, or faster) cancels. A
+            // rotation would not: with three variants, one of each pair runs later two
+            // rounds in three, which an A/A run showed as a 3-4% bias.
+            let v = if r % 2 == 0 { k } else { n - 1 - k };
+            got[v] = Some(round(v).await);
+        }
+        let got: Vec<Round> = got.into_iter().flatten().collect();
+        let mut line = format!("kafka {what} round {r}:");
+        for (label, g) in labels.iter().zip(&got) {
+            let join = g.join.map_or(String::new(), |j| format!(" join {j:.0?}"));
+            line += &format!(
+                "  {label} {:>7.0} rec/s {:>5.0} ns cpu/rec{join}",
+                g.rate, g.cpu_ns
+            );
+        }
+        line += "  ratios";
+        for g in &got[1..] {
+            line += &format!(
+                " {:.3} {:.3}",
+                g.rate / got[0].rate,
+                got[0].cpu_ns / g.cpu_ns
+            );
+        }
+        println!("{line}");
+        all.push(got);
+    }
+    all
+}
+
+/// Prints the medians of variant `b` against variant `a`; returns them.
+fn summary(what: &str, all: &[Vec<Round>], (a, b): (usize, usize), labels: &[&str]) -> Ratios {
+    let r = ratios(all, a, b);
     println!(
-        "kafka {what}: throughput ratio {:.3}, cpu ratio {:.3} (medians of {rounds} rounds)",
-        ratios.throughput, ratios.cpu
+        "kafka {what}, {} / {}: throughput ratio {:.3}, cpu ratio {:.3} (medians of {} rounds)",
+        labels[b],
+        labels[a],
+        r.throughput,
+        r.cpu,
+        all.len()
     );
-    ratios
+    r
 }
 
 /// Runs both phases; (consume ratios, produce ratios).
@@ -289,28 +353,44 @@ pub(crate) async fn run(args: &Args) -> Result<(Ratios, Ratios), String> {
     let laned = LaneProducer::new(plain.clone(), propagator.clone());
     let payload: Arc<[u8]> = vec![b'x'; args.payload].into();
 
-    let produce = paired("produce", rounds, |with| {
-        let (plain, laned, lane) = (&plain, &laned, with.then(|| LaneContext::new(GRAY)));
-        let payload = &payload;
+    // The floor must be the same bytes graylane writes, or it is no floor.
+    let stamped = Stamper::new(propagator.clone()).headers(&LaneContext::new(GRAY), None);
+    if stamped.as_ref().map(pairs) != Some(pairs(&by_hand())) {
+        return Err(format!(
+            "the by-hand headers {:?} differ from graylane's {:?}",
+            pairs(&by_hand()),
+            stamped.as_ref().map(pairs)
+        ));
+    }
+
+    let labels = ["without", "by hand", "with"];
+    let all = rounds_of("produce", &labels, rounds, |v| {
+        let via = [Via::Plain, Via::ByHand, Via::Lane(LaneContext::new(GRAY))][v];
+        let (plain, laned, payload) = (&plain, &laned, &payload);
         send_all(n, move |i| {
-            send_one(plain, laned, lane, produce_topic, payload, i)
+            send_one(plain, laned, via, produce_topic, payload, i)
         })
     })
     .await;
+    summary("produce", &all, (0, 1), &labels);
+    summary("produce", &all, (1, 2), &labels);
+    let produce = summary("produce", &all, (0, 2), &labels);
 
     // The records every consume round reads, a third of them gray.
     send_all(n, |i| {
         let lane = LaneContext::new(if i % 3 == 0 { GRAY } else { Lane::BASE });
-        send_one(&plain, &laned, Some(lane), consume_topic, &payload, i)
+        send_one(&plain, &laned, Via::Lane(lane), consume_topic, &payload, i)
     })
     .await;
     let mut groups = 0;
-    let consume = paired("consume", rounds, |with| {
+    let labels = ["without", "with"];
+    let all = rounds_of("consume", &labels, rounds, |v| {
         groups += 1;
         let group = format!("bench-group-{groups}");
-        let (config, lane_consumer) = (&config, with.then_some((&propagator, control)));
+        let (config, lane_consumer) = (&config, (v == 1).then_some((&propagator, control)));
         async move { consume(config, consume_topic, lane_consumer, &group, n).await }
     })
     .await;
+    let consume = summary("consume", &all, (0, 1), &labels);
     Ok((consume, produce))
 }

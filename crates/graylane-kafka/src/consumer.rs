@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, LaneFutureExt, Propagator};
 use rdkafka::consumer::{
@@ -125,8 +126,10 @@ impl Counters {
     }
 }
 
+/// Counts one. Only the consumer's own loop writes its counters, so a load and a store do
+/// (readers see every value in order); no locked read-modify-write per message.
 fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// Builds a [`LaneConsumer`]: a service's consumer group, the lane this instance runs in,
@@ -580,13 +583,16 @@ where
     let heartbeat = AbortOnDrop(heartbeat);
     let mut tick = tokio::time::interval(state.timing.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One stream for the consumer's life: each `recv()` would make one, registering and then
+    // removing a waker slot under a lock, for every message.
+    let mut messages = consumer.stream();
     loop {
         tokio::select! {
             biased;
             _ = &mut stop => break,
             _ = tick.tick() => state.on_tick(&consumer).await?,
-            message = consumer.recv() => match message {
-                Ok(m) => {
+            message = messages.next() => match message {
+                Some(Ok(m)) => {
                     state.on_message(&consumer, m, &mut handler).await?;
                     // Records librdkafka has already fetched are handled without going back
                     // through the `select!` (its polls cost more than a record's handling),
@@ -598,17 +604,20 @@ where
                         if i % 8 == 0 && batch_started.elapsed() >= state.timing.tick {
                             break;
                         }
-                        match ready_now(consumer.recv()) {
-                            Some(Ok(m)) => state.on_message(&consumer, m, &mut handler).await?,
+                        match ready_now(messages.next()) {
+                            Some(Some(Ok(m))) => {
+                                state.on_message(&consumer, m, &mut handler).await?
+                            }
                             _ => break,
                         }
                     }
                 }
                 // librdkafka retries transient errors itself.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
             },
         }
     }
+    drop(messages);
     // Graceful stop: commit everything handled, then (lane) say so, so base takes over from
     // exactly there without waiting for the lease.
     final_commit(&consumer).await?;
@@ -696,7 +705,9 @@ impl State {
         F: FnMut(OwnedMessage) -> Fut,
         Fut: Future<Output = ()>,
     {
-        if consumer.context().dirty.swap(false, Ordering::AcqRel) {
+        // A plain load first: the swap's locked write is paid only after a rebalance.
+        let dirty = &consumer.context().dirty;
+        if dirty.load(Ordering::Acquire) && dirty.swap(false, Ordering::AcqRel) {
             self.apply_events(consumer).await?;
         }
         // Reading a record's topic name costs a `strlen` and a UTF-8 check: only compare names
@@ -714,8 +725,6 @@ impl State {
             return Ok(());
         };
         part.next = Some(o + 1);
-        // Kept for after the handler, which needs `self` back: one map lookup per record.
-        let commit = part.commit.clone();
         let ctx = lane_of(&self.propagator, &m);
         let lane = ctx.lane();
         let topic = &self.topics[t];
@@ -779,7 +788,7 @@ impl State {
             None => bump(&self.counters.skipped),
         }
         if let Some(c) = committable {
-            commit.store(c, Ordering::Release);
+            part.commit.store(c, Ordering::Release);
         }
         Ok(())
     }

@@ -49,9 +49,10 @@ pub use consumer::{
 };
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
-use graylane_core::{Extractor, Injector, LaneContext, Propagator};
+use graylane_core::{Extractor, Injector, Lane, LaneContext, Propagator};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, ToBytes};
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
@@ -128,6 +129,9 @@ impl Injector for HeaderList {
 }
 
 /// `headers` with `ctx` stamped on them (nothing for base; an existing lane header wins).
+///
+/// For one record now and then; a producer should keep a [`Stamper`], which has each lane's
+/// headers ready.
 pub fn stamp_headers(
     propagator: &Propagator,
     ctx: &LaneContext,
@@ -150,6 +154,102 @@ pub fn stamp_headers(
     }
 }
 
+/// Stamps records with the lane in scope, as [`stamp_headers`] does, with each configured
+/// lane's headers worked out once: a gray record without headers of its own (the common case)
+/// costs one thread-local read and the headers' allocation in librdkafka, nothing more.
+/// [`LaneProducer`] has one; keep one next to a `BaseProducer`. Cheap to clone.
+///
+/// ```
+/// use graylane_core::{Lane, LaneContext, LaneSet, Propagator};
+/// use graylane_kafka::Stamper;
+/// use rdkafka::message::Headers;
+/// use rdkafka::producer::BaseRecord;
+///
+/// let gray = Lane::new("gray").unwrap();
+/// let stamper = Stamper::new(Propagator::new(LaneSet::new([gray])));
+/// let record = LaneContext::new(gray).scope(|| {
+///     stamper.base_record(BaseRecord::<(), _>::to("orders").payload("{}"))
+/// });
+/// let headers = record.headers.unwrap();
+/// assert_eq!(headers.get(0).key, "x-gray-lane");
+/// assert_eq!(headers.get(0).value, Some(&b"gray"[..]));
+/// ```
+#[derive(Clone)]
+pub struct Stamper {
+    propagator: Propagator,
+    /// What `propagator.inject` writes on a record without headers, per non-base lane.
+    ready: Arc<[(Lane, Fresh)]>,
+}
+
+impl std::fmt::Debug for Stamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stamper").finish_non_exhaustive()
+    }
+}
+
+impl Stamper {
+    /// Works out the headers of every lane `propagator` knows.
+    pub fn new(propagator: Propagator) -> Stamper {
+        let ready = propagator
+            .lanes()
+            .non_base()
+            .map(|lane| {
+                let mut fresh = Fresh::default();
+                propagator.inject(&LaneContext::new(lane), &mut fresh);
+                (lane, fresh)
+            })
+            .collect();
+        Stamper { propagator, ready }
+    }
+
+    /// The propagator it stamps with.
+    pub fn propagator(&self) -> &Propagator {
+        &self.propagator
+    }
+
+    /// `headers` with `ctx` stamped on them (nothing for base; an existing lane header wins).
+    pub fn headers(
+        &self,
+        ctx: &LaneContext,
+        headers: Option<OwnedHeaders>,
+    ) -> Option<OwnedHeaders> {
+        if headers.is_none() && !ctx.is_mirror() {
+            let lane = ctx.lane();
+            if lane.is_base() {
+                return None;
+            }
+            if let Some((_, fresh)) = self.ready.iter().find(|(l, _)| *l == lane) {
+                return Some(fresh.build());
+            }
+        }
+        stamp_headers(&self.propagator, ctx, headers)
+    }
+
+    /// A `FutureRecord` stamped with the current lane.
+    pub fn record<'a, K, P>(&self, mut record: FutureRecord<'a, K, P>) -> FutureRecord<'a, K, P>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        record.headers = self.headers(&LaneContext::current(), record.headers.take());
+        record
+    }
+
+    /// A `BaseRecord` (for `BaseProducer::send`) stamped with the current lane.
+    pub fn base_record<'a, K, P, D>(
+        &self,
+        mut record: BaseRecord<'a, K, P, D>,
+    ) -> BaseRecord<'a, K, P, D>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+        D: rdkafka::util::IntoOpaque,
+    {
+        record.headers = self.headers(&LaneContext::current(), record.headers.take());
+        record
+    }
+}
+
 /// Headers for a record that had none, the common case: keys are static and values usually
 /// borrowed, and the propagator writes at most three of them (lane, mirror, baggage), so they
 /// are gathered on the stack; nothing is allocated until the headers are built, once.
@@ -166,7 +266,7 @@ impl Fresh {
         self.entries[..self.len].iter().chain(&self.more)
     }
 
-    fn build(self) -> OwnedHeaders {
+    fn build(&self) -> OwnedHeaders {
         self.iter().fold(
             OwnedHeaders::new_with_capacity(self.len + self.more.len()),
             |h, (key, value)| {
@@ -216,7 +316,7 @@ impl Injector for Fresh {
     }
 }
 
-/// A `FutureRecord` stamped with the current lane.
+/// A `FutureRecord` stamped with the current lane ([`Stamper::record`] keeps the headers ready).
 pub fn stamp_record<'a, K, P>(
     propagator: &Propagator,
     mut record: FutureRecord<'a, K, P>,
@@ -229,7 +329,8 @@ where
     record
 }
 
-/// A `BaseRecord` (for `BaseProducer::send`) stamped with the current lane.
+/// A `BaseRecord` (for `BaseProducer::send`) stamped with the current lane
+/// ([`Stamper::base_record`] keeps the headers ready).
 pub fn stamp_base_record<'a, K, P, D>(
     propagator: &Propagator,
     mut record: BaseRecord<'a, K, P, D>,
@@ -256,7 +357,7 @@ pub fn lane_of<M: Message>(propagator: &Propagator, message: &M) -> LaneContext 
 #[derive(Clone)]
 pub struct LaneProducer {
     inner: FutureProducer,
-    propagator: Propagator,
+    stamper: Stamper,
 }
 
 impl std::fmt::Debug for LaneProducer {
@@ -268,7 +369,10 @@ impl std::fmt::Debug for LaneProducer {
 impl LaneProducer {
     /// Wraps `inner`.
     pub fn new(inner: FutureProducer, propagator: Propagator) -> LaneProducer {
-        LaneProducer { inner, propagator }
+        LaneProducer {
+            inner,
+            stamper: Stamper::new(propagator),
+        }
     }
 
     /// The wrapped producer (records sent through it are not stamped).
@@ -288,7 +392,7 @@ impl LaneProducer {
         P: ToBytes + ?Sized,
         T: Into<Timeout>,
     {
-        let record = stamp_record(&self.propagator, record);
+        let record = self.stamper.record(record);
         self.inner.send(record, queue_timeout).await
     }
 
@@ -301,6 +405,45 @@ impl LaneProducer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pairs(h: Option<OwnedHeaders>) -> Vec<(String, Option<Vec<u8>>)> {
+        HeaderList::from_headers(h.as_ref()).0
+    }
+
+    #[test]
+    fn ready_headers_are_what_the_propagator_writes() {
+        let lanes = ["gray", "canary", "blue"].map(|l| Lane::new(l).unwrap());
+        let stamper = Stamper::new(Propagator::new(graylane_core::LaneSet::new(lanes)));
+        let p = stamper.propagator().clone();
+        for lane in lanes {
+            for ctx in [
+                LaneContext::new(lane),
+                LaneContext::new(lane).with_mirror(true),
+            ] {
+                let fast = pairs(stamper.headers(&ctx, None));
+                assert_eq!(fast, pairs(stamp_headers(&p, &ctx, None)), "{ctx:?}");
+                assert_eq!(fast[0].1.as_deref(), Some(lane.as_str().as_bytes()));
+            }
+        }
+        assert!(stamper.headers(&LaneContext::base(), None).is_none());
+        // A lane header already on the record wins, on both paths.
+        let own = || {
+            Some(OwnedHeaders::new().insert(Header {
+                key: "x-gray-lane",
+                value: Some("blue"),
+            }))
+        };
+        let ctx = LaneContext::new(lanes[0]);
+        let kept = pairs(stamper.headers(&ctx, own()));
+        assert_eq!(kept, pairs(stamp_headers(&p, &ctx, own())));
+        assert_eq!(kept[0].1.as_deref(), Some(&b"blue"[..]));
+        // A lane the propagator does not know takes the slow path and is written as is.
+        let other = LaneContext::new(Lane::new("other").unwrap());
+        assert_eq!(
+            pairs(stamper.headers(&other, None)),
+            pairs(stamp_headers(&p, &other, None))
+        );
+    }
 
     #[test]
     fn fresh_headers_keep_every_key_once_in_order() {
