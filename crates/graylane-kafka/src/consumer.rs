@@ -10,18 +10,18 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use graylane_core::spec::LaneSpec;
-use graylane_core::{Lane, LaneFutureExt, Propagator};
+use graylane_core::{Lane, LaneContext, LaneFutureExt, Propagator};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
-use crate::control::{Control, Lease};
+use crate::HeaderExtractor;
+use crate::control::{Control, Lease, Owned};
 use crate::handover::{BaseCursor, Intervals, LaneAction, LaneCursor};
-use crate::lane_of;
 
 /// How fast lane consumers are found live or dead, and how often progress is committed.
 ///
@@ -538,6 +538,32 @@ struct Part {
     lane: LaneCursor,
     /// The committable offset, shared with the rebalance callback.
     commit: Arc<AtomicI64>,
+    /// Lanes' ownership of this partition as of `Control::changes() == owners_seen`, looked up
+    /// on every message of another lane (base) or of its own (lane): copies, so that the
+    /// control state's lock is taken only after it changed.
+    owners: Vec<(Lane, Option<Owned>)>,
+    owners_seen: u64,
+}
+
+impl Part {
+    /// `lane`'s ownership of this partition, from the copies while the control state has not
+    /// changed since they were taken.
+    fn owned(&mut self, control: &Control, lane: Lane, topic: &str, p: i32) -> Option<&Owned> {
+        let changes = control.changes();
+        if changes != self.owners_seen {
+            self.owners.clear();
+            self.owners_seen = changes;
+        }
+        let at = match self.owners.iter().position(|(l, _)| *l == lane) {
+            Some(at) => at,
+            None => {
+                let owned = control.lock().owned(lane, topic, p).cloned();
+                self.owners.push((lane, owned));
+                self.owners.len() - 1
+            }
+        };
+        self.owners[at].1.as_ref()
+    }
 }
 
 struct State {
@@ -725,16 +751,20 @@ impl State {
             return Ok(());
         };
         part.next = Some(o + 1);
-        let ctx = lane_of(&self.propagator, &m);
+        // Read once: librdkafka caches parsed headers, but not their absence, so every
+        // `headers()` on a record without any allocates, parses and frees a buffer again
+        // (`BorrowedMessage::detach` would be a second).
+        let headers = m.headers();
+        let ctx = headers.map_or_else(LaneContext::base, |h| {
+            self.propagator.extract(&HeaderExtractor(h))
+        });
         let lane = ctx.lane();
         let topic = &self.topics[t];
         let committable;
         let run = if self.me.is_base() {
             let owns = !lane.is_base()
-                && self
-                    .control
-                    .lock()
-                    .owned(lane, topic, p)
+                && part
+                    .owned(&self.control, lane, topic, p)
                     .is_some_and(|own| own.intervals.contains(o));
             let replaying = part.base.replaying(o);
             committable = Some(o + 1);
@@ -754,9 +784,7 @@ impl State {
             }
         } else {
             let open = if self.lease.valid() {
-                self.control
-                    .lock()
-                    .owned(self.me, topic, p)
+                part.owned(&self.control, self.me, topic, p)
                     .and_then(|own| own.intervals.open_from())
             } else {
                 None
@@ -782,7 +810,15 @@ impl State {
             Some(ctx) => {
                 // The handler's synchronous part runs in the lane too, not only its future: it
                 // is called on the first poll, inside `with_lane` (one lane entry per poll).
-                let message = m.detach();
+                let message = OwnedMessage::new(
+                    m.payload().map(<[u8]>::to_vec),
+                    m.key().map(<[u8]>::to_vec),
+                    self.topics[t].clone(),
+                    m.timestamp(),
+                    p,
+                    o,
+                    headers.map(BorrowedHeaders::detach),
+                );
                 async { handler(message).await }.with_lane(ctx).await;
             }
             None => bump(&self.counters.skipped),

@@ -51,6 +51,9 @@ pub(crate) struct ControlState {
     /// By lane and partition, then by topic (few topics per consumer: a scan is cheaper than
     /// allocating a key per message).
     owners: HashMap<(Lane, i32), ByTopic>,
+    /// Bumped whenever `owners` changes, readable without the lock: consumers keep copies of
+    /// the ownership they look up on every message and refresh them when this moves.
+    changes: Arc<AtomicU64>,
     pub(crate) malformed: u64,
 }
 
@@ -97,10 +100,11 @@ impl ControlState {
     pub(crate) fn set_owned(&mut self, lane: Lane, topic: &str, partition: i32, owned: Owned) {
         let topics = self.owners.entry((lane, partition)).or_default();
         match topics.iter_mut().find(|(t, _)| &**t == topic) {
-            Some((_, current)) if current.version >= owned.version => {}
+            Some((_, current)) if current.version >= owned.version => return,
             Some((_, current)) => *current = owned,
             None => topics.push((topic.into(), owned)),
         }
+        self.changes.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn owned(&self, lane: Lane, topic: &str, partition: i32) -> Option<&Owned> {
@@ -135,6 +139,7 @@ pub(crate) struct Control {
     pub(crate) topic: String,
     lanes: LaneSet,
     pub(crate) state: Arc<Mutex<ControlState>>,
+    changes: Arc<AtomicU64>,
     /// One past the offset of the last record applied.
     applied: Arc<AtomicI64>,
     reader: Arc<StreamConsumer>,
@@ -178,7 +183,9 @@ impl Control {
         tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
         reader.assign(&tpl)?;
         let reader = Arc::new(reader);
-        let state = Arc::new(Mutex::new(ControlState::default()));
+        let state = ControlState::default();
+        let changes = state.changes.clone();
+        let state = Arc::new(Mutex::new(state));
         let applied = Arc::new(AtomicI64::new(0));
         let task = tokio::spawn(read_loop(
             reader.clone(),
@@ -193,6 +200,7 @@ impl Control {
             topic: topic.to_owned(),
             lanes,
             state,
+            changes,
             applied,
             reader,
             producer,
@@ -202,6 +210,12 @@ impl Control {
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many times ownership has changed: a copy of [`ControlState::owned`] taken under the
+    /// lock stays right while this does not move.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// Waits until every record written before this call has been applied.

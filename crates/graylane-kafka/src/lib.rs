@@ -346,6 +346,11 @@ where
 
 /// The lane context of a consumed message: its lane (configured lanes only; anything else is
 /// base and counted), marked as coming from the wire.
+///
+/// Cost note: librdkafka caches a consumed record's parsed headers but not their absence, so
+/// on a `BorrowedMessage` without headers every `headers()` call (this one, and the one in
+/// `detach()`) allocates and parses again. On a hot path, call `headers()` once and extract
+/// from it with [`HeaderExtractor`], as [`LaneConsumer`] does.
 pub fn lane_of<M: Message>(propagator: &Propagator, message: &M) -> LaneContext {
     match message.headers() {
         Some(h) => propagator.extract(&HeaderExtractor(h)),

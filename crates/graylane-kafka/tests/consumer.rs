@@ -365,3 +365,118 @@ async fn lane_consumer_joins_leaves_crashes_and_returns_without_loss() {
         worst.2
     );
 }
+
+/// What a handler gets is the record as `BorrowedMessage::detach` would give it: key, payload,
+/// topic, partition, offset, timestamp and every header (the consumer builds it itself, to read
+/// the headers once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_get_the_whole_record() {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+
+    let world = World::new("whole");
+    let records = [
+        (Some("k1"), "no headers", None, Lane::BASE),
+        (None, "gray, no key", None, gray()),
+        (
+            Some("k3"),
+            "gray with a header of its own",
+            Some(("trace", "t-1")),
+            gray(),
+        ),
+        (
+            Some("k4"),
+            "base with a header",
+            Some(("trace", "t-2")),
+            Lane::BASE,
+        ),
+    ];
+    for (i, (key, payload, header, lane)) in records.iter().enumerate() {
+        let mut record = FutureRecord::to(&world.topic)
+            .payload(*payload)
+            .partition(i as i32 % PARTITIONS)
+            .timestamp(1_700_000_000_000 + i as i64);
+        if let Some(key) = key {
+            record = record.key(*key);
+        }
+        if let Some((k, v)) = header {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: k,
+                value: Some(*v),
+            }));
+        }
+        world
+            .producer
+            .send(record, Duration::from_secs(5))
+            .with_lane(LaneContext::new(*lane))
+            .await
+            .unwrap();
+    }
+
+    type Seen = (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        String,
+        i32,
+        i64,
+        String,
+        Vec<(String, Vec<u8>)>,
+    );
+    fn seen(m: &OwnedMessage) -> Seen {
+        let headers = m.headers().map_or_else(Vec::new, |h| {
+            h.iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        });
+        (
+            m.key().map(<[u8]>::to_vec),
+            m.payload().map(<[u8]>::to_vec),
+            m.topic().to_owned(),
+            m.partition(),
+            m.offset(),
+            format!("{:?}", m.timestamp()),
+            headers,
+        )
+    }
+
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let base = LaneConsumer::builder(world.broker.client_config(), propagator(), &world.group)
+        .topic(&world.topic)
+        .control_topic(&world.control)
+        .timing(timing())
+        .spawn(move |m| {
+            sink.lock().unwrap().push(seen(&m));
+            std::future::ready(())
+        })
+        .await
+        .unwrap();
+    until("every record handled", Duration::from_secs(20), || {
+        got.lock().unwrap().len() == records.len()
+    })
+    .await;
+    base.stop().await.unwrap();
+
+    let plain: StreamConsumer = world
+        .broker
+        .client_config()
+        .set("group.id", "whole-plain")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    plain.subscribe(&[&world.topic]).unwrap();
+    let mut want = Vec::new();
+    while want.len() < records.len() {
+        let m = tokio::time::timeout(Duration::from_secs(20), plain.recv())
+            .await
+            .expect("the plain consumer reads every record")
+            .unwrap();
+        want.push(seen(&m.detach()));
+    }
+    let mut got = got.lock().unwrap().clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // The stamped records carry the lane on top of their own headers.
+    assert!(got.iter().any(|s| s.6.len() == 3 && s.6[0].0 == "trace"));
+}
