@@ -2,7 +2,8 @@
 //! gray record gets (lane header and baggage entry), built by graylane (each time, and from a
 //! [`Stamper`]'s ready headers, as `LaneProducer` does), against the same two
 //! headers built by hand (what any header costs in librdkafka: one allocation per header plus
-//! the list), and against no headers at all.
+//! the list), and against no headers at all; and, on the consumer's side, reading the lane of
+//! a gray record.
 //!
 //! `cargo bench -p graylane-kafka --bench stamp`. Figures in `docs/benchmarks.md`.
 
@@ -10,8 +11,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use graylane_core::{Lane, LaneContext, LaneSet, Propagator};
-use graylane_kafka::{Stamper, stamp_headers};
-use rdkafka::message::{Header, OwnedHeaders};
+use graylane_kafka::{HeaderExtractor, Stamper, lane_of, stamp_headers};
+use rdkafka::Timestamp;
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 
 fn stamp(c: &mut Criterion) {
     let gray = Lane::new("gray").unwrap();
@@ -42,6 +44,17 @@ fn stamp(c: &mut Criterion) {
                         value: Some(black_box("gray.lane=gray")),
                     }),
             )
+        })
+    });
+    // The consumer's side: the lane of a gray record, read from its headers.
+    let wire = stamp_headers(&propagator, &ctx, None);
+    let record = OwnedMessage::new(None, None, "t".into(), Timestamp::NotAvailable, 0, 0, wire);
+    g.bench_function("lane of a gray record (consumer)", |b| {
+        b.iter(|| black_box(lane_of(&propagator, black_box(&record))))
+    });
+    g.bench_function("lane of a gray record, HeaderExtractor", |b| {
+        b.iter(|| {
+            black_box(propagator.extract(&HeaderExtractor(black_box(record.headers().unwrap()))))
         })
     });
     g.finish();

@@ -19,8 +19,8 @@ use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
-use crate::HeaderExtractor;
 use crate::control::{Control, Lease, Owned};
+use crate::extract_from;
 use crate::handover::{BaseCursor, Intervals, LaneAction, LaneCursor};
 
 /// How fast lane consumers are found live or dead, and how often progress is committed.
@@ -755,9 +755,7 @@ impl State {
         // `headers()` on a record without any allocates, parses and frees a buffer again
         // (`BorrowedMessage::detach` would be a second).
         let headers = m.headers();
-        let ctx = headers.map_or_else(LaneContext::base, |h| {
-            self.propagator.extract(&HeaderExtractor(h))
-        });
+        let ctx = headers.map_or_else(LaneContext::base, |h| extract_from(&self.propagator, h));
         let lane = ctx.lane();
         let topic = &self.topics[t];
         let committable;

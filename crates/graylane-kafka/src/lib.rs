@@ -77,6 +77,35 @@ impl<H: Headers> Extractor for HeaderExtractor<'_, H> {
     }
 }
 
+/// The lane context of a record with these headers. Each header is read from librdkafka once
+/// (a record has few): `HeaderExtractor` would read them again for every key the propagator
+/// asks for, each time through FFI, `strlen` and a UTF-8 check.
+pub(crate) fn extract_from<H: Headers>(propagator: &Propagator, headers: &H) -> LaneContext {
+    const READ_ONCE: usize = 4;
+    let n = headers.count();
+    if n > READ_ONCE {
+        return propagator.extract(&HeaderExtractor(headers));
+    }
+    let mut read: [(&str, Option<&[u8]>); READ_ONCE] = [("", None); READ_ONCE];
+    let mut len = 0;
+    for i in 0..n {
+        if let Some(h) = headers.try_get(i) {
+            read[len] = (h.key, h.value);
+            len += 1;
+        }
+    }
+    propagator.extract(&ReadHeaders(&read[..len]))
+}
+
+/// Headers already read, first value per key wins (as for [`HeaderExtractor`]).
+struct ReadHeaders<'a>(&'a [(&'a str, Option<&'a [u8]>)]);
+
+impl Extractor for ReadHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        self.0.iter().find(|(k, _)| *k == key).and_then(|(_, v)| *v)
+    }
+}
+
 /// Headers being assembled for a record: `OwnedHeaders` can only be appended to, so graylane
 /// edits a list and builds the headers once.
 #[derive(Debug, Default)]
@@ -350,10 +379,10 @@ where
 /// Cost note: librdkafka caches a consumed record's parsed headers but not their absence, so
 /// on a `BorrowedMessage` without headers every `headers()` call (this one, and the one in
 /// `detach()`) allocates and parses again. On a hot path, call `headers()` once and extract
-/// from it with [`HeaderExtractor`], as [`LaneConsumer`] does.
+/// from it with [`HeaderExtractor`] (`LaneConsumer` does both for you).
 pub fn lane_of<M: Message>(propagator: &Propagator, message: &M) -> LaneContext {
     match message.headers() {
-        Some(h) => propagator.extract(&HeaderExtractor(h)),
+        Some(h) => extract_from(propagator, h),
         None => LaneContext::base(),
     }
 }
@@ -448,6 +477,43 @@ mod tests {
             pairs(stamper.headers(&other, None)),
             pairs(stamp_headers(&p, &other, None))
         );
+    }
+
+    #[test]
+    fn headers_read_once_extract_like_the_extractor() {
+        let gray = Lane::new("gray").unwrap();
+        let p = Propagator::new(graylane_core::LaneSet::new([gray]));
+        let h = |pairs: &[(&str, &str)]| {
+            pairs.iter().fold(OwnedHeaders::new(), |h, &(key, v)| {
+                h.insert(Header {
+                    key,
+                    value: Some(v),
+                })
+            })
+        };
+        let cases = [
+            h(&[]),
+            h(&[("x-gray-lane", "gray")]),
+            h(&[("trace", "1"), ("baggage", "gray.lane=gray")]),
+            h(&[("x-gray-lane", "gray"), ("x-gray-mirror", "1")]),
+            h(&[("x-gray-lane", "nope"), ("x-gray-lane", "gray")]),
+            // More than are read at once: the extractor's path.
+            h(&[
+                ("a", "1"),
+                ("b", "2"),
+                ("c", "3"),
+                ("d", "4"),
+                ("x-gray-lane", "gray"),
+            ]),
+        ];
+        for headers in &cases {
+            assert_eq!(
+                format!("{:?}", extract_from(&p, headers)),
+                format!("{:?}", p.extract(&HeaderExtractor(headers)))
+            );
+        }
+        assert_eq!(extract_from(&p, &cases[5]).lane(), gray);
+        assert!(extract_from(&p, &cases[3]).is_mirror());
     }
 
     #[test]
