@@ -7,7 +7,8 @@
 //!   producer inside) in the gray lane, so every record is stamped. Throughput: records over
 //!   the time until the last delivery report. A third variant sends the same two headers built
 //!   by hand through the plain producer: what the wire format costs without graylane, so that
-//!   graylane's own share can be told apart (rounds rotate through the three).
+//!   graylane's own share can be told apart (rounds run the three in order and in reverse
+//!   order by turns).
 //! - consume: `--requests` records (a third stamped gray), produced once, read in full by a
 //!   fresh consumer group each round: a plain `StreamConsumer` recv loop vs. graylane's base
 //!   `LaneConsumer`, which with no gray consumer running handles the gray records too (same
@@ -270,8 +271,8 @@ fn ratios(rounds: &[Vec<Round>], a: usize, b: usize) -> Ratios {
 }
 
 /// A warm-up of each variant, then `rounds` rounds of every variant, in order and in reverse
-/// order by turns. Prints every round with each later variant's
-/// ratios to the first (throughput, CPU); returns every round's figures, variants in order.
+/// order by turns. Prints every round with each later variant's ratios to the first
+/// (throughput, CPU); returns every round's figures, variants in order.
 async fn rounds_of<F, Fut>(
     what: &str,
     labels: &[&str],
