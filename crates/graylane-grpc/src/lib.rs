@@ -27,6 +27,10 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "unary")]
+#[cfg_attr(docsrs, doc(cfg(feature = "unary")))]
+pub mod unary;
+
 use std::borrow::Cow;
 
 use graylane_core::{Extractor, Injector, LaneContext, Propagator};

@@ -4,16 +4,12 @@
 //! - `blue` has a version of `ledger` only: `orders` serves it from base (fallback) and `ledger`
 //!   serves it from blue again (re-entry).
 //!
-//! The gRPC handler calls `ledger` from a spawned task. The gRPC service is written by hand
-//! (prost messages, tonic's `Grpc` server/client), so no protoc is needed.
+//! The gRPC handler calls `ledger` from a spawned task. The gRPC service is
+//! `graylane_grpc::unary::unary_fn` over prost messages written by hand, so no protoc is needed.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,6 +18,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, current_lane, task};
+use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_grpc::{
     BoxError, LaneLayer, LaneRequestExt, LaneRouterLayer, LaneSwitch, PropagateLaneLayer,
     status_from_error,
@@ -31,7 +28,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tonic::server::NamedService;
 use tower::{ServiceBuilder, ServiceExt};
 
 const SPEC: &str = r#"
@@ -50,7 +46,6 @@ fn lane(s: &str) -> Lane {
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Ask {
@@ -97,65 +92,42 @@ struct Orders {
     spec: LaneSpec,
 }
 
-impl NamedService for Orders {
+/// The service name for [`unary_fn`].
+struct OrdersName;
+
+impl ServiceName for OrdersName {
     const NAME: &'static str = "demo.Orders";
 }
 
-impl<B> tower::Service<http::Request<B>> for Orders
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<BoxError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFut<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = Place(self.clone());
-        Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<Answer, Ask>::default();
-            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
+impl Orders {
+    async fn place(
+        self,
+        req: tonic::Request<Ask>,
+    ) -> Result<tonic::Response<Answer>, tonic::Status> {
+        let orders = self;
+        let ctx = req.lane_context();
+        let client = ServiceBuilder::new()
+            .layer(orders.ledger_router.clone())
+            .layer(PropagateLaneLayer::new(orders.spec.propagator()))
+            .service(orders.ledger.clone());
+        // The downstream call runs in a spawned task: the lane must cross the spawn.
+        let downstream = task::spawn(async move {
+            let req = http::Request::get("http://ledger/").body(Full::new(Bytes::new()))?;
+            let res = client.oneshot(req).await?;
+            let body = res.into_body().collect().await?.to_bytes();
+            Ok::<_, BoxError>(String::from_utf8(body.to_vec())?)
         })
-    }
-}
-
-struct Place(Orders);
-
-impl tonic::server::UnaryService<Ask> for Place {
-    type Response = Answer;
-    type Future = BoxFut<Result<tonic::Response<Answer>, tonic::Status>>;
-
-    fn call(&mut self, req: tonic::Request<Ask>) -> Self::Future {
-        let orders = self.0.clone();
-        Box::pin(async move {
-            let ctx = req.lane_context();
-            let client = ServiceBuilder::new()
-                .layer(orders.ledger_router.clone())
-                .layer(PropagateLaneLayer::new(orders.spec.propagator()))
-                .service(orders.ledger.clone());
-            // The downstream call runs in a spawned task: the lane must cross the spawn.
-            let downstream = task::spawn(async move {
-                let req = http::Request::get("http://ledger/").body(Full::new(Bytes::new()))?;
-                let res = client.oneshot(req).await?;
-                let body = res.into_body().collect().await?.to_bytes();
-                Ok::<_, BoxError>(String::from_utf8(body.to_vec())?)
-            })
-            .await
-            .map_err(|e| tonic::Status::internal(e.to_string()))?
-            .map_err(status_from_error)?;
-            Ok(tonic::Response::new(Answer {
-                path: format!(
-                    "orders@{} lane={} served={} -> {downstream}",
-                    orders.version,
-                    ctx.lane(),
-                    ctx.served()
-                ),
-            }))
-        })
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .map_err(status_from_error)?;
+        Ok(tonic::Response::new(Answer {
+            path: format!(
+                "orders@{} lane={} served={} -> {downstream}",
+                orders.version,
+                ctx.lane(),
+                ctx.served()
+            ),
+        }))
     }
 }
 
@@ -164,7 +136,9 @@ async fn serve_grpc(spec: &LaneSpec, orders: Orders, serving: Lane) -> SocketAdd
     let addr = listener.local_addr().unwrap();
     let server = tonic::transport::Server::builder()
         .layer(LaneLayer::mesh(spec.propagator()).serving(serving))
-        .add_service(orders)
+        .add_service(unary_fn::<OrdersName, _, _, _, _>(move |req| {
+            orders.clone().place(req)
+        }))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     tokio::spawn(async move { server.await.unwrap() });
     addr
