@@ -3,12 +3,8 @@
 //! the OpenTelemetry SDK's in-memory span exporter.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +12,8 @@ use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
 use graylane::{Lane, LaneContext, LaneSet, Propagator};
-use graylane_grpc::{BoxError, LaneLayer};
+use graylane_grpc::LaneLayer;
+use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_kafka::testing::MockBroker;
 use graylane_kafka::{LaneConsumer, LaneProducer};
 use graylane_otel::{LaneSpanProcessor, LaneTraceLayer, composite, consumer_span, inject_current};
@@ -31,8 +28,6 @@ use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
-
-type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 fn propagator() -> Propagator {
     Propagator::new(LaneSet::new([Lane::new("gray").unwrap()]))
@@ -67,65 +62,43 @@ struct Orders {
     topic: String,
 }
 
-impl tonic::server::NamedService for Orders {
+/// The gRPC service name of [`Orders`], for `unary_fn`.
+struct OrdersName;
+
+impl ServiceName for OrdersName {
     const NAME: &'static str = "e2e.Orders";
 }
 
-impl<B> tower::Service<http::Request<B>> for Orders
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<BoxError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFut<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = Publish(self.clone());
-        Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<Order, Order>::default();
-            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
-        })
-    }
-}
-
-struct Publish(Orders);
-
-impl tonic::server::UnaryService<Order> for Publish {
-    type Response = Order;
-    type Future = BoxFut<Result<tonic::Response<Order>, tonic::Status>>;
-
-    fn call(&mut self, req: tonic::Request<Order>) -> Self::Future {
-        let orders = self.0.clone();
-        Box::pin(async move {
-            let order = req.into_inner();
-            // The trace context goes into the record's headers; the lane is stamped by
-            // LaneProducer as well.
-            let mut carrier = HashMap::new();
-            inject_current(&composite(propagator()), &propagator(), &mut carrier);
-            let headers = carrier.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(v),
-                })
-            });
-            orders
-                .producer
-                .send(
-                    FutureRecord::to(&orders.topic)
-                        .key(&order.id)
-                        .payload(&order.id)
-                        .headers(headers),
-                    Duration::from_secs(5),
-                )
-                .await
-                .map_err(|(e, _)| tonic::Status::internal(e.to_string()))?;
-            Ok(tonic::Response::new(order))
-        })
+impl Orders {
+    /// `e2e.Orders/Publish`.
+    async fn publish(
+        self,
+        req: tonic::Request<Order>,
+    ) -> Result<tonic::Response<Order>, tonic::Status> {
+        let orders = self;
+        let order = req.into_inner();
+        // The trace context goes into the record's headers; the lane is stamped by
+        // LaneProducer as well.
+        let mut carrier = HashMap::new();
+        inject_current(&composite(propagator()), &propagator(), &mut carrier);
+        let headers = carrier.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(v),
+            })
+        });
+        orders
+            .producer
+            .send(
+                FutureRecord::to(&orders.topic)
+                    .key(&order.id)
+                    .payload(&order.id)
+                    .headers(headers),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(e, _)| tonic::Status::internal(e.to_string()))?;
+        Ok(tonic::Response::new(order))
     }
 }
 
@@ -135,7 +108,9 @@ async fn serve_orders(orders: Orders) -> SocketAddr {
     let server = tonic::transport::Server::builder()
         .layer(LaneLayer::mesh(propagator()))
         .layer(LaneTraceLayer::server("orders", propagator()))
-        .add_service(orders)
+        .add_service(unary_fn::<OrdersName, _, _, _, _>(move |req| {
+            orders.clone().publish(req)
+        }))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     tokio::spawn(server);
     addr

@@ -2,21 +2,17 @@
 //! with the graylane server layer (mesh) and client layer, gray traffic.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
+use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_http::{LaneLayer, PropagateLaneLayer};
-use tonic::server::NamedService;
 use tower::ServiceBuilder;
 
 use crate::Args;
 use crate::load::{Comparison, side_by_side};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Ping {
@@ -24,43 +20,27 @@ struct Ping {
     msg: String,
 }
 
-/// `bench.Echo/Ping`, written against tonic's generic server (no protoc needed).
-#[derive(Clone, Default)]
+/// `bench.Echo/Ping` (no protoc needed): the name of [`echo`]'s service.
 struct Echo;
 
-impl NamedService for Echo {
+impl ServiceName for Echo {
     const NAME: &'static str = "bench.Echo";
 }
 
-struct PingMethod;
-
-impl tonic::server::UnaryService<Ping> for PingMethod {
-    type Response = Ping;
-    type Future = BoxFut<Result<tonic::Response<Ping>, tonic::Status>>;
-    fn call(&mut self, req: tonic::Request<Ping>) -> Self::Future {
-        Box::pin(async move { Ok(tonic::Response::new(req.into_inner())) })
-    }
-}
-
-impl<B> tower::Service<http::Request<B>> for Echo
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<BoxError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFut<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<Ping, Ping>::default();
-            Ok(tonic::server::Grpc::new(codec).unary(PingMethod, req).await)
-        })
-    }
+/// `bench.Echo/Ping`: answers with the request.
+fn echo() -> impl tonic::server::NamedService
++ tower::Service<
+    http::Request<tonic::body::Body>,
+    Response = http::Response<tonic::body::Body>,
+    Error = Infallible,
+    Future: Send,
+> + Clone
++ Send
++ Sync
++ 'static {
+    unary_fn::<Echo, Ping, Ping, _, _>(|req: tonic::Request<Ping>| async move {
+        Ok(tonic::Response::new(req.into_inner()))
+    })
 }
 
 async fn serve(layer: Option<LaneLayer>) -> SocketAddr {
@@ -82,13 +62,13 @@ async fn serve(layer: Option<LaneLayer>) -> SocketAddr {
         Some(layer) => {
             let server = tonic::transport::Server::builder()
                 .layer(layer)
-                .add_service(Echo)
+                .add_service(echo())
                 .serve_with_incoming(incoming);
             tokio::spawn(server);
         }
         None => {
             let server = tonic::transport::Server::builder()
-                .add_service(Echo)
+                .add_service(echo())
                 .serve_with_incoming(incoming);
             tokio::spawn(server);
         }

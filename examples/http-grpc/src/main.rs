@@ -11,11 +11,7 @@
 //!
 //! `cargo run -p http-grpc`
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -24,6 +20,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, task};
+use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_grpc::{
     BoxError, LaneLayer, LaneRequestExt, LaneRouterLayer, LaneSwitch, PropagateLaneLayer,
     status_from_error,
@@ -45,7 +42,6 @@ trust:
 "#;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Order {
@@ -74,65 +70,43 @@ struct Orders {
     inventory: LaneRouterLayer,
 }
 
-impl tonic::server::NamedService for Orders {
+/// The gRPC service name of [`Orders`], for `unary_fn`.
+struct OrdersName;
+
+impl ServiceName for OrdersName {
     const NAME: &'static str = "shop.Orders";
 }
 
-impl<B> tower::Service<http::Request<B>> for Orders
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<BoxError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFut<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = Place(self.clone());
-        Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<Receipt, Order>::default();
-            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
+impl Orders {
+    /// `shop.Orders/Place`.
+    async fn place(
+        self,
+        req: tonic::Request<Order>,
+    ) -> Result<tonic::Response<Receipt>, tonic::Status> {
+        let orders = self;
+        let ctx = req.lane_context();
+        let inventory = ServiceBuilder::new()
+            .layer(orders.inventory.clone())
+            .layer(PropagateLaneLayer::new(orders.spec.propagator()))
+            .service(Client::builder(TokioExecutor::new()).build_http());
+        // `task::spawn` keeps the lane; plain `tokio::spawn` would not.
+        let reserved = task::spawn(async move {
+            let req =
+                http::Request::get("http://inventory/reserve").body(Full::new(Bytes::new()))?;
+            let body = inventory.oneshot(req).await?.into_body().collect().await?;
+            Ok::<_, BoxError>(String::from_utf8(body.to_bytes().to_vec())?)
         })
-    }
-}
-
-struct Place(Orders);
-
-impl tonic::server::UnaryService<Order> for Place {
-    type Response = Receipt;
-    type Future = BoxFut<Result<tonic::Response<Receipt>, tonic::Status>>;
-
-    fn call(&mut self, req: tonic::Request<Order>) -> Self::Future {
-        let orders = self.0.clone();
-        Box::pin(async move {
-            let ctx = req.lane_context();
-            let inventory = ServiceBuilder::new()
-                .layer(orders.inventory.clone())
-                .layer(PropagateLaneLayer::new(orders.spec.propagator()))
-                .service(Client::builder(TokioExecutor::new()).build_http());
-            // `task::spawn` keeps the lane; plain `tokio::spawn` would not.
-            let reserved = task::spawn(async move {
-                let req =
-                    http::Request::get("http://inventory/reserve").body(Full::new(Bytes::new()))?;
-                let body = inventory.oneshot(req).await?.into_body().collect().await?;
-                Ok::<_, BoxError>(String::from_utf8(body.to_bytes().to_vec())?)
-            })
-            .await
-            .map_err(|e| tonic::Status::internal(e.to_string()))?
-            .map_err(status_from_error)?;
-            Ok(tonic::Response::new(Receipt {
-                path: format!(
-                    "orders {} (lane {}, served {}) -> {reserved}",
-                    orders.version,
-                    ctx.lane(),
-                    ctx.served()
-                ),
-            }))
-        })
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .map_err(status_from_error)?;
+        Ok(tonic::Response::new(Receipt {
+            path: format!(
+                "orders {} (lane {}, served {}) -> {reserved}",
+                orders.version,
+                ctx.lane(),
+                ctx.served()
+            ),
+        }))
     }
 }
 
@@ -141,7 +115,9 @@ async fn serve_orders(orders: Orders, serving: Lane) -> Result<SocketAddr, BoxEr
     let addr = listener.local_addr()?;
     let server = tonic::transport::Server::builder()
         .layer(LaneLayer::mesh(orders.spec.propagator()).serving(serving))
-        .add_service(orders)
+        .add_service(unary_fn::<OrdersName, _, _, _, _>(move |req| {
+            orders.clone().place(req)
+        }))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     tokio::spawn(server);
     Ok(addr)

@@ -20,14 +20,11 @@
 //! docker-compose's `split` profile and a cluster do; `tests/roles.rs` runs it that way.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
@@ -37,6 +34,7 @@ use bytes::Bytes;
 use graylane_core::coloring::SimpleRequest;
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, LaneContext};
+use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_grpc::{
     BoxError, LaneLayer, LaneRequestExt, LaneRouterLayer, LaneSwitch, PropagateLaneLayer,
     status_from_error,
@@ -67,7 +65,6 @@ const GROUP: &str = "shop.fulfillment";
 const PARTITIONS: i32 = 4;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 type Cache = LaneRedis<redis::aio::MultiplexedConnection>;
 
 /// Requests per (service, version, requested lane, served lane), for the report.
@@ -202,47 +199,26 @@ struct Orders {
     published: Arc<AtomicU64>,
 }
 
-impl tonic::server::NamedService for Orders {
+/// The gRPC service name of [`Orders`], for `unary_fn`.
+struct OrdersName;
+
+impl ServiceName for OrdersName {
     const NAME: &'static str = "shop.Orders";
 }
 
-impl<B> tower::Service<http::Request<B>> for Orders
-where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<BoxError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFut<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = Place(self.clone());
-        Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<Receipt, Order>::default();
-            Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
-        })
-    }
-}
-
-struct Place(Orders);
-
-impl tonic::server::UnaryService<Order> for Place {
-    type Response = Receipt;
-    type Future = BoxFut<Result<tonic::Response<Receipt>, tonic::Status>>;
-
-    fn call(&mut self, req: tonic::Request<Order>) -> Self::Future {
-        let o = self.0.clone();
-        Box::pin(async move {
-            let ctx = req.lane_context();
-            let order = req.into_inner();
-            let internal = |e: &dyn std::fmt::Display| tonic::Status::internal(e.to_string());
-            // The application's code: no lane in sight beyond the handles it was given.
-            let pool = o.shared.pools.current().map_err(|e| internal(&e))?;
-            sqlx::query(
+impl Orders {
+    /// `shop.Orders/Place`.
+    async fn place(
+        self,
+        req: tonic::Request<Order>,
+    ) -> Result<tonic::Response<Receipt>, tonic::Status> {
+        let o = self;
+        let ctx = req.lane_context();
+        let order = req.into_inner();
+        let internal = |e: &dyn std::fmt::Display| tonic::Status::internal(e.to_string());
+        // The application's code: no lane in sight beyond the handles it was given.
+        let pool = o.shared.pools.current().map_err(|e| internal(&e))?;
+        sqlx::query(
                 "INSERT INTO orders (request_id, user_id, item, version, mirror) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&order.request_id)
@@ -253,41 +229,40 @@ impl tonic::server::UnaryService<Order> for Place {
             .execute(pool)
             .await
             .map_err(|e| internal(&e))?;
-            let mut cache = o.shared.cache.clone();
-            cache
-                .set::<_, _, ()>(format!("shop:order:{}", order.request_id), o.version)
-                .await
-                .map_err(|e| internal(&e))?;
-            let reserved = o
-                .shared
-                .inventory(
-                    "/reserve",
-                    format!("order {} {}", order.request_id, order.item),
-                )
-                .await
-                .map_err(status_from_error)?;
-            o.producer
-                .send(
-                    FutureRecord::to(TOPIC)
-                        .key(&order.request_id)
-                        .payload(&order.request_id),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| internal(&e))?;
-            o.published.fetch_add(1, Ordering::Relaxed);
-            let me = o.shared.hops.record("orders", o.version, ctx);
-            Ok(tonic::Response::new(Receipt {
-                path: format!("{me} -> {reserved}"),
-                // v2's visible change.
-                shipping: if o.version == "v2" {
-                    "express (free)"
-                } else {
-                    "standard"
-                }
-                .into(),
-            }))
-        })
+        let mut cache = o.shared.cache.clone();
+        cache
+            .set::<_, _, ()>(format!("shop:order:{}", order.request_id), o.version)
+            .await
+            .map_err(|e| internal(&e))?;
+        let reserved = o
+            .shared
+            .inventory(
+                "/reserve",
+                format!("order {} {}", order.request_id, order.item),
+            )
+            .await
+            .map_err(status_from_error)?;
+        o.producer
+            .send(
+                FutureRecord::to(TOPIC)
+                    .key(&order.request_id)
+                    .payload(&order.request_id),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| internal(&e))?;
+        o.published.fetch_add(1, Ordering::Relaxed);
+        let me = o.shared.hops.record("orders", o.version, ctx);
+        Ok(tonic::Response::new(Receipt {
+            path: format!("{me} -> {reserved}"),
+            // v2's visible change.
+            shipping: if o.version == "v2" {
+                "express (free)"
+            } else {
+                "standard"
+            }
+            .into(),
+        }))
     }
 }
 
@@ -297,7 +272,9 @@ async fn serve_orders(orders: Orders, serving: Lane, addr: &str) -> Result<Socke
     let server = tonic::transport::Server::builder()
         .layer(LaneLayer::mesh(orders.shared.spec.propagator()).serving(serving))
         .layer(orders.shared.traced("orders"))
-        .add_service(orders)
+        .add_service(unary_fn::<OrdersName, _, _, _, _>(move |req| {
+            orders.clone().place(req)
+        }))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     tokio::spawn(server);
     Ok(addr)
