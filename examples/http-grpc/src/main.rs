@@ -62,7 +62,7 @@ async fn serve_http(app: Router) -> Result<SocketAddr, BoxError> {
     Ok(addr)
 }
 
-/// `orders`, a unary gRPC method written against tonic's generic server (no protoc).
+/// `orders`, a unary gRPC method served through `unary_fn` (no protoc).
 #[derive(Clone)]
 struct Orders {
     version: &'static str,

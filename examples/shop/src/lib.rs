@@ -171,7 +171,7 @@ async fn reserve(
 }
 
 // ---------------------------------------------------------------------------------------------
-// orders v1 / v2 (gRPC, written against tonic's generic server: no protoc).
+// orders v1 / v2 (gRPC through `graylane_grpc::unary::unary_fn`: no protoc).
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Order {
