@@ -18,7 +18,7 @@
 //! # Ok::<(), graylane_core::LaneError>(())
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -141,10 +141,7 @@ impl LaneContext {
 
     /// The context attached to this thread, if any.
     pub fn try_current() -> Option<LaneContext> {
-        STACK
-            .try_with(|stack| stack.borrow().entries.last().copied().flatten())
-            .ok()
-            .flatten()
+        CURRENT.get()
     }
 
     /// Makes this context current on this thread until the guard drops.
@@ -157,6 +154,7 @@ impl LaneContext {
             stack.entries.push(Some(self));
             stack.entries.len() - 1
         });
+        CURRENT.set(Some(self));
         LaneGuard {
             index,
             _not_send: PhantomData,
@@ -207,7 +205,11 @@ struct Stack {
 }
 
 thread_local! {
-    static STACK: RefCell<Stack> = RefCell::new(Stack::default());
+    static STACK: RefCell<Stack> = const { RefCell::new(Stack { entries: Vec::new() }) };
+    // The top of `STACK`, kept beside it: reading the current context is what every layer and
+    // wrapper does on every call, and a `Copy` value without a destructor is a plain
+    // thread-local load.
+    static CURRENT: Cell<Option<LaneContext>> = const { Cell::new(None) };
 }
 
 /// Keeps a [`LaneContext`] current until dropped. Returned by [`LaneContext::attach`].
@@ -229,8 +231,7 @@ impl fmt::Debug for LaneGuard {
 
 impl Drop for LaneGuard {
     fn drop(&mut self) {
-        // During thread teardown the stack may already be gone; nothing is left to restore.
-        let _ = STACK.try_with(|stack| {
+        let alive = STACK.try_with(|stack| {
             let mut stack = stack.borrow_mut();
             let entries = &mut stack.entries;
             if self.index + 1 == entries.len() {
@@ -238,10 +239,15 @@ impl Drop for LaneGuard {
                 while matches!(entries.last(), Some(None)) {
                     entries.pop();
                 }
+                CURRENT.set(entries.last().copied().flatten());
             } else if let Some(slot) = entries.get_mut(self.index) {
                 *slot = None;
             }
         });
+        if alive.is_err() {
+            // Thread teardown has taken the stack: no context is left to restore.
+            CURRENT.set(None);
+        }
     }
 }
 

@@ -33,8 +33,22 @@ use std::sync::{Mutex, OnceLock};
 /// as the configuration names), so passing a lane around never allocates. Lanes read from the
 /// wire are never interned: they are looked up in a [`LaneSet`], so hostile input cannot grow
 /// memory.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Eq, PartialOrd, Ord)]
 pub struct Lane(&'static str);
+
+impl std::hash::Hash for Lane {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Lane {
+    fn eq(&self, other: &Lane) -> bool {
+        // Interned names of one lane are one pointer, compared first; a `from_static` copy of a
+        // name still compares equal by its bytes.
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
+    }
+}
 
 /// Why a string is not a lane name.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -405,15 +405,17 @@ pub(crate) const REFUSED: &[(&str, &str)] = &[
 ///
 /// Every command in a lane looks itself up here, so this is a hash probe (usually one name
 /// comparison) rather than a binary search (eight of them).
-pub(crate) fn lookup(name: &str) -> Option<Spec> {
-    let mut slot = fnv1a(name.as_bytes()) as usize % SLOTS;
+/// The command named `name` (any case), with its canonical upper-case name.
+pub(crate) fn lookup(name: &[u8]) -> Option<(&'static str, Spec)> {
+    // Hashing the upper-cased bytes on the fly: no copy, no UTF-8 check on every command.
+    let mut slot = fnv1a_upper(name) as usize % SLOTS;
     loop {
         match INDEX[slot] {
             0 => return None,
             i => {
                 let (n, spec) = &TABLE[usize::from(i) - 1];
-                if *n == name {
-                    return Some(*spec);
+                if n.as_bytes().eq_ignore_ascii_case(name) {
+                    return Some((n, *spec));
                 }
             }
         }
@@ -421,11 +423,11 @@ pub(crate) fn lookup(name: &str) -> Option<Spec> {
     }
 }
 
-const fn fnv1a(bytes: &[u8]) -> u32 {
+const fn fnv1a_upper(bytes: &[u8]) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     let mut i = 0;
     while i < bytes.len() {
-        hash ^= bytes[i] as u32;
+        hash ^= bytes[i].to_ascii_uppercase() as u32;
         hash = hash.wrapping_mul(0x0100_0193);
         i += 1;
     }
@@ -441,7 +443,7 @@ const INDEX: [u8; SLOTS] = {
     let mut index = [0u8; SLOTS];
     let mut i = 0;
     while i < TABLE.len() {
-        let mut slot = fnv1a(TABLE[i].0.as_bytes()) as usize % SLOTS;
+        let mut slot = fnv1a_upper(TABLE[i].0.as_bytes()) as usize % SLOTS;
         while index[slot] != 0 {
             slot = (slot + 1) % SLOTS;
         }
@@ -458,22 +460,31 @@ mod tests {
     #[test]
     fn lookup_finds_exactly_the_table() {
         for (name, spec) in TABLE {
-            assert_eq!(lookup(name).map(|s| s.keys), Some(spec.keys), "{name}");
+            assert_eq!(
+                lookup(name.as_bytes()).map(|s| s.1.keys),
+                Some(spec.keys),
+                "{name}"
+            );
+            let lower = name.to_ascii_lowercase();
+            assert_eq!(
+                lookup(lower.as_bytes()).map(|s| s.0),
+                Some(*name),
+                "{lower}"
+            );
         }
         for (name, _) in REFUSED {
-            assert!(lookup(name).is_none(), "{name}");
+            assert!(lookup(name.as_bytes()).is_none(), "{name}");
         }
         for name in [
             "",
             "G",
             "GE",
             "GETS",
-            "get",
             "XGET",
             "SETX",
             "ZZZZZZZZZZZZZZZZZZZZZZZZ",
         ] {
-            assert!(lookup(name).is_none(), "{name}");
+            assert!(lookup(name.as_bytes()).is_none(), "{name}");
         }
     }
 
@@ -484,11 +495,11 @@ mod tests {
         }
         for (refused, _) in REFUSED {
             assert!(
-                lookup(refused).is_none(),
+                lookup(refused.as_bytes()).is_none(),
                 "{refused} is both supported and refused"
             );
         }
-        assert!(lookup("GET").is_some());
-        assert!(lookup("NOPE").is_none());
+        assert!(lookup(b"GET").is_some());
+        assert!(lookup(b"NOPE").is_none());
     }
 }
