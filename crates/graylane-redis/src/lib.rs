@@ -841,4 +841,77 @@ mod tests {
         assert_eq!(SUPPORTED.len(), table::TABLE.len());
         assert!(SUPPORTED.contains(&"XREADGROUP"));
     }
+
+    fn shared(read_through: &[&str]) -> Shared {
+        let spec = graylane_core::spec::LaneSpec::from_yaml_str("lanes: [{name: gray}]").unwrap();
+        Shared {
+            namespaces: Namespaces::from_spec(&spec).read_through(read_through.iter().copied()),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn fixed_position_pass_writes_what_the_general_path_writes() {
+        // A read-through pattern (matching nothing here) sends every command down the general
+        // path; without one, fixed-position commands take the one-pass route.
+        let (fast, general) = (shared(&[]), shared(&["never:*"]));
+        let gray = Lane::new("gray").unwrap();
+        let mut checked = 0;
+        for (name, spec) in table::TABLE {
+            if !matches!(spec.keys, KeyRule::Range { .. }) {
+                continue;
+            }
+            for n in 0..6 {
+                let mut cmd = redis::cmd(&name.to_ascii_lowercase());
+                for i in 0..n {
+                    cmd.arg(format!("a{i}"));
+                }
+                let (mut a, mut b) = (Cmd::new(), Cmd::new());
+                rewrite(&fast, &cmd, gray, b"lane:gray:", &mut a).unwrap();
+                rewrite(&general, &cmd, gray, b"lane:gray:", &mut b).unwrap();
+                assert_eq!(a.get_packed_command(), b.get_packed_command(), "{name} {n}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 300, "{checked}");
+    }
+
+    #[test]
+    fn a_reused_buffer_keeps_nothing_of_the_last_command() {
+        let shared = shared(&[]);
+        let gray = Lane::new("gray").unwrap();
+        let mut out = scratch::take();
+        let long = redis::cmd("MSET").arg("a").arg(1).arg("b").arg(2).clone();
+        rewrite(&shared, &long, gray, b"lane:gray:", &mut out).unwrap();
+        scratch::give_back(out);
+        let mut out = scratch::take();
+        let short = redis::cmd("GET").arg("k").clone();
+        rewrite(&shared, &short, gray, b"lane:gray:", &mut out).unwrap();
+        assert_eq!(
+            out.get_packed_command(),
+            redis::cmd("GET").arg("lane:gray:k").get_packed_command()
+        );
+    }
+
+    #[test]
+    fn long_keys_are_prefixed_too() {
+        let shared = shared(&[]);
+        let key = "k".repeat(500);
+        let mut out = Cmd::new();
+        let cmd = redis::cmd("GET").arg(&key).clone();
+        rewrite(
+            &shared,
+            &cmd,
+            Lane::new("gray").unwrap(),
+            b"lane:gray:",
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out.get_packed_command(),
+            redis::cmd("GET")
+                .arg(format!("lane:gray:{key}"))
+                .get_packed_command()
+        );
+    }
 }
