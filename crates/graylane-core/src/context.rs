@@ -81,6 +81,7 @@ impl LaneContext {
     }
 
     /// The lane the work belongs to (where its data goes; what the next hop receives).
+    #[inline]
     pub const fn lane(&self) -> Lane {
         self.lane
     }
@@ -135,11 +136,13 @@ impl LaneContext {
     }
 
     /// The context attached to this thread, or [`LaneContext::base`] when none is.
+    #[inline]
     pub fn current() -> LaneContext {
         Self::try_current().unwrap_or_else(LaneContext::base)
     }
 
     /// The context attached to this thread, if any.
+    #[inline]
     pub fn try_current() -> Option<LaneContext> {
         CURRENT.get()
     }
@@ -148,6 +151,7 @@ impl LaneContext {
     ///
     /// Guards may be dropped in any order: dropping one removes exactly its own context, and the
     /// current context is always the most recently attached one still alive.
+    #[inline]
     pub fn attach(self) -> LaneGuard {
         let index = STACK.with(|stack| {
             let mut stack = stack.borrow_mut();
@@ -193,6 +197,7 @@ impl fmt::Debug for LaneContext {
 }
 
 /// The lane the current work belongs to: `LaneContext::current().lane()`.
+#[inline]
 pub fn current_lane() -> Lane {
     LaneContext::current().lane()
 }
@@ -230,6 +235,7 @@ impl fmt::Debug for LaneGuard {
 }
 
 impl Drop for LaneGuard {
+    #[inline]
     fn drop(&mut self) {
         let alive = STACK.try_with(|stack| {
             let mut stack = stack.borrow_mut();

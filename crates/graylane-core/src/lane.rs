@@ -43,6 +43,7 @@ impl std::hash::Hash for Lane {
 }
 
 impl PartialEq for Lane {
+    #[inline]
     fn eq(&self, other: &Lane) -> bool {
         // Interned names of one lane are one pointer, compared first; a `from_static` copy of a
         // name still compares equal by its bytes.
@@ -130,6 +131,7 @@ impl Lane {
     }
 
     /// Whether this is [`Lane::BASE`].
+    #[inline]
     pub fn is_base(&self) -> bool {
         self.0 == Lane::BASE.0
     }
