@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::cpu::process_cpu;
+
 /// What one load run measured.
 pub(crate) struct Sample {
     pub(crate) requests: u64,
     pub(crate) elapsed: Duration,
+    /// CPU time this process used meanwhile (closed-loop runs only, which run alone).
+    pub(crate) cpu: Duration,
     pub(crate) latency_us: Histogram<u64>,
 }
 
@@ -20,6 +24,7 @@ impl Sample {
         Sample {
             requests: 0,
             elapsed: Duration::ZERO,
+            cpu: Duration::ZERO,
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
         }
     }
@@ -27,11 +32,17 @@ impl Sample {
     pub(crate) fn merge(&mut self, other: &Sample) {
         self.requests += other.requests;
         self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
         self.latency_us.add(&other.latency_us).expect("same bounds");
     }
 
     pub(crate) fn throughput(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// This process's CPU time per request, in nanoseconds.
+    pub(crate) fn cpu_per_request_ns(&self) -> f64 {
+        self.cpu.as_nanos() as f64 / self.requests.max(1) as f64
     }
 
     pub(crate) fn p(&self, q: f64) -> u64 {
@@ -51,13 +62,16 @@ where
     Fut: Future<Output = Result<(), String>> + Send,
 {
     let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
+    // The workers' histograms are allocated (and later merged) outside the measured window:
+    // zeroing them is ~100 KB of fresh pages each, a noticeable share of a short round.
+    let samples: Vec<Sample> = (0..concurrency).map(|_| Sample::empty()).collect();
+    let (started, cpu) = (Instant::now(), process_cpu());
     let deadline = started + max_time;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
+    let workers: Vec<_> = samples
+        .into_iter()
+        .map(|mut sample| {
             let (next, call) = (next.clone(), call.clone());
             tokio::spawn(async move {
-                let mut sample = Sample::empty();
                 while next.fetch_add(1, Ordering::Relaxed) < requests && Instant::now() < deadline {
                     let t = Instant::now();
                     if let Err(e) = call().await {
@@ -72,11 +86,17 @@ where
             })
         })
         .collect();
-    let mut total = Sample::empty();
+    let mut done = Vec::with_capacity(workers.len());
     for w in workers {
-        total.merge(&w.await.expect("worker panicked"));
+        done.push(w.await.expect("worker panicked"));
     }
-    total.elapsed = started.elapsed();
+    let (elapsed, cpu) = (started.elapsed(), process_cpu() - cpu);
+    let mut total = Sample::empty();
+    for sample in &done {
+        total.merge(sample);
+    }
+    total.elapsed = elapsed;
+    total.cpu = cpu;
     total
 }
 
@@ -177,13 +197,19 @@ where
     let ratio = ratios[ratios.len() / 2];
     for (label, s) in [("without graylane", &a), ("with graylane   ", &b)] {
         println!(
-            "{name} saturation {label}: {:>8.0} req/s  p50={}us p99={}us  ({} requests, {concurrency} in flight)",
+            "{name} saturation {label}: {:>8.0} req/s  p50={}us p99={}us  process CPU {:.0} ns/request  ({} requests, {concurrency} in flight)",
             s.throughput(),
             s.p(0.5),
             s.p(0.99),
+            s.cpu_per_request_ns(),
             s.requests
         );
     }
+    println!(
+        "{name} process CPU per request, with / without: {:.3} ({:+.0} ns)",
+        b.cpu_per_request_ns() / a.cpu_per_request_ns(),
+        b.cpu_per_request_ns() - a.cpu_per_request_ns()
+    );
     let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
     println!(
         "{name} per-round throughput ratios over {rounds} rounds: min {:.3}  p10 {:.3}  median {:.3}  p90 {:.3}  max {:.3}",

@@ -27,6 +27,8 @@ pub(crate) struct Args {
     concurrency: usize,
     /// Record payload size in bytes (kafka).
     payload: usize,
+    /// Runtime worker threads; 1 is a current-thread runtime, `None` one per core.
+    threads: Option<usize>,
 }
 
 const USAGE: &str =
@@ -39,16 +41,21 @@ const USAGE: &str =
   kafka  produce and consume on a mock broker, plain rdkafka vs. LaneProducer/LaneConsumer
 
   --requests N     requests per round and variant (default 2000; kafka: records, 50000)
-  --rounds R       paired rounds per phase (default 101; kafka 15); the ratio is the median
+  --rounds R       paired rounds per phase (default 101; redis 301; kafka 15); the ratio is the median
                    of the per-round ratios. Many short rounds, alternating, let both variants
                    see the same neighbours on a shared machine.
   --concurrency C  concurrent requests in flight (default 32; kafka keeps 1000 records in flight)
-  --payload B      kafka record payload in bytes (default 100)";
+  --payload B      kafka record payload in bytes (default 100)
+  --threads T      the benchmark's runtime threads; 1 is a current-thread runtime (default:
+                   redis 1, so that the local Redis server keeps a core of its own and the
+                   client's cost is what is measured; the others one per core)";
 
 /// The defaults of `--requests` and `--rounds` for `scenario`.
 fn defaults(scenario: &str) -> (usize, usize) {
     match scenario {
         "kafka" => (50_000, 15),
+        // A Redis round is ~7 ms: three times the rounds for a steadier median, ~4 s in all.
+        "redis" => (2_000, 301),
         _ => (2_000, 101),
     }
 }
@@ -61,6 +68,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<(String, Args), Strin
         rounds,
         concurrency: 32,
         payload: 100,
+        threads: (scenario == "redis").then_some(1),
     };
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or(format!("{flag} needs a value"))?;
@@ -75,6 +83,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<(String, Args), Strin
             "--rounds" => args.rounds = n,
             "--concurrency" => args.concurrency = n,
             "--payload" => args.payload = n,
+            "--threads" => args.threads = Some(n),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -89,10 +98,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match args.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -155,17 +170,20 @@ mod tests {
     #[test]
     fn parses_flags_and_refuses_nonsense() {
         let (scenario, a) =
-            args("http --requests 10 --rounds 2 --concurrency 3 --payload 7").unwrap();
+            args("http --requests 10 --rounds 2 --concurrency 3 --payload 7 --threads 4").unwrap();
         assert_eq!(
             (
                 scenario.as_str(),
                 a.requests,
                 a.rounds,
                 a.concurrency,
-                a.payload
+                a.payload,
+                a.threads
             ),
-            ("http", 10, 2, 3, 7)
+            ("http", 10, 2, 3, 7, Some(4))
         );
+        assert_eq!(args("redis").unwrap().1.threads, Some(1));
+        assert_eq!(args("http").unwrap().1.threads, None);
         let (_, a) = args("kafka").unwrap();
         assert_eq!((a.requests, a.rounds), defaults("kafka"));
         assert!(args("").is_err());
@@ -188,6 +206,7 @@ mod tests {
             rounds: 1,
             concurrency: 4,
             payload: 100,
+            threads: None,
         };
         for c in [
             rt.block_on(http::run(&small)),
