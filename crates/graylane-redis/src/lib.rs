@@ -488,12 +488,17 @@ fn key_positions(name: &str, spec: Spec, args: &Args<'_>, lane: Lane) -> RedisRe
     })
 }
 
+/// The commands that may read through to base (see [`Namespaces::read_through`]).
+fn is_read_through_command(name: &str) -> bool {
+    matches!(name, "GET" | "HGET" | "HGETALL")
+}
+
 /// Most commands name their keys at fixed positions, nothing to look up in the arguments: this
 /// writes them into `out` in one pass (`None`: anything else, left to [`rewrite`]). Kept small
 /// and apart, so that the common path is a few cache lines of code.
 #[inline(never)]
 fn rewrite_fixed(shared: &Shared, cmd: &Cmd, prefix: &[u8], out: &mut Cmd) -> Option<Reply> {
-    if cmd.in_scan_mode() || !shared.namespaces.read_through.is_empty() {
+    if cmd.in_scan_mode() {
         return None;
     }
     let mut args = cmd.args_iter();
@@ -501,10 +506,13 @@ fn rewrite_fixed(shared: &Shared, cmd: &Cmd, prefix: &[u8], out: &mut Cmd) -> Op
     let Some(Arg::Simple(name)) = args.next() else {
         return None;
     };
-    let (_, spec) = table::lookup(name)?;
+    let (canonical, spec) = table::lookup(name)?;
     let KeyRule::Range { first, last, step } = spec.keys else {
         return None;
     };
+    if !shared.namespaces.read_through.is_empty() && is_read_through_command(canonical) {
+        return None;
+    }
     // The same positions as `key_positions`.
     let last = if last < 0 { n as isize + last } else { last };
     out.clear();
@@ -592,7 +600,7 @@ fn rewrite_general(
     out.set_no_response(cmd.is_no_response());
     let read_through = &shared.namespaces.read_through;
     let read_through = !read_through.is_empty()
-        && matches!(name, "GET" | "HGET" | "HGETALL")
+        && is_read_through_command(name)
         && args
             .get(1)
             .is_some_and(|k| read_through.iter().any(|p| glob_match(p.as_bytes(), k)));
@@ -877,6 +885,26 @@ mod tests {
             namespaces: Namespaces::from_spec(&spec).read_through(read_through.iter().copied()),
             refused: AtomicU64::new(0),
         }
+    }
+
+    #[test]
+    fn read_through_commands_leave_the_one_pass_route_only_when_configured() {
+        let (plain, warm) = (shared(&[]), shared(&["cache:*"]));
+        let get = redis::cmd("GET").arg("cache:1").clone();
+        let set = redis::cmd("SET").arg("cache:1").arg(1).clone();
+        let mut out = Cmd::new();
+        assert!(rewrite_fixed(&plain, &get, b"lane:gray:", &mut out).is_some());
+        assert!(rewrite_fixed(&warm, &get, b"lane:gray:", &mut out).is_none());
+        assert!(rewrite_fixed(&warm, &set, b"lane:gray:", &mut out).is_some());
+        let r = rewrite(
+            &warm,
+            &get,
+            Lane::new("gray").unwrap(),
+            b"lane:gray:",
+            &mut out,
+        )
+        .unwrap();
+        assert!(r.read_through);
     }
 
     #[test]

@@ -401,10 +401,6 @@ pub(crate) const REFUSED: &[(&str, &str)] = &[
     ("DEBUG", "server debugging is not lane traffic"),
 ];
 
-/// The spec of `name` (upper-cased by the caller), if supported.
-///
-/// Every command in a lane looks itself up here, so this is a hash probe (usually one name
-/// comparison) rather than a binary search (eight of them).
 /// `TABLE`'s entry for `name`, at compile time.
 const fn entry(name: &str) -> (&'static str, Spec) {
     let mut i = 0;
@@ -424,7 +420,10 @@ const fn entry(name: &str) -> (&'static str, Spec) {
     panic!("not in TABLE")
 }
 
-/// The command named `name` (any case), with its canonical upper-case name.
+/// The command named `name` (any case), with its canonical upper-case name, if supported.
+///
+/// Every command in a lane looks itself up here, so this is a hash probe (usually one name
+/// comparison) rather than a binary search (eight of them).
 pub(crate) fn lookup(name: &[u8]) -> Option<(&'static str, Spec)> {
     // The commands applications send most, as redis-rs spells them: matched in code, so the
     // common case reads no table memory (cold between two commands of a busy client).
