@@ -75,7 +75,6 @@ impl Orders {
         self,
         req: tonic::Request<Order>,
     ) -> Result<tonic::Response<Order>, tonic::Status> {
-        let orders = self;
         let order = req.into_inner();
         // The trace context goes into the record's headers; the lane is stamped by
         // LaneProducer as well.
@@ -87,10 +86,9 @@ impl Orders {
                 value: Some(v),
             })
         });
-        orders
-            .producer
+        self.producer
             .send(
-                FutureRecord::to(&orders.topic)
+                FutureRecord::to(&self.topic)
                     .key(&order.id)
                     .payload(&order.id)
                     .headers(headers),

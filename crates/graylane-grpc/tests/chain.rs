@@ -104,12 +104,11 @@ impl Orders {
         self,
         req: tonic::Request<Ask>,
     ) -> Result<tonic::Response<Answer>, tonic::Status> {
-        let orders = self;
         let ctx = req.lane_context();
         let client = ServiceBuilder::new()
-            .layer(orders.ledger_router.clone())
-            .layer(PropagateLaneLayer::new(orders.spec.propagator()))
-            .service(orders.ledger.clone());
+            .layer(self.ledger_router.clone())
+            .layer(PropagateLaneLayer::new(self.spec.propagator()))
+            .service(self.ledger.clone());
         // The downstream call runs in a spawned task: the lane must cross the spawn.
         let downstream = task::spawn(async move {
             let req = http::Request::get("http://ledger/").body(Full::new(Bytes::new()))?;
@@ -123,7 +122,7 @@ impl Orders {
         Ok(tonic::Response::new(Answer {
             path: format!(
                 "orders@{} lane={} served={} -> {downstream}",
-                orders.version,
+                self.version,
                 ctx.lane(),
                 ctx.served()
             ),

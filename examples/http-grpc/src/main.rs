@@ -83,11 +83,10 @@ impl Orders {
         self,
         req: tonic::Request<Order>,
     ) -> Result<tonic::Response<Receipt>, tonic::Status> {
-        let orders = self;
         let ctx = req.lane_context();
         let inventory = ServiceBuilder::new()
-            .layer(orders.inventory.clone())
-            .layer(PropagateLaneLayer::new(orders.spec.propagator()))
+            .layer(self.inventory.clone())
+            .layer(PropagateLaneLayer::new(self.spec.propagator()))
             .service(Client::builder(TokioExecutor::new()).build_http());
         // `task::spawn` keeps the lane; plain `tokio::spawn` would not.
         let reserved = task::spawn(async move {
@@ -102,7 +101,7 @@ impl Orders {
         Ok(tonic::Response::new(Receipt {
             path: format!(
                 "orders {} (lane {}, served {}) -> {reserved}",
-                orders.version,
+                self.version,
                 ctx.lane(),
                 ctx.served()
             ),

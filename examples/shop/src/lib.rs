@@ -212,29 +212,28 @@ impl Orders {
         self,
         req: tonic::Request<Order>,
     ) -> Result<tonic::Response<Receipt>, tonic::Status> {
-        let o = self;
         let ctx = req.lane_context();
         let order = req.into_inner();
         let internal = |e: &dyn std::fmt::Display| tonic::Status::internal(e.to_string());
         // The application's code: no lane in sight beyond the handles it was given.
-        let pool = o.shared.pools.current().map_err(|e| internal(&e))?;
+        let pool = self.shared.pools.current().map_err(|e| internal(&e))?;
         sqlx::query(
                 "INSERT INTO orders (request_id, user_id, item, version, mirror) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&order.request_id)
             .bind(&order.user_id)
             .bind(&order.item)
-            .bind(o.version)
+            .bind(self.version)
             .bind(ctx.is_mirror())
             .execute(pool)
             .await
             .map_err(|e| internal(&e))?;
-        let mut cache = o.shared.cache.clone();
+        let mut cache = self.shared.cache.clone();
         cache
-            .set::<_, _, ()>(format!("shop:order:{}", order.request_id), o.version)
+            .set::<_, _, ()>(format!("shop:order:{}", order.request_id), self.version)
             .await
             .map_err(|e| internal(&e))?;
-        let reserved = o
+        let reserved = self
             .shared
             .inventory(
                 "/reserve",
@@ -242,7 +241,7 @@ impl Orders {
             )
             .await
             .map_err(status_from_error)?;
-        o.producer
+        self.producer
             .send(
                 FutureRecord::to(TOPIC)
                     .key(&order.request_id)
@@ -251,12 +250,12 @@ impl Orders {
             )
             .await
             .map_err(|(e, _)| internal(&e))?;
-        o.published.fetch_add(1, Ordering::Relaxed);
-        let me = o.shared.hops.record("orders", o.version, ctx);
+        self.published.fetch_add(1, Ordering::Relaxed);
+        let me = self.shared.hops.record("orders", self.version, ctx);
         Ok(tonic::Response::new(Receipt {
             path: format!("{me} -> {reserved}"),
             // v2's visible change.
-            shipping: if o.version == "v2" {
+            shipping: if self.version == "v2" {
                 "express (free)"
             } else {
                 "standard"
