@@ -8,10 +8,12 @@
 //! cargo run --release -p graylane-bench -- redis
 //! cargo run --release -p graylane-bench -- sql
 //! cargo run --release -p graylane-bench -- kafka
+//! cargo run --release -p graylane-bench -- handover
 //! ```
 
 mod cpu;
 mod grpc;
+mod handover;
 mod http;
 mod kafka;
 mod load;
@@ -32,13 +34,16 @@ pub(crate) struct Args {
 }
 
 const USAGE: &str =
-    "usage: graylane-bench <http|grpc|redis|sql|kafka> [--requests N] [--rounds R] [--concurrency C] [--payload B]
+    "usage: graylane-bench <http|grpc|redis|sql|kafka|handover> [--requests N] [--rounds R] [--concurrency C] [--payload B]
 
   http   the same axum handler over a hyper client, without vs. with graylane's layers
   grpc   the same tonic unary method over a channel, without vs. with graylane's layers
   redis  the same GET/SET mix, raw redis-rs vs. LaneRedis in a gray lane (needs REDIS_URL)
   sql    the same SELECT/INSERT mix, plain PgPool vs. lane-routed pools (needs DATABASE_URL)
   kafka  produce and consume on a mock broker, plain rdkafka vs. LaneProducer/LaneConsumer
+  handover  how late a 1 ms ticker on the consumers' runtime fires while base grants partitions to
+         a gray consumer and takes them back vs. the same time with no handover (--rounds
+         handovers, default 20, of --requests records each, default 20; --threads default 1)
 
   --requests N     requests per round and variant (default 2000; kafka: records, 50000)
   --rounds R       paired rounds per phase (default 101; redis 301; kafka 15); the ratio is the median
@@ -54,6 +59,7 @@ const USAGE: &str =
 fn defaults(scenario: &str) -> (usize, usize) {
     match scenario {
         "kafka" => (50_000, 15),
+        "handover" => (20, 20),
         // A Redis round is ~7 ms: three times the rounds for a steadier median, ~4 s in all.
         "redis" => (2_000, 301),
         _ => (2_000, 101),
@@ -68,7 +74,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<(String, Args), Strin
         rounds,
         concurrency: 32,
         payload: 100,
-        threads: (scenario == "redis").then_some(1),
+        threads: matches!(scenario.as_str(), "redis" | "handover").then_some(1),
     };
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or(format!("{flag} needs a value"))?;
@@ -147,6 +153,16 @@ fn main() -> ExitCode {
             ),
             Err(e) => {
                 eprintln!("kafka: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        "handover" => match runtime.block_on(handover::run(&args)) {
+            Ok(l) => format!(
+                "handover grants={} releases={} idle_p99_us={} idle_max_us={} p99_us={} max_us={}",
+                l.grants, l.releases, l.idle_p99_us, l.idle_max_us, l.p99_us, l.max_us
+            ),
+            Err(e) => {
+                eprintln!("handover: {e}");
                 return ExitCode::FAILURE;
             }
         },

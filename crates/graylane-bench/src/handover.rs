@@ -1,0 +1,161 @@
+//! `handover`: how late a ticker task on the consumers' runtime fires while base grants
+//! partitions to a gray consumer and takes them back, against the same ticker with the same
+//! consumers running and no handover, in one run.
+//!
+//! A base `LaneConsumer` of 4 partitions runs throughout. Each round starts a gray consumer
+//! (base grants it the 4 partitions), produces a few records of both lanes, stops it
+//! gracefully (base releases the partitions and reads back the gap) and waits until base has
+//! released; then the same time passes with no handover. A task wakes every millisecond and
+//! records how late it woke. Any librdkafka call that blocks a runtime worker (a seek, a
+//! synchronous commit, an offset fetch) shows as lateness of this ticker: on a current-thread
+//! runtime (the default here, `--threads 1`) every such call delays it by its whole length.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
+use graylane_kafka::testing::MockBroker;
+use graylane_kafka::{ConsumerHandle, LaneConsumer, LaneProducer};
+use hdrhistogram::Histogram;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::Mutex;
+
+use crate::Args;
+
+const GRAY: Lane = Lane::from_static("gray");
+const PARTITIONS: i32 = 4;
+const TICK: Duration = Duration::from_millis(1);
+/// No wait for a grant or a release may take longer than this.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Lateness of the ticker, idle and during handovers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lateness {
+    pub(crate) grants: u64,
+    pub(crate) releases: u64,
+    pub(crate) idle_p99_us: u64,
+    pub(crate) idle_max_us: u64,
+    pub(crate) p99_us: u64,
+    pub(crate) max_us: u64,
+}
+
+/// Which histogram the ticker records into.
+#[derive(Default)]
+struct Recorder {
+    handing_over: AtomicBool,
+    idle: Mutex<Option<Histogram<u64>>>,
+    busy: Mutex<Option<Histogram<u64>>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+async fn ticker(rec: Arc<Recorder>, stop: Arc<AtomicBool>) {
+    let mut every = tokio::time::interval(TICK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut idle, mut busy) = (histogram(), histogram());
+    while !stop.load(Ordering::Relaxed) {
+        let due = every.tick().await;
+        let late = Instant::now().saturating_duration_since(due.into_std());
+        let us = (late.as_micros() as u64).max(1);
+        if rec.handing_over.load(Ordering::Relaxed) {
+            busy.saturating_record(us);
+        } else {
+            idle.saturating_record(us);
+        }
+    }
+    *rec.idle.lock().await = Some(idle);
+    *rec.busy.lock().await = Some(busy);
+}
+
+async fn until(what: &str, base: &ConsumerHandle, done: impl Fn(&ConsumerHandle) -> bool) {
+    let started = Instant::now();
+    while !done(base) {
+        if started.elapsed() > WAIT_LIMIT {
+            panic!("handover: base did not {what} within {WAIT_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub(crate) async fn run(args: &Args) -> Result<Lateness, String> {
+    let broker = MockBroker::start(1).map_err(|e| format!("mock broker: {e}"))?;
+    let (topic, control) = ("handover", "handover-ctl");
+    broker
+        .create_topic(topic, PARTITIONS)
+        .and_then(|()| broker.create_topic(control, 1))
+        .map_err(|e| e.to_string())?;
+    let config = broker.client_config();
+    let propagator = Propagator::new(LaneSet::new([GRAY]));
+    let producer: FutureProducer = config.create().map_err(|e| e.to_string())?;
+    let producer = LaneProducer::new(producer, propagator.clone());
+    let consumer = |lane: Lane| {
+        LaneConsumer::builder(config.clone(), propagator.clone(), "handover")
+            .lane(lane)
+            .topic(topic)
+            .control_topic(control)
+            .spawn(|_| std::future::ready(()))
+    };
+    let base = consumer(Lane::BASE).await.map_err(|e| e.to_string())?;
+    until("join", &base, |b| b.stats().partitions == PARTITIONS as u64).await;
+
+    let rec = Arc::new(Recorder::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticking = tokio::spawn(ticker(rec.clone(), stop.clone()));
+    for round in 0..args.rounds {
+        // The handover phase: grant, some records, release.
+        let started = Instant::now();
+        rec.handing_over.store(true, Ordering::Relaxed);
+        let before = base.stats();
+        let gray = consumer(GRAY).await.map_err(|e| e.to_string())?;
+        until("grant", &base, |b| {
+            b.stats().grants >= before.grants + PARTITIONS as u64
+        })
+        .await;
+        for i in 0..args.requests {
+            let lane = if i % 2 == 0 { GRAY } else { Lane::BASE };
+            let key = i.to_string();
+            let record = FutureRecord::to(topic).key(&key).payload("x");
+            producer
+                .send(record, Duration::from_secs(5))
+                .with_lane(LaneContext::new(lane))
+                .await
+                .map_err(|(e, _)| e.to_string())?;
+        }
+        gray.stop().await.map_err(|e| e.to_string())?;
+        until("release", &base, |b| {
+            b.stats().releases >= before.releases + PARTITIONS as u64
+        })
+        .await;
+        // The same time again with the same consumers and no handover.
+        let took = started.elapsed();
+        rec.handing_over.store(false, Ordering::Relaxed);
+        tokio::time::sleep(took).await;
+        eprintln!("handover round {round}: {took:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    ticking.await.map_err(|e| e.to_string())?;
+    let stats = base.stop().await.map_err(|e| e.to_string())?;
+    let idle = rec.idle.lock().await.take().expect("recorded");
+    let busy = rec.busy.lock().await.take().expect("recorded");
+    for (what, h) in [("idle", &idle), ("handing over", &busy)] {
+        eprintln!(
+            "ticker lateness {what:>12}: ticks={} p50={}us p99={}us p999={}us max={}us",
+            h.len(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max()
+        );
+    }
+    Ok(Lateness {
+        grants: stats.grants,
+        releases: stats.releases,
+        idle_p99_us: idle.value_at_quantile(0.99),
+        idle_max_us: idle.max(),
+        p99_us: busy.value_at_quantile(0.99),
+        max_us: busy.max(),
+    })
+}
