@@ -14,7 +14,7 @@ use bytes::Bytes;
 use graylane::{Lane, LaneContext, LaneSet, Propagator};
 use graylane_grpc::LaneLayer;
 use graylane_grpc::unary::{ServiceName, unary_fn};
-use graylane_kafka::testing::MockBroker;
+use graylane_testkit::kafka::MockBroker;
 use graylane_kafka::{LaneConsumer, LaneProducer};
 use graylane_otel::{LaneSpanProcessor, LaneTraceLayer, composite, consumer_span, inject_current};
 use http_body_util::{BodyExt, Full};

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
-use graylane_kafka::testing::MockBroker;
+use graylane_testkit::kafka::MockBroker;
 use graylane_kafka::{ConsumerHandle, LaneConsumer, LaneProducer};
 use hdrhistogram::Histogram;
 use rdkafka::producer::{FutureProducer, FutureRecord};

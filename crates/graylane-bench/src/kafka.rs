@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
-use graylane_kafka::testing::MockBroker;
+use graylane_testkit::kafka::MockBroker;
 use graylane_kafka::{LaneConsumer, LaneProducer, Stamper};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};

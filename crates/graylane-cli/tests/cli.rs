@@ -452,7 +452,7 @@ fn audit_finds_lane_records_without_the_lane_on_kafka() {
     let spec_path = dir.0.join("graylane.yaml");
     std::fs::write(&spec_path, "lanes: [{name: gray}]\n").unwrap();
     let spec = spec_path.to_str().unwrap();
-    let broker = graylane_kafka::testing::MockBroker::start(1).unwrap();
+    let broker = graylane_testkit::kafka::MockBroker::start(1).unwrap();
     broker.create_topic("orders", 3).unwrap();
     let producer: BaseProducer = broker.client_config().create().unwrap();
     let gray = || {

@@ -19,6 +19,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::handover::{Instance, Intervals};
+use crate::blocking::off_runtime;
+use crate::timing::{CATCH_UP_POLL, CONTROL_CALL, CONTROL_READ_BACKOFF, CONTROL_SEND};
 
 /// Ownership of one lane on one partition, with the version of the record that set it.
 #[derive(Clone, Debug, Default)]
@@ -154,7 +156,7 @@ impl Drop for Control {
 }
 
 impl Control {
-    pub(crate) fn start(
+    pub(crate) async fn start(
         config: &ClientConfig,
         group: &str,
         topic: &str,
@@ -167,7 +169,11 @@ impl Control {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .create()?;
-        let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let reader = Arc::new(reader);
+        let metadata = {
+            let (reader, topic) = (reader.clone(), topic.to_owned());
+            off_runtime(move || reader.fetch_metadata(Some(&topic), CONTROL_CALL)).await?
+        };
         let partitions = metadata
             .topics()
             .first()
@@ -182,7 +188,6 @@ impl Control {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
         reader.assign(&tpl)?;
-        let reader = Arc::new(reader);
         let state = ControlState::default();
         let changes = state.changes.clone();
         let state = Arc::new(Mutex::new(state));
@@ -222,11 +227,7 @@ impl Control {
     pub(crate) async fn catch_up(&self, timeout: Duration) -> KafkaResult<()> {
         let reader = self.reader.clone();
         let topic = self.topic.clone();
-        let (_, high) = tokio::task::spawn_blocking(move || {
-            reader.fetch_watermarks(&topic, 0, Duration::from_secs(10))
-        })
-        .await
-        .map_err(|_| KafkaError::Canceled)??;
+        let (_, high) = off_runtime(move || reader.fetch_watermarks(&topic, 0, CONTROL_CALL)).await?;
         let deadline = Instant::now() + timeout;
         while self.applied.load(Ordering::Acquire) < high {
             if Instant::now() > deadline {
@@ -235,7 +236,7 @@ impl Control {
                     self.topic
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(CATCH_UP_POLL).await;
         }
         Ok(())
     }
@@ -247,7 +248,7 @@ impl Control {
                     .partition(0)
                     .key(&key)
                     .payload(&value),
-                Duration::from_secs(10),
+                CONTROL_SEND,
             )
             .await
             .map_err(|(e, _)| e)?;
@@ -309,7 +310,7 @@ async fn read_loop(
             }
             // Transient errors (broker down, retries) are librdkafka's to recover from; the
             // lease logic covers the time they take.
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(_) => tokio::time::sleep(CONTROL_READ_BACKOFF).await,
         }
     }
 }

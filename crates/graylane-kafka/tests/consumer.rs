@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
-use graylane_kafka::testing::MockBroker;
+use graylane_testkit::kafka::MockBroker;
 use graylane_kafka::{ConsumerHandle, LaneConsumer, LaneProducer, Timing};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
-use graylane_kafka::testing::MockBroker;
-use graylane_kafka::{HeaderExtractor, LaneProducer, lane_of, stamp_base_record};
+use graylane_testkit::kafka::MockBroker;
+use graylane_kafka::{HeaderExtractor, LaneProducer, Stamper, lane_of};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, FutureRecord, Producer};
@@ -89,7 +89,7 @@ async fn records_carry_the_lane_they_were_sent_in() {
             .payload("{}")
             .partition(0);
         base_producer
-            .send(stamp_base_record(&propagator(), record))
+            .send(Stamper::new(propagator()).base_record(record))
             .map_err(|(e, _)| e)
             .unwrap();
     });

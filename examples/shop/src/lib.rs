@@ -428,7 +428,7 @@ fn unreachable(what: &str, url: &str, e: impl std::fmt::Display) -> BoxError {
 fn kafka() -> Result<
     (
         rdkafka::ClientConfig,
-        Option<graylane_kafka::testing::MockBroker>,
+        Option<graylane_testkit::kafka::MockBroker>,
         String,
     ),
     BoxError,
@@ -441,7 +441,7 @@ fn kafka() -> Result<
             .set("linger.ms", "0");
         return Ok((config, None, brokers));
     }
-    let broker = graylane_kafka::testing::MockBroker::start(1)?;
+    let broker = graylane_testkit::kafka::MockBroker::start(1)?;
     broker.create_topic(TOPIC, PARTITIONS)?;
     broker.create_topic(CONTROL_TOPIC, 1)?;
     let bootstrap = format!("embedded mock broker {}", broker.bootstrap());
@@ -473,7 +473,7 @@ pub struct Shop {
     mirror: MirrorLayer<HttpClient>,
     published: Arc<AtomicU64>,
     kafka: rdkafka::ClientConfig,
-    _broker: Option<graylane_kafka::testing::MockBroker>,
+    _broker: Option<graylane_testkit::kafka::MockBroker>,
     fulfillment: Vec<ConsumerHandle>,
     /// Messages handled by gray consumers that have since stopped (their handles are gone).
     gray_before: u64,

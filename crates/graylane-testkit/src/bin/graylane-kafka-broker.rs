@@ -1,12 +1,12 @@
 //! Hosts a librdkafka mock broker on loopback and prints its bootstrap address, for demos and
 //! local runs without a JVM Kafka. Runs until its standard input closes or it is killed.
 //!
-//! `cargo run -p graylane-kafka --features testing --bin graylane-kafka-broker -- [brokers] [topic:partitions ...]`
+//! `cargo run -p graylane-testkit --features kafka --bin graylane-kafka-broker -- [brokers] [topic:partitions ...]`
 
 use std::io::Read;
 use std::process::ExitCode;
 
-use graylane_kafka::testing::MockBroker;
+use graylane_testkit::kafka::MockBroker;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);

@@ -1,4 +1,4 @@
-//! librdkafka's mock cluster as a test broker (feature `testing`).
+//! librdkafka's mock cluster as a test broker.
 //!
 //! A real Kafka-protocol broker inside librdkafka, reachable over TCP on loopback, so tests and
 //! the demo need no JVM. Create topics with [`MockBroker::create_topic`] (the Admin API's create
@@ -67,6 +67,7 @@ impl MockBroker {
 }
 
 /// rdkafka exposes no setter for the mock's group rebalance delay; librdkafka has one.
+// The crate denies `unsafe`; this is its one exception.
 #[allow(unsafe_code)]
 fn no_rebalance_delay(client: &BaseProducer) {
     use rdkafka_sys as rdsys;

@@ -1,0 +1,218 @@
+//! Base's duties: it handles base records and the records of every lane without a live
+//! consumer, grants a lane the partitions once it is live, and takes them back, with the gap
+//! read again, when it stops or goes silent. The decisions are `handover::BaseCursor`'s.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use graylane_core::{Lane, LaneContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::partition::{Partition, PartitionKey};
+use super::run::{At, Core, DataConsumer, Verdict, commit_sync, seek};
+use super::stats::{Counters, bump};
+use crate::blocking::off_runtime;
+use crate::control::Control;
+use crate::handover::Intervals;
+use crate::timing::{BROKER_CALL, CATCH_UP};
+
+/// What a base consumer keeps besides the loop's [`Core`].
+pub(super) struct BaseRole {
+    config: ClientConfig,
+    /// Each lane's consumer group, whose committed offsets a release starts from.
+    lane_groups: HashMap<Lane, String>,
+    /// A consumer per lane group, for OffsetFetch (which needs no membership), made the first
+    /// time a lane is released.
+    probes: HashMap<Lane, Arc<BaseConsumer>>,
+}
+
+impl BaseRole {
+    pub(super) fn new(config: ClientConfig, lane_groups: HashMap<Lane, String>) -> BaseRole {
+        BaseRole {
+            config,
+            lane_groups,
+            probes: HashMap::new(),
+        }
+    }
+
+    /// Base handles a record unless its lane owns it at this offset.
+    pub(super) fn on_record(
+        part: &mut Partition,
+        control: &Control,
+        counters: &Counters,
+        at: At<'_>,
+        ctx: LaneContext,
+    ) -> Verdict {
+        let lane = ctx.lane();
+        let owns = !lane.is_base()
+            && part
+                .owned(control, lane, at.topic, at.partition)
+                .is_some_and(|own| own.intervals.contains(at.offset));
+        let replaying = part.base.replaying(at.offset);
+        let committable = Some(at.offset + 1);
+        if !part.base.decide(lane, at.offset, owns) {
+            return Verdict::Skip(committable);
+        }
+        if lane.is_base() {
+            bump(&counters.processed);
+            return Verdict::Handle(ctx, committable);
+        }
+        bump(&counters.fallback);
+        if replaying {
+            bump(&counters.replayed);
+        }
+        Verdict::Handle(ctx.with_served(Lane::BASE), committable)
+    }
+
+    /// Grants partitions to lanes that became live and takes them back from lanes that
+    /// stopped or went silent.
+    pub(super) async fn tick(
+        &mut self,
+        core: &mut Core,
+        consumer: &Arc<DataConsumer>,
+    ) -> KafkaResult<()> {
+        let now = Instant::now();
+        let lanes: Vec<Lane> = core.control.lanes().non_base().collect();
+        let keys: Vec<PartitionKey> = core.parts.keys().copied().collect();
+        for lane in lanes {
+            let mut live = core.control.lock().live(lane, now, core.timing.grace);
+            let granted = keys.iter().any(|k| {
+                core.control
+                    .lock()
+                    .owned(lane, &core.topics[k.topic], k.partition)
+                    .is_some_and(|o| o.intervals.open_from().is_some())
+            });
+            if !live && granted {
+                // Silence may be this reader's lag, not the lane's: read the control topic to
+                // its end before taking anything back, so only a lane whose heartbeats really
+                // stopped (or that said `stop`) is released.
+                core.control.catch_up(CATCH_UP).await?;
+                live = core
+                    .control
+                    .lock()
+                    .live(lane, Instant::now(), core.timing.grace);
+            }
+            for &key in &keys {
+                let intervals = core
+                    .control
+                    .lock()
+                    .owned(lane, &core.topics[key.topic], key.partition)
+                    .map(|o| o.intervals.clone())
+                    .unwrap_or_default();
+                match (live, intervals.open_from()) {
+                    (true, None) => grant(core, consumer, lane, key, intervals).await?,
+                    (false, Some(from)) => {
+                        self.release(core, consumer, lane, key, from, intervals)
+                            .await?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(
+        &mut self,
+        core: &mut Core,
+        consumer: &Arc<DataConsumer>,
+        lane: Lane,
+        key: PartitionKey,
+        from: i64,
+        mut intervals: Intervals,
+    ) -> KafkaResult<()> {
+        let topic = core.topics[key.topic].clone();
+        let p = key.partition;
+        // The lane handled everything below its committed offset (and nothing below `from`).
+        let probe = self.probe(lane).await?;
+        let y = committed(probe, &topic, p).await?.unwrap_or(from).max(from);
+        let position = match core.parts.get(&key).and_then(|part| part.next) {
+            Some(next) => Some(next),
+            None => committed(consumer.clone(), &topic, p).await?,
+        };
+        if let Some(position) = position
+            && let Some(part) = core.parts.get_mut(&key)
+            && let Some(back) = part.base.released(lane, y, position)
+        {
+            // Go back for the lane's messages base skipped, and commit there first: should this
+            // consumer die before the release is written, the next owner starts from `back`.
+            seek(consumer, &topic, p, back).await?;
+            part.next = Some(back);
+            part.commit.store(back, Ordering::Release);
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, p, Offset::Offset(back))?;
+            commit_sync(consumer, tpl).await?;
+        }
+        intervals.release(y);
+        core.control.set_owned(lane, &topic, p, intervals).await?;
+        bump(&core.counters.releases);
+        Ok(())
+    }
+
+    /// The consumer that reads `lane`'s group's committed offsets, made on first use.
+    async fn probe(&mut self, lane: Lane) -> KafkaResult<Arc<BaseConsumer>> {
+        if let Some(probe) = self.probes.get(&lane) {
+            return Ok(probe.clone());
+        }
+        let mut config = self.config.clone();
+        config
+            .set("group.id", &self.lane_groups[&lane])
+            .set("enable.auto.commit", "false");
+        // Creating a client starts its threads and resolves the brokers: not on a worker.
+        let probe: Arc<BaseConsumer> = Arc::new(off_runtime(move || config.create()).await?);
+        self.probes.insert(lane, probe.clone());
+        Ok(probe)
+    }
+}
+
+/// Hands a partition to a live lane from base's next offset on.
+async fn grant(
+    core: &mut Core,
+    consumer: &Arc<DataConsumer>,
+    lane: Lane,
+    key: PartitionKey,
+    mut intervals: Intervals,
+) -> KafkaResult<()> {
+    let topic = core.topics[key.topic].clone();
+    // Base has handled nothing at or past its next offset; if it has not received anything
+    // yet, everything it will receive is below the high watermark.
+    let position = match core.parts.get(&key).and_then(|part| part.next) {
+        Some(next) => next,
+        None => {
+            let (consumer, topic) = (consumer.clone(), topic.clone());
+            let p = key.partition;
+            off_runtime(move || consumer.fetch_watermarks(&topic, p, BROKER_CALL))
+                .await?
+                .1
+        }
+    };
+    intervals.grant(position.max(intervals.end()));
+    core.control
+        .set_owned(lane, &topic, key.partition, intervals)
+        .await?;
+    bump(&core.counters.grants);
+    Ok(())
+}
+
+/// The committed offset of `consumer`'s group on a partition, off the runtime.
+async fn committed<C, X>(consumer: Arc<C>, topic: &str, p: i32) -> KafkaResult<Option<i64>>
+where
+    C: Consumer<X> + Send + Sync + 'static,
+    X: ConsumerContext + 'static,
+{
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, p);
+    let topic = topic.to_owned();
+    off_runtime(move || {
+        let tpl = consumer.committed_offsets(tpl, BROKER_CALL)?;
+        Ok(tpl.find_partition(&topic, p).and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }))
+    })
+    .await
+}

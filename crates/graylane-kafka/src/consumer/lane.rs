@@ -1,0 +1,139 @@
+//! A lane consumer's duties: it announces itself and keeps its lease with heartbeats, handles
+//! its lane's records on the partitions base granted it, goes back for those it skipped before
+//! the grant, and says when it stops. The decisions are `handover::LaneCursor`'s.
+
+use std::sync::Arc;
+
+use graylane_core::{Lane, LaneContext};
+use rdkafka::error::KafkaResult;
+
+use super::partition::Partition;
+use super::run::{At, Core, DataConsumer, Verdict, seek};
+use super::stats::{Counters, bump};
+use crate::control::{Control, Lease};
+use crate::handover::LaneAction;
+use crate::timing::Timing;
+
+/// What a lane consumer keeps besides the loop's [`Core`].
+pub(super) struct LaneRole {
+    lane: Lane,
+    lease: Arc<Lease>,
+    /// Stopped with the consumer, whether it ends, fails or is aborted (a crash simulation
+    /// must silence both).
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LaneRole {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+impl LaneRole {
+    /// Announces `lane`'s consumer (base grants partitions to live lanes only) and keeps it
+    /// live from then on.
+    pub(super) async fn start(
+        control: &Arc<Control>,
+        lane: Lane,
+        instance: &str,
+        timing: Timing,
+    ) -> KafkaResult<LaneRole> {
+        let lease = Arc::new(Lease::new(timing.lease));
+        let sent = lease.sent_at();
+        control.heartbeat(lane, instance, Some(timing.lease)).await?;
+        lease.acked(sent);
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            control.clone(),
+            lease.clone(),
+            lane,
+            instance.to_owned(),
+            timing,
+        ));
+        Ok(LaneRole {
+            lane,
+            lease,
+            heartbeat,
+        })
+    }
+
+    /// The lane handles its own records within its grant while its lease holds.
+    pub(super) fn on_record(
+        &self,
+        part: &mut Partition,
+        control: &Control,
+        counters: &Counters,
+        at: At<'_>,
+        ctx: LaneContext,
+    ) -> Verdict {
+        let open = if self.lease.valid() {
+            part.owned(control, self.lane, at.topic, at.partition)
+                .and_then(|own| own.intervals.open_from())
+        } else {
+            None
+        };
+        match part.lane.decide(self.lane, ctx.lane(), at.offset, open) {
+            LaneAction::Seek(back) => Verdict::SeekBack(back),
+            LaneAction::Process => {
+                bump(&counters.processed);
+                Verdict::Handle(ctx, open.map(|_| part.lane.committable(at.offset + 1)))
+            }
+            LaneAction::Skip | LaneAction::Wait => {
+                Verdict::Skip(open.map(|_| part.lane.committable(at.offset + 1)))
+            }
+        }
+    }
+
+    /// A lane consumer that skipped messages while it had no grant goes back for them.
+    pub(super) async fn tick(&self, core: &mut Core, consumer: &Arc<DataConsumer>) -> KafkaResult<()> {
+        if !self.lease.valid() {
+            return Ok(());
+        }
+        for (key, part) in &mut core.parts {
+            let (Some(next), Some(_)) = (part.next, part.lane.pending) else {
+                continue;
+            };
+            let topic = &core.topics[key.topic];
+            let open = core
+                .control
+                .lock()
+                .owned(self.lane, topic, key.partition)
+                .and_then(|own| own.intervals.open_from());
+            if let Some(from) = open
+                && let Some(back) = part.lane.granted(from, next)
+            {
+                seek(consumer, topic, key.partition, back).await?;
+                part.next = Some(back);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells base this consumer stopped, after its final commit: base takes over from there
+    /// without waiting for the lease.
+    pub(super) async fn stopped(&self, core: &Core) -> KafkaResult<()> {
+        self.heartbeat.abort();
+        core.control.heartbeat(self.lane, &core.instance, None).await
+    }
+}
+
+async fn heartbeat_loop(
+    control: Arc<Control>,
+    lease: Arc<Lease>,
+    lane: Lane,
+    instance: String,
+    timing: Timing,
+) {
+    let mut every = tokio::time::interval(timing.heartbeat);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let sent = lease.sent_at();
+        if control
+            .heartbeat(lane, &instance, Some(timing.lease))
+            .await
+            .is_ok()
+        {
+            lease.acked(sent);
+        }
+    }
+}

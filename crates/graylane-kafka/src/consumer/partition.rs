@@ -1,0 +1,67 @@
+//! What a consumer keeps per assigned partition: where it is, both roles' cursors, the
+//! committable offset, and a cache of the lanes' ownership of it.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use graylane_core::Lane;
+
+use crate::control::{Control, Owned};
+use crate::handover::{BaseCursor, LaneCursor};
+
+/// A partition of one of the consumer's topics: the topic's index in the consumer's topic
+/// list (a record's topic is compared by name only when there are several) and its number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct PartitionKey {
+    pub(super) topic: usize,
+    pub(super) partition: i32,
+}
+
+#[derive(Default)]
+pub(super) struct Partition {
+    /// One past the last offset delivered in this assignment.
+    pub(super) next: Option<i64>,
+    pub(super) base: BaseCursor,
+    pub(super) lane: LaneCursor,
+    /// The committable offset, shared with the rebalance callback.
+    pub(super) commit: Arc<AtomicI64>,
+    /// Lanes' ownership of this partition as of `Control::changes() == owners_seen`, looked up
+    /// on every message of another lane (base) or of its own (lane): copies, so that the
+    /// control state's lock is taken only after it changed.
+    owners: Vec<(Lane, Option<Owned>)>,
+    owners_seen: u64,
+}
+
+impl Partition {
+    pub(super) fn new(commit: Arc<AtomicI64>) -> Partition {
+        Partition {
+            commit,
+            ..Partition::default()
+        }
+    }
+
+    /// `lane`'s ownership of this partition, from the copies while the control state has not
+    /// changed since they were taken.
+    pub(super) fn owned(
+        &mut self,
+        control: &Control,
+        lane: Lane,
+        topic: &str,
+        p: i32,
+    ) -> Option<&Owned> {
+        let changes = control.changes();
+        if changes != self.owners_seen {
+            self.owners.clear();
+            self.owners_seen = changes;
+        }
+        let at = match self.owners.iter().position(|(l, _)| *l == lane) {
+            Some(at) => at,
+            None => {
+                let owned = control.lock().owned(lane, topic, p).cloned();
+                self.owners.push((lane, owned));
+                self.owners.len() - 1
+            }
+        };
+        self.owners[at].1.as_ref()
+    }
+}

@@ -1,0 +1,132 @@
+//! librdkafka's rebalance callbacks: they record which partitions came and went, for the
+//! consumer loop to apply, and commit what was handled on partitions being revoked.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::partition::PartitionKey;
+
+/// What a rebalance did to this consumer's assignment.
+#[derive(Debug)]
+pub(super) enum Assignment {
+    Assigned(Vec<PartitionKey>),
+    Revoked(Vec<PartitionKey>),
+}
+
+/// The consumer's librdkafka context: rebalance events and the offsets to commit, shared
+/// between the callbacks and the consumer loop.
+pub(super) struct Callbacks {
+    pub(super) topics: Vec<String>,
+    shared: Mutex<Shared>,
+    /// Set by a callback, cleared by the loop when it applies the events.
+    pub(super) dirty: AtomicBool,
+    /// A simulated crash commits nothing, not even in the revoke the consumer's close runs.
+    pub(super) crashed: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Shared {
+    events: Vec<Assignment>,
+    /// Committable offset per partition, written by the consumer loop on every message (an
+    /// atomic store, not a lock) and read when committing; negative: nothing yet.
+    offsets: HashMap<PartitionKey, Arc<AtomicI64>>,
+}
+
+impl Callbacks {
+    pub(super) fn new(topics: Vec<String>, crashed: Arc<AtomicBool>) -> Callbacks {
+        Callbacks {
+            topics,
+            shared: Mutex::default(),
+            dirty: AtomicBool::new(false),
+            crashed,
+        }
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The events since the last call, oldest first.
+    pub(super) fn take_events(&self) -> Vec<Assignment> {
+        std::mem::take(&mut self.shared().events)
+    }
+
+    /// The committable offset of an assigned partition, shared with the loop.
+    pub(super) fn offset(&self, key: PartitionKey) -> Option<Arc<AtomicI64>> {
+        self.shared().offsets.get(&key).cloned()
+    }
+
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<PartitionKey> {
+        tpl.elements()
+            .iter()
+            .filter_map(|e| {
+                let topic = self.topics.iter().position(|t| t == e.topic())?;
+                Some(PartitionKey {
+                    topic,
+                    partition: e.partition(),
+                })
+            })
+            .collect()
+    }
+
+    /// The offsets to commit: of every partition, or of `only` those.
+    pub(super) fn commit_list(&self, only: Option<&[PartitionKey]>) -> TopicPartitionList {
+        let shared = self.shared();
+        let mut tpl = TopicPartitionList::new();
+        for (key, o) in &shared.offsets {
+            let o = o.load(Ordering::Acquire);
+            if o >= 0 && only.is_none_or(|only| only.contains(key)) {
+                let _ = tpl.add_partition_offset(
+                    &self.topics[key.topic],
+                    key.partition,
+                    Offset::Offset(o),
+                );
+            }
+        }
+        tpl
+    }
+}
+
+impl ClientContext for Callbacks {}
+
+impl ConsumerContext for Callbacks {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            if self.crashed.load(Ordering::Acquire) {
+                return;
+            }
+            let parts = self.partitions(tpl);
+            // Commit what was handled before the partitions move, so the next owner does not
+            // handle it again. This is the one call to the broker a consumer makes on the
+            // thread that polls it: librdkafka runs this callback inside that poll, and the
+            // next owner starts from the committed offset only once the callback has returned,
+            // so the commit must be complete by then.
+            let commits = self.commit_list(Some(&parts));
+            if commits.count() > 0 {
+                let _ = consumer.commit(&commits, CommitMode::Sync);
+            }
+            let mut shared = self.shared();
+            for p in &parts {
+                shared.offsets.remove(p);
+            }
+            shared.events.push(Assignment::Revoked(parts));
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let parts = self.partitions(tpl);
+            let mut shared = self.shared();
+            for p in &parts {
+                shared.offsets.insert(*p, Arc::new(AtomicI64::new(-1)));
+            }
+            shared.events.push(Assignment::Assigned(parts));
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+}

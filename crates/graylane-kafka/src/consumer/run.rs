@@ -1,0 +1,312 @@
+//! The consumer loop: records, ticks and stop requests in one task, with what both roles
+//! share; each role's decisions are in `base.rs` and `lane.rs`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use graylane_core::{LaneContext, LaneFutureExt, Propagator};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::oneshot;
+
+use super::base::BaseRole;
+use super::lane::LaneRole;
+use super::partition::{Partition, PartitionKey};
+use super::rebalance::{Assignment, Callbacks};
+use super::stats::{Counters, bump};
+use crate::blocking::off_runtime;
+use crate::carrier::extract_from;
+use crate::control::Control;
+use crate::timing::{BROKER_CALL, CATCH_UP, ERROR_BACKOFF, FINAL_COMMIT, FINAL_COMMIT_POLL, Timing};
+
+/// The consumer of the data topics.
+pub(super) type DataConsumer = StreamConsumer<Callbacks>;
+
+/// Records handled in a row before the loop looks at stop requests and ticks again.
+const BATCH: usize = 64;
+
+/// What the loop holds whatever its role.
+pub(super) struct Core {
+    pub(super) instance: String,
+    pub(super) propagator: Propagator,
+    pub(super) control: Arc<Control>,
+    pub(super) timing: Timing,
+    pub(super) topics: Vec<String>,
+    // Few entries, looked up on every record: ordered, and no hashing.
+    pub(super) parts: BTreeMap<PartitionKey, Partition>,
+    pub(super) counters: Arc<Counters>,
+}
+
+/// Which lane this consumer runs in, with that role's own state.
+pub(super) enum Role {
+    /// Handles base records and those of lanes without a live consumer; grants and releases.
+    Base(BaseRole),
+    /// Handles its lane's records on the partitions base granted it.
+    Lane(LaneRole),
+}
+
+/// What to do with one record.
+pub(super) enum Verdict {
+    /// Handle it in this context; then the partition can be committed up to the offset.
+    Handle(LaneContext, Option<i64>),
+    /// Leave it to its owner; then the partition can be committed up to the offset.
+    Skip(Option<i64>),
+    /// Go back to this offset first (a lane consumer granted what it skipped).
+    SeekBack(i64),
+}
+
+/// Where a record is.
+#[derive(Clone, Copy)]
+pub(super) struct At<'a> {
+    pub(super) topic: &'a str,
+    pub(super) partition: i32,
+    pub(super) offset: i64,
+}
+
+pub(super) struct Runner {
+    pub(super) core: Core,
+    pub(super) role: Role,
+    pub(super) last_commit: Instant,
+}
+
+pub(super) async fn run<F, Fut>(
+    consumer: Arc<DataConsumer>,
+    mut runner: Runner,
+    mut handler: F,
+    mut stop: oneshot::Receiver<()>,
+) -> KafkaResult<()>
+where
+    F: FnMut(OwnedMessage) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let mut tick = tokio::time::interval(runner.core.timing.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One stream for the consumer's life: each `recv()` would make one, registering and then
+    // removing a waker slot under a lock, for every message.
+    let mut messages = consumer.stream();
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            _ = tick.tick() => runner.on_tick(&consumer).await?,
+            message = messages.next() => match message {
+                Some(Ok(m)) => {
+                    runner.on_message(&consumer, m, &mut handler).await?;
+                    // Records librdkafka has already fetched are handled without going back
+                    // through the `select!` (its polls cost more than a record's handling),
+                    // a batch bounded in count and in time (slow handlers: a tick at most) so
+                    // that stop requests and ticks, hence handovers, are still seen promptly.
+                    let batch_started = Instant::now();
+                    for i in 1..BATCH {
+                        // The clock is read every 8 records: cheap next to their handling.
+                        if i % 8 == 0 && batch_started.elapsed() >= runner.core.timing.tick {
+                            break;
+                        }
+                        match ready_now(messages.next()) {
+                            Some(Some(Ok(m))) => {
+                                runner.on_message(&consumer, m, &mut handler).await?
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                // librdkafka retries transient errors itself.
+                _ => tokio::time::sleep(ERROR_BACKOFF).await,
+            },
+        }
+    }
+    drop(messages);
+    // Graceful stop: commit everything handled, then (lane) say so, so base takes over from
+    // exactly there without waiting for the lease.
+    final_commit(&consumer).await?;
+    if let Role::Lane(lane) = &runner.role {
+        lane.stopped(&runner.core).await?;
+    }
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// `f`'s output if it is ready at once.
+fn ready_now<F: Future>(f: F) -> Option<F::Output> {
+    let f = std::pin::pin!(f);
+    match f.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Commits everything handled. A rebalance in progress (another member joining or leaving)
+/// rejects commits until this member has taken part in it, so poll through it and retry;
+/// messages received meanwhile are not handled, and not committed.
+async fn final_commit(consumer: &Arc<DataConsumer>) -> KafkaResult<()> {
+    let deadline = Instant::now() + FINAL_COMMIT;
+    loop {
+        let commits = consumer.context().commit_list(None);
+        if commits.count() == 0 {
+            return Ok(());
+        }
+        match commit_sync(consumer, commits).await {
+            Err(KafkaError::ConsumerCommit(_)) if Instant::now() < deadline => {
+                let _ = tokio::time::timeout(FINAL_COMMIT_POLL, consumer.recv()).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `commits`, committed synchronously, off the runtime.
+pub(super) async fn commit_sync(
+    consumer: &Arc<DataConsumer>,
+    commits: TopicPartitionList,
+) -> KafkaResult<()> {
+    let consumer = consumer.clone();
+    off_runtime(move || consumer.commit(&commits, CommitMode::Sync)).await
+}
+
+/// Moves the consumer's position on a partition to `offset`, off the runtime.
+pub(super) async fn seek(
+    consumer: &Arc<DataConsumer>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> KafkaResult<()> {
+    let (consumer, topic) = (consumer.clone(), topic.to_owned());
+    off_runtime(move || consumer.seek(&topic, partition, Offset::Offset(offset), BROKER_CALL)).await
+}
+
+impl Runner {
+    async fn apply_events(&mut self, consumer: &DataConsumer) -> KafkaResult<()> {
+        let callbacks = consumer.context();
+        let mut assigned = false;
+        for event in callbacks.take_events() {
+            match event {
+                Assignment::Assigned(keys) => {
+                    for key in keys {
+                        let commit = callbacks.offset(key).unwrap_or_default();
+                        self.core.parts.insert(key, Partition::new(commit));
+                        assigned = true;
+                    }
+                }
+                Assignment::Revoked(keys) => {
+                    for key in keys {
+                        self.core.parts.remove(&key);
+                    }
+                }
+            }
+        }
+        self.core
+            .counters
+            .partitions
+            .store(self.core.parts.len() as u64, Ordering::Relaxed);
+        if assigned && matches!(self.role, Role::Base(_)) {
+            // The previous owner's grants and releases happened before it gave the partitions
+            // up: read them before deciding anything.
+            self.core.control.catch_up(CATCH_UP).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_message<F, Fut>(
+        &mut self,
+        consumer: &Arc<DataConsumer>,
+        m: BorrowedMessage<'_>,
+        handler: &mut F,
+    ) -> KafkaResult<()>
+    where
+        F: FnMut(OwnedMessage) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        // A plain load first: the swap's locked write is paid only after a rebalance.
+        let dirty = &consumer.context().dirty;
+        if dirty.load(Ordering::Acquire) && dirty.swap(false, Ordering::AcqRel) {
+            self.apply_events(consumer).await?;
+        }
+        let core = &mut self.core;
+        // Reading a record's topic name costs a `strlen` and a UTF-8 check: only compare names
+        // when there is more than one topic.
+        let topic = match core.topics.len() {
+            1 => 0,
+            _ => match core.topics.iter().position(|t| t == m.topic()) {
+                Some(t) => t,
+                None => return Ok(()),
+            },
+        };
+        let key = PartitionKey {
+            topic,
+            partition: m.partition(),
+        };
+        let Some(part) = core.parts.get_mut(&key) else {
+            // Delivered after a revoke: the new owner handles it.
+            return Ok(());
+        };
+        let at = At {
+            topic: &core.topics[topic],
+            partition: key.partition,
+            offset: m.offset(),
+        };
+        part.next = Some(at.offset + 1);
+        // Read once: librdkafka caches parsed headers, but not their absence, so every
+        // `headers()` on a record without any allocates, parses and frees a buffer again
+        // (`BorrowedMessage::detach` would be a second).
+        let headers = m.headers();
+        let ctx = headers.map_or_else(LaneContext::base, |h| extract_from(&core.propagator, h));
+        let verdict = match &self.role {
+            Role::Base(_) => BaseRole::on_record(part, &core.control, &core.counters, at, ctx),
+            Role::Lane(lane) => lane.on_record(part, &core.control, &core.counters, at, ctx),
+        };
+        let committable = match verdict {
+            Verdict::SeekBack(back) => {
+                seek(consumer, at.topic, at.partition, back).await?;
+                part.next = Some(back);
+                return Ok(());
+            }
+            Verdict::Handle(ctx, committable) => {
+                // The handler's synchronous part runs in the lane too, not only its future: it
+                // is called on the first poll, inside `with_lane` (one lane entry per poll).
+                let message = OwnedMessage::new(
+                    m.payload().map(<[u8]>::to_vec),
+                    m.key().map(<[u8]>::to_vec),
+                    at.topic.to_owned(),
+                    m.timestamp(),
+                    at.partition,
+                    at.offset,
+                    headers.map(BorrowedHeaders::detach),
+                );
+                async { handler(message).await }.with_lane(ctx).await;
+                committable
+            }
+            Verdict::Skip(committable) => {
+                bump(&core.counters.skipped);
+                committable
+            }
+        };
+        if let Some(c) = committable {
+            part.commit.store(c, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    async fn on_tick(&mut self, consumer: &Arc<DataConsumer>) -> KafkaResult<()> {
+        if consumer.context().dirty.swap(false, Ordering::AcqRel) {
+            self.apply_events(consumer).await?;
+        }
+        match &mut self.role {
+            Role::Base(base) => base.tick(&mut self.core, consumer).await?,
+            Role::Lane(lane) => lane.tick(&mut self.core, consumer).await?,
+        }
+        if self.last_commit.elapsed() >= self.core.timing.commit {
+            self.last_commit = Instant::now();
+            let commits = consumer.context().commit_list(None);
+            if commits.count() > 0 {
+                consumer.commit(&commits, CommitMode::Async)?;
+            }
+        }
+        Ok(())
+    }
+}

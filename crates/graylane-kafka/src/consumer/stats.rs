@@ -1,0 +1,55 @@
+//! What a consumer did: the public [`ConsumerStats`] and the counters its loop writes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a consumer did, for reports, metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerStats {
+    /// Messages of this consumer's own lane handled.
+    pub processed: u64,
+    /// Messages of other lanes handled by base because their lane had no live consumer.
+    pub fallback: u64,
+    /// Of `fallback`, those handled while re-reading a released gap.
+    pub replayed: u64,
+    /// Messages left to another lane's consumer or to base.
+    pub skipped: u64,
+    /// Partitions handed to a lane (base consumers).
+    pub grants: u64,
+    /// Partitions taken back from a lane (base consumers).
+    pub releases: u64,
+    /// Partitions currently assigned to this consumer.
+    pub partitions: u64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) processed: AtomicU64,
+    pub(super) fallback: AtomicU64,
+    pub(super) replayed: AtomicU64,
+    pub(super) skipped: AtomicU64,
+    pub(super) grants: AtomicU64,
+    pub(super) releases: AtomicU64,
+    pub(super) partitions: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn snapshot(&self) -> ConsumerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ConsumerStats {
+            processed: get(&self.processed),
+            fallback: get(&self.fallback),
+            replayed: get(&self.replayed),
+            skipped: get(&self.skipped),
+            grants: get(&self.grants),
+            releases: get(&self.releases),
+            partitions: get(&self.partitions),
+        }
+    }
+}
+
+/// Counts one. Only the consumer's own loop writes its counters, so a load and a store do
+/// (readers see every value in order); no locked read-modify-write per message.
+pub(super) fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}

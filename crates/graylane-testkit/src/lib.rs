@@ -1,0 +1,36 @@
+//! Test support for graylane and for the services built on it, the way `tower-test` serves
+//! tower: what graylane's own tests use, published so that yours can use it too.
+//!
+//! - [`kafka::MockBroker`] (feature `kafka`): librdkafka's mock cluster, a real Kafka-protocol
+//!   broker in process on loopback, and the `graylane-kafka-broker` binary that hosts one;
+//! - [`services`]: where the local PostgreSQL, MariaDB and Redis are (`scripts/services up`
+//!   starts them; `DATABASE_URL`, `MYSQL_URL`, `REDIS_URL` override), and unique names for a
+//!   test's schemas, databases and keys;
+//! - [`otel`] (feature `otel`): in-memory span and metric exporters wired the way a service
+//!   wires graylane's OpenTelemetry parts;
+//! - [`grpc::Text`] (feature `grpc`): a one-string prost message, for unary gRPC tests without
+//!   protoc.
+//!
+//! ```
+//! let schema = graylane_testkit::services::unique("orders");
+//! assert!(schema.starts_with("gltest_orders_"));
+//! assert!(graylane_core_free_check(&schema));
+//! # fn graylane_core_free_check(s: &str) -> bool { s.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric()) }
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// `kafka` reaches one librdkafka setting that rdkafka does not wrap: the only `unsafe` in
+// graylane, justified where it is.
+#![deny(unsafe_code)]
+
+pub mod services;
+
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub mod kafka;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
