@@ -48,6 +48,11 @@ impl KeySet {
     }
 }
 
+/// Why a command's keys cannot be found: the reason of its refusal.
+type Unsure = &'static str;
+
+/// The key positions of `name` (canonical) with `args`, by its table entry `spec`; a command
+/// whose keys cannot be found for sure is refused in `lane`.
 pub(crate) fn key_positions(
     name: &str,
     spec: Spec,
@@ -55,118 +60,140 @@ pub(crate) fn key_positions(
     lane: Lane,
 ) -> RedisResult<KeySet> {
     let n = args.len();
-    let bad = |why: &str| refuse(name, lane, why);
-    let number = |i: usize| -> RedisResult<usize> {
-        args.get(i)
-            .and_then(|a| std::str::from_utf8(a).ok())
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("its numkeys argument is not a number"))
-    };
-    Ok(match spec.keys {
-        KeyRule::None | KeyRule::Scan | KeyRule::KeysPattern => KeySet::NONE,
-        KeyRule::Channel => KeySet::DestAnd {
+    let positions = match spec.keys {
+        KeyRule::None | KeyRule::Scan | KeyRule::KeysPattern => Ok(KeySet::NONE),
+        KeyRule::Channel => Ok(KeySet::DestAnd {
             dest: false,
             from: 1,
             to: n.min(2),
-        },
-        KeyRule::Range { first, last, step } => {
-            let last = if last < 0 { n as isize + last } else { last };
-            if last < first as isize {
-                KeySet::NONE
-            } else {
-                KeySet::Range {
-                    first,
-                    last: (last as usize).min(n.saturating_sub(1)),
-                    step,
-                }
-            }
+        }),
+        KeyRule::Range { first, last, step } => Ok(range(first, last, step, n)),
+        KeyRule::NumKeys { numkeys_at, dest } => num_keys(args, numkeys_at, dest),
+        KeyRule::Eval => eval(name, args),
+        KeyRule::SubThenKey => Ok(sub_then_key(n)),
+        KeyRule::Streams => streams(args),
+        KeyRule::Sort => Ok(sort(args)),
+    };
+    positions.map_err(|why| refuse(name, lane, why))
+}
+
+/// [`KeyRule::Range`] over `n` arguments.
+fn range(first: usize, last: isize, step: usize, n: usize) -> KeySet {
+    let last = if last < 0 { n as isize + last } else { last };
+    if last < first as isize {
+        KeySet::NONE
+    } else {
+        KeySet::Range {
+            first,
+            last: (last as usize).min(n.saturating_sub(1)),
+            step,
         }
-        KeyRule::NumKeys { numkeys_at, dest } => {
-            let k = number(numkeys_at)?;
-            if numkeys_at + k > n {
-                return Err(bad("numkeys exceeds the arguments"));
-            }
-            KeySet::DestAnd {
-                dest,
-                from: numkeys_at + 1,
-                to: numkeys_at + 1 + k,
-            }
-        }
-        KeyRule::Eval => {
-            let k = number(2)?;
-            if 3 + k > n {
-                return Err(bad("numkeys exceeds the arguments"));
-            }
-            if k == 0 {
-                let script = args.get(1).unwrap_or_default();
-                let touches = name == "EVALSHA"
-                    || script.windows(10).any(|w| w == b"redis.call")
-                    || script.windows(11).any(|w| w == b"redis.pcall");
-                if touches {
-                    return Err(bad(
-                        "a script that declares no keys may build key names the wrapper cannot see; pass them as KEYS",
-                    ));
-                }
-            }
-            KeySet::DestAnd {
-                dest: false,
-                from: 3,
-                to: 3 + k,
-            }
-        }
-        KeyRule::SubThenKey => {
-            if n >= 3 {
-                KeySet::DestAnd {
-                    dest: false,
-                    from: 2,
-                    to: 3,
-                }
-            } else {
-                KeySet::NONE
-            }
-        }
-        KeyRule::Streams => {
-            let at = args
-                .iter()
-                .position(|a| a.eq_ignore_ascii_case(b"STREAMS"))
-                .ok_or_else(|| bad("STREAMS is missing"))?;
-            let rest = n - at - 1;
-            if rest == 0 || !rest.is_multiple_of(2) {
-                return Err(bad("STREAMS needs as many ids as keys"));
-            }
-            KeySet::DestAnd {
-                dest: false,
-                from: at + 1,
-                to: at + 1 + rest / 2,
-            }
-        }
-        KeyRule::Sort => {
-            let mut v = vec![1];
-            let mut i = 2;
-            while i < n {
-                let a = args.get(i).unwrap_or_default().to_ascii_uppercase();
-                match a.as_slice() {
-                    b"BY" | b"GET" => {
-                        // `GET #` is the element itself; a BY pattern without `*` disables sorting.
-                        let next = args.get(i + 1);
-                        if next.is_some_and(|p| p != b"#" && (a == b"GET" || p.contains(&b'*'))) {
-                            v.push(i + 1);
-                        }
-                        i += 2;
-                    }
-                    b"STORE" => {
-                        if i + 1 < n {
-                            v.push(i + 1);
-                        }
-                        i += 2;
-                    }
-                    b"LIMIT" => i += 3,
-                    _ => i += 1,
-                }
-            }
-            KeySet::List(v)
-        }
+    }
+}
+
+/// The numkeys argument at `i`.
+fn number(args: &Args<'_>, i: usize) -> Result<usize, Unsure> {
+    args.get(i)
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or("its numkeys argument is not a number")
+}
+
+/// [`KeyRule::NumKeys`].
+fn num_keys(args: &Args<'_>, numkeys_at: usize, dest: bool) -> Result<KeySet, Unsure> {
+    let k = number(args, numkeys_at)?;
+    if numkeys_at + k > args.len() {
+        return Err("numkeys exceeds the arguments");
+    }
+    Ok(KeySet::DestAnd {
+        dest,
+        from: numkeys_at + 1,
+        to: numkeys_at + 1 + k,
     })
+}
+
+/// [`KeyRule::Eval`]: the declared keys, if the script can only touch those.
+fn eval(name: &str, args: &Args<'_>) -> Result<KeySet, Unsure> {
+    let k = number(args, 2)?;
+    if 3 + k > args.len() {
+        return Err("numkeys exceeds the arguments");
+    }
+    if k == 0 {
+        let script = args.get(1).unwrap_or_default();
+        let touches = name == "EVALSHA"
+            || script.windows(10).any(|w| w == b"redis.call")
+            || script.windows(11).any(|w| w == b"redis.pcall");
+        if touches {
+            return Err(
+                "a script that declares no keys may build key names the wrapper cannot see; pass them as KEYS",
+            );
+        }
+    }
+    Ok(KeySet::DestAnd {
+        dest: false,
+        from: 3,
+        to: 3 + k,
+    })
+}
+
+/// [`KeyRule::SubThenKey`] over `n` arguments.
+fn sub_then_key(n: usize) -> KeySet {
+    if n >= 3 {
+        KeySet::DestAnd {
+            dest: false,
+            from: 2,
+            to: 3,
+        }
+    } else {
+        KeySet::NONE
+    }
+}
+
+/// [`KeyRule::Streams`].
+fn streams(args: &Args<'_>) -> Result<KeySet, Unsure> {
+    let n = args.len();
+    let at = args
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(b"STREAMS"))
+        .ok_or("STREAMS is missing")?;
+    let rest = n - at - 1;
+    if rest == 0 || !rest.is_multiple_of(2) {
+        return Err("STREAMS needs as many ids as keys");
+    }
+    Ok(KeySet::DestAnd {
+        dest: false,
+        from: at + 1,
+        to: at + 1 + rest / 2,
+    })
+}
+
+/// [`KeyRule::Sort`].
+fn sort(args: &Args<'_>) -> KeySet {
+    let n = args.len();
+    let mut v = vec![1];
+    let mut i = 2;
+    while i < n {
+        let a = args.get(i).unwrap_or_default().to_ascii_uppercase();
+        match a.as_slice() {
+            b"BY" | b"GET" => {
+                // `GET #` is the element itself; a BY pattern without `*` disables sorting.
+                let next = args.get(i + 1);
+                if next.is_some_and(|p| p != b"#" && (a == b"GET" || p.contains(&b'*'))) {
+                    v.push(i + 1);
+                }
+                i += 2;
+            }
+            b"STORE" => {
+                if i + 1 < n {
+                    v.push(i + 1);
+                }
+                i += 2;
+            }
+            b"LIMIT" => i += 3,
+            _ => i += 1,
+        }
+    }
+    KeySet::List(v)
 }
 
 #[cfg(test)]
