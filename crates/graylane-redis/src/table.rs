@@ -71,8 +71,8 @@ const fn with(keys: KeyRule, reply: Reply) -> Spec {
     Spec { keys, reply }
 }
 
-/// The supported commands, by upper-case name. Kept sorted; `SUPPORTED` in the crate root lists
-/// the names for documentation and tests.
+/// The supported commands, by upper-case name. Kept sorted; [`SUPPORTED`] lists the names for
+/// documentation and tests.
 pub(crate) const TABLE: &[(&str, Spec)] = &[
     ("APPEND", ONE),
     ("BITCOUNT", ONE),
@@ -374,8 +374,20 @@ pub(crate) const TABLE: &[(&str, Spec)] = &[
     ),
 ];
 
-/// Commands refused in a lane with the reason (anything else unknown is refused too).
-pub(crate) const REFUSED: &[(&str, &str)] = &[
+/// The commands [`LaneRedis`](crate::LaneRedis) supports in a non-base lane (upper case, sorted).
+pub const SUPPORTED: &[&str] = &{
+    let mut names = [""; TABLE.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = TABLE[i].0;
+        i += 1;
+    }
+    names
+};
+
+/// The commands [`LaneRedis`](crate::LaneRedis) refuses in a non-base lane, with the reason.
+/// Commands in neither list are refused too.
+pub const REFUSED: &[(&str, &str)] = &[
     ("FLUSHALL", "it would delete base keys"),
     ("FLUSHDB", "it would delete base keys"),
     ("SELECT", "lanes are namespaces within one database"),
@@ -533,5 +545,11 @@ mod tests {
         }
         assert!(lookup(b"GET").is_some());
         assert!(lookup(b"NOPE").is_none());
+    }
+
+    #[test]
+    fn supported_list_matches_the_table() {
+        assert_eq!(SUPPORTED.len(), TABLE.len());
+        assert!(SUPPORTED.contains(&"XREADGROUP"));
     }
 }
