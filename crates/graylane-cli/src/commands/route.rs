@@ -180,3 +180,47 @@ impl Injector for LaneCarrier<'_> {
         self.0.remove(key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(subset: Option<&str>, version: Option<&str>, weight: f64) -> Target {
+        Target {
+            host: "orders".into(),
+            subset: subset.map(Into::into),
+            version: version.map(Into::into),
+            weight,
+        }
+    }
+
+    #[test]
+    fn pairs_are_trimmed_and_need_a_name() {
+        assert_eq!(
+            split_pair(" x-user-group :  beta ", ':', "header").ok(),
+            Some(("x-user-group", "beta"))
+        );
+        assert_eq!(split_pair("a=b=c", '=', "cookie").ok(), Some(("a", "b=c")));
+        for bad in ["no-colon", ": value", "  :x"] {
+            assert!(split_pair(bad, ':', "header").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_hop_is_one_aligned_line() {
+        let hop = Hop {
+            service: "orders".into(),
+            route: "default".into(),
+            destinations: vec![
+                dest(Some("base"), Some("v1"), 90.0),
+                dest(Some("gray"), None, 10.0),
+            ],
+            mirror: Some((dest(None, Some("v2-shadow"), 0.0), 5.0)),
+        };
+        assert_eq!(
+            hop_line(&hop),
+            "  orders         route default            -> base (v1) 90%, gray (?) 10%; \
+             mirror 5% to * (v2-shadow)"
+        );
+    }
+}
