@@ -1,24 +1,13 @@
 //! `graylane audit`: find a lane's data outside the lane's namespace.
 
-use std::path::PathBuf;
-
+use graylane_core::Lane;
 use graylane_core::spec::{LaneSpec, is_sql_identifier};
 use redis::AsyncCommands;
 use sqlx::{Connection, Row};
 
-use crate::{Fail, bad_input, lane_arg, load};
-
-pub(crate) struct Args {
-    pub(crate) spec: PathBuf,
-    pub(crate) lane: String,
-    pub(crate) marker: String,
-    pub(crate) database_url: Option<String>,
-    pub(crate) base_schema: String,
-    pub(crate) redis_url: Option<String>,
-    pub(crate) kafka_brokers: Option<String>,
-    pub(crate) topics: Vec<String>,
-    pub(crate) json: bool,
-}
+use super::{lane_arg, load, print_json, runtime};
+use crate::args::AuditArgs;
+use crate::{Fail, bad_input, problem};
 
 /// Where the marker was found.
 #[derive(Debug, Default, serde::Serialize)]
@@ -31,7 +20,22 @@ struct Report {
     in_lane: Vec<(String, i64)>,
 }
 
-pub(crate) fn run(args: Args) -> Result<(), Fail> {
+impl Report {
+    /// Records `count` finds at `place`, in the lane or as a leak; a count of 0 is no find.
+    fn add(&mut self, in_lane: bool, place: String, count: i64) {
+        if count == 0 {
+            return;
+        }
+        if in_lane {
+            self.in_lane.push((place, count));
+        } else {
+            self.leaks.push((place, count));
+        }
+    }
+}
+
+/// Searches every source given for the marker and prints where it was found; exit 1 on a leak.
+pub(crate) fn run(args: &AuditArgs) -> Result<(), Fail> {
     if args.marker.len() < 3 {
         return Err(bad_input(
             "--marker must be at least 3 characters (it is searched everywhere)",
@@ -48,14 +52,11 @@ pub(crate) fn run(args: Args) -> Result<(), Fail> {
         ));
     }
     let spec = load(&args.spec)?;
-    let lane = lane_arg(&spec, &args.lane)?;
+    let lane = lane_arg(&spec, &args.lane, "the spec")?;
     if lane.is_base() {
         return Err(bad_input("audit a lane, not base"));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| bad_input(format!("cannot start the runtime: {e}")))?;
+    let runtime = runtime()?;
     let mut report = Report {
         lane: lane.to_string(),
         marker: args.marker.clone(),
@@ -86,10 +87,7 @@ pub(crate) fn run(args: Args) -> Result<(), Fail> {
     let leaked: i64 = report.leaks.iter().map(|(_, n)| n).sum();
     let found: i64 = report.in_lane.iter().map(|(_, n)| n).sum();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| bad_input(e.to_string()))?
-        );
+        print_json(&report)?;
     } else {
         for (place, n) in &report.in_lane {
             println!("in lane    {n:>8}  {place}");
@@ -100,10 +98,9 @@ pub(crate) fn run(args: Args) -> Result<(), Fail> {
         println!("lane {lane}: {found} in the lane, {leaked} outside it");
     }
     if leaked > 0 {
-        return Err(Fail(
-            format!("{leaked} item(s) of lane {lane} found outside its namespace"),
-            1,
-        ));
+        return Err(problem(format!(
+            "{leaked} item(s) of lane {lane} found outside its namespace"
+        )));
     }
     Ok(())
 }
@@ -117,9 +114,11 @@ fn like(marker: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// Every text column of every table in the base schema (PostgreSQL) or database (MySQL: the
+/// one the URL names) and in the lane's shadow.
 async fn sql(
     spec: &LaneSpec,
-    lane: graylane_core::Lane,
+    lane: Lane,
     url: &str,
     base_schema: &str,
     marker: &str,
@@ -129,101 +128,106 @@ async fn sql(
         .data_names(lane)
         .pg_schema
         .ok_or_else(|| bad_input("the lane has no shadow schema"))?;
-    let db_err = |e: sqlx::Error| bad_input(format!("{url}: {e}"));
     let pattern = like(marker);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        if !is_sql_identifier(base_schema) {
-            return Err(bad_input(format!(
-                "--base-schema {base_schema:?} is not a plain identifier"
-            )));
-        }
-        let mut conn = sqlx::PgConnection::connect(url).await.map_err(db_err)?;
-        for (schema, is_lane) in [(base_schema.to_owned(), false), (shadow, true)] {
-            let columns = sqlx::query(
-                "SELECT table_name::text, column_name::text FROM information_schema.columns \
-                 WHERE table_schema = $1 AND data_type IN ('text', 'character varying', 'character') \
-                 AND table_name <> '_sqlx_migrations' ORDER BY 1, 2",
-            )
-            .bind(&schema)
-            .fetch_all(&mut conn)
-            .await
-            .map_err(db_err)?;
-            for row in columns {
-                let (table, column): (String, String) = (row.get(0), row.get(1));
-                let n: i64 = sqlx::query_scalar(&format!(
-                    "SELECT count(*) FROM {}.{} WHERE {} LIKE $1",
-                    graylane_sqlx::quote_ident(&schema),
-                    graylane_sqlx::quote_ident(&table),
-                    graylane_sqlx::quote_ident(&column)
-                ))
-                .bind(&pattern)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(db_err)?;
-                if n > 0 {
-                    let place = format!("postgres {schema}.{table}.{column}");
-                    if is_lane {
-                        report.in_lane.push((place, n))
-                    } else {
-                        report.leaks.push((place, n))
-                    }
-                }
-            }
-        }
+        postgres(url, base_schema, shadow, &pattern, report).await
     } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        let url = url.replacen("mariadb://", "mysql://", 1);
-        let opts: sqlx::mysql::MySqlConnectOptions = url.parse().map_err(db_err)?;
-        let base_db = opts
-            .get_database()
-            .ok_or_else(|| bad_input("the MySQL URL must name the base database"))?
-            .to_owned();
-        let mut conn = sqlx::MySqlConnection::connect_with(&opts)
-            .await
-            .map_err(db_err)?;
-        for (db, is_lane) in [(base_db, false), (shadow, true)] {
-            let columns = sqlx::query(
-                "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = ? AND DATA_TYPE IN ('varchar', 'char', 'text', 'mediumtext', 'longtext') \
-                 AND TABLE_NAME NOT IN ('_sqlx_migrations', '_graylane_shadow') ORDER BY 1, 2",
-            )
-            .bind(&db)
-            .fetch_all(&mut conn)
-            .await
-            .map_err(db_err)?;
-            for row in columns {
-                let (table, column): (String, String) = (row.get(0), row.get(1));
-                let q = graylane_sqlx::mysql::quote_ident;
-                let n: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM {}.{} WHERE {} LIKE ?",
-                    q(&db),
-                    q(&table),
-                    q(&column)
-                ))
-                .bind(&pattern)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(db_err)?;
-                if n > 0 {
-                    let place = format!("mysql {db}.{table}.{column}");
-                    if is_lane {
-                        report.in_lane.push((place, n))
-                    } else {
-                        report.leaks.push((place, n))
-                    }
-                }
-            }
-        }
+        mysql(url, shadow, &pattern, report).await
     } else {
-        return Err(bad_input(
+        Err(bad_input(
             "--database-url must start with postgres:// or mysql://",
-        ));
+        ))
+    }
+}
+
+async fn postgres(
+    url: &str,
+    base_schema: &str,
+    shadow: String,
+    pattern: &str,
+    report: &mut Report,
+) -> Result<(), Fail> {
+    if !is_sql_identifier(base_schema) {
+        return Err(bad_input(format!(
+            "--base-schema {base_schema:?} is not a plain identifier"
+        )));
+    }
+    let db_err = |e: sqlx::Error| bad_input(format!("{url}: {e}"));
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(db_err)?;
+    for (schema, is_lane) in [(base_schema.to_owned(), false), (shadow, true)] {
+        let columns = sqlx::query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND data_type IN ('text', 'character varying', 'character') \
+             AND table_name <> '_sqlx_migrations' ORDER BY 1, 2",
+        )
+        .bind(&schema)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(db_err)?;
+        for row in columns {
+            let (table, column): (String, String) = (row.get(0), row.get(1));
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM {}.{} WHERE {} LIKE $1",
+                graylane_sqlx::quote_ident(&schema),
+                graylane_sqlx::quote_ident(&table),
+                graylane_sqlx::quote_ident(&column)
+            ))
+            .bind(pattern)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db_err)?;
+            report.add(is_lane, format!("postgres {schema}.{table}.{column}"), n);
+        }
+    }
+    Ok(())
+}
+
+async fn mysql(url: &str, shadow: String, pattern: &str, report: &mut Report) -> Result<(), Fail> {
+    // Errors name the URL as given, `mariadb://` included.
+    let db_err = |e: sqlx::Error| bad_input(format!("{url}: {e}"));
+    let opts: sqlx::mysql::MySqlConnectOptions = url
+        .replacen("mariadb://", "mysql://", 1)
+        .parse()
+        .map_err(db_err)?;
+    let base_db = opts
+        .get_database()
+        .ok_or_else(|| bad_input("the MySQL URL must name the base database"))?
+        .to_owned();
+    let mut conn = sqlx::MySqlConnection::connect_with(&opts)
+        .await
+        .map_err(db_err)?;
+    for (db, is_lane) in [(base_db, false), (shadow, true)] {
+        let columns = sqlx::query(
+            "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND DATA_TYPE IN ('varchar', 'char', 'text', 'mediumtext', 'longtext') \
+             AND TABLE_NAME NOT IN ('_sqlx_migrations', '_graylane_shadow') ORDER BY 1, 2",
+        )
+        .bind(&db)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(db_err)?;
+        for row in columns {
+            let (table, column): (String, String) = (row.get(0), row.get(1));
+            let q = graylane_sqlx::mysql::quote_ident;
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM {}.{} WHERE {} LIKE ?",
+                q(&db),
+                q(&table),
+                q(&column)
+            ))
+            .bind(pattern)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db_err)?;
+            report.add(is_lane, format!("mysql {db}.{table}.{column}"), n);
+        }
     }
     Ok(())
 }
 
 async fn keys(
     spec: &LaneSpec,
-    lane: graylane_core::Lane,
+    lane: Lane,
     url: &str,
     marker: &str,
     report: &mut Report,
@@ -253,13 +257,13 @@ async fn keys(
     }
     let (inside, outside): (Vec<&String>, Vec<&String>) =
         found.iter().partition(|k| k.starts_with(&prefix));
-    if !inside.is_empty() {
-        report
-            .in_lane
-            .push((format!("redis keys under {prefix:?}"), inside.len() as i64));
-    }
+    report.add(
+        true,
+        format!("redis keys under {prefix:?}"),
+        inside.len() as i64,
+    );
     for key in outside {
-        report.leaks.push((format!("redis key {key:?}"), 1));
+        report.add(false, format!("redis key {key:?}"), 1);
     }
     Ok(())
 }
@@ -270,7 +274,7 @@ async fn keys(
 /// handle it as base, and write base data.
 fn messages(
     spec: &LaneSpec,
-    lane: graylane_core::Lane,
+    lane: Lane,
     brokers: &str,
     topic: &str,
     marker: &str,
@@ -348,13 +352,7 @@ fn messages(
         }
     }
     let place = format!("kafka topic {topic}");
-    if in_lane > 0 {
-        report.in_lane.push((place.clone(), in_lane));
-    }
-    if leaked > 0 {
-        report
-            .leaks
-            .push((format!("{place} (records without the lane)"), leaked));
-    }
+    report.add(true, place.clone(), in_lane);
+    report.add(false, format!("{place} (records without the lane)"), leaked);
     Ok(())
 }

@@ -1,0 +1,197 @@
+//! The command line, as clap sees it: one options struct per subcommand.
+//!
+//! Each options struct's doc comment is its subcommand's help text (the first line is the
+//! summary `graylane --help` lists), and each field's doc comment is its option's help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// `graylane` and its subcommand.
+#[derive(Parser, Debug)]
+#[command(
+    name = "graylane",
+    version,
+    about = "Gray-release lanes: manifests, routing, tokens and checks from one lane spec"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands, in the order `graylane --help` lists them.
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    Manifests(ManifestsArgs),
+    Route(RouteArgs),
+    Token(TokenArgs),
+    #[command(subcommand)]
+    Shadow(ShadowAction),
+    Audit(AuditArgs),
+    Check(CheckArgs),
+}
+
+/// Write the Istio and Kubernetes manifests for a spec (one file per service).
+#[derive(clap::Args, Debug)]
+pub(crate) struct ManifestsArgs {
+    /// The lane spec (YAML, or TOML for .toml).
+    #[arg(long, default_value = "graylane.yaml")]
+    pub(crate) spec: PathBuf,
+    /// Directory to write into (created if missing).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Write nothing; exit 1 if the directory differs from what would be written.
+    #[arg(long)]
+    pub(crate) check: bool,
+}
+
+/// Explain where a request goes: the edge's lane decision, then each service's route.
+#[derive(clap::Args, Debug)]
+pub(crate) struct RouteArgs {
+    /// The lane spec.
+    #[arg(long, default_value = "graylane.yaml")]
+    pub(crate) spec: PathBuf,
+    /// Read routes from these manifests instead of generating them from the spec.
+    #[arg(long)]
+    pub(crate) manifests: Option<PathBuf>,
+    /// A request header, `name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub(crate) headers: Vec<String>,
+    /// A cookie, `name=value` (repeatable).
+    #[arg(long = "cookie")]
+    pub(crate) cookies: Vec<String>,
+    /// The request path.
+    #[arg(long, default_value = "/")]
+    pub(crate) path: String,
+    /// A query parameter, `name=value` (repeatable).
+    #[arg(long = "query")]
+    pub(crate) query: Vec<String>,
+    /// Only these services (repeatable); default: every service in the spec.
+    #[arg(long = "service")]
+    pub(crate) services: Vec<String>,
+    /// Skip the edge: route the headers as given (a request inside the mesh).
+    #[arg(long)]
+    pub(crate) no_edge: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Mint a signed lane token for a tester (key from the spec's `trust.token`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct TokenArgs {
+    /// The lane spec.
+    #[arg(long, default_value = "graylane.yaml")]
+    pub(crate) spec: PathBuf,
+    /// The lane the token grants.
+    #[arg(long)]
+    pub(crate) lane: String,
+    /// Validity, e.g. 90s, 30m, 2h, 1d.
+    #[arg(long, default_value = "1h")]
+    pub(crate) ttl: String,
+}
+
+/// Manage the lanes' shadow schemas (PostgreSQL) or databases (MySQL/MariaDB).
+#[derive(Subcommand, Debug)]
+pub(crate) enum ShadowAction {
+    /// Create a lane's shadow and run the application's migrations in it (idempotent).
+    Provision {
+        #[command(flatten)]
+        target: ShadowTarget,
+        /// The lane.
+        #[arg(long)]
+        lane: String,
+        /// The application's sqlx migrations directory.
+        #[arg(long, default_value = "migrations")]
+        migrations: PathBuf,
+    },
+    /// Drop a lane's shadow (refuses base and anything graylane did not create).
+    Drop {
+        #[command(flatten)]
+        target: ShadowTarget,
+        /// The lane.
+        #[arg(long)]
+        lane: String,
+    },
+    /// Show every lane's shadow: exists, created by graylane, migrations, tables.
+    Status {
+        #[command(flatten)]
+        target: ShadowTarget,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The spec and database every `shadow` action works on.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ShadowTarget {
+    /// The lane spec.
+    #[arg(long, default_value = "graylane.yaml")]
+    pub(crate) spec: PathBuf,
+    /// The database (`postgres://...` or `mysql://...`); default: `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub(crate) database_url: String,
+}
+
+/// Leak check: where does a lane's data appear outside the lane's namespace?
+///
+/// The marker identifies the lane's data (e.g. the user ids of a gray test run). Every text
+/// column of every table in the base schema/database and the lane's shadow, every Redis key,
+/// and every record of the given Kafka topics is searched for it. Exit 1 when any is found
+/// outside the lane (for Kafka: on a record that does not carry the lane).
+#[derive(clap::Args, Debug)]
+pub(crate) struct AuditArgs {
+    /// The lane spec.
+    #[arg(long, default_value = "graylane.yaml")]
+    pub(crate) spec: PathBuf,
+    /// The lane.
+    #[arg(long)]
+    pub(crate) lane: String,
+    /// A string only the lane's data contains (matched as a substring).
+    #[arg(long)]
+    pub(crate) marker: String,
+    /// The database (`postgres://...` or `mysql://...`); default: `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// The PostgreSQL schema holding base data.
+    #[arg(long, default_value = "public")]
+    pub(crate) base_schema: String,
+    /// The Redis server; default: `REDIS_URL`.
+    #[arg(long, env = "REDIS_URL")]
+    pub(crate) redis_url: Option<String>,
+    /// Kafka bootstrap servers, for `--topic`; default: `GRAYLANE_KAFKA_BROKERS`.
+    #[arg(long, env = "GRAYLANE_KAFKA_BROKERS")]
+    pub(crate) kafka_brokers: Option<String>,
+    /// A Kafka topic to read in full (repeatable): records with the marker must carry the lane.
+    #[arg(long = "topic")]
+    pub(crate) topics: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Validate a spec and its manifests: upstream schemas, cross-checks, drift.
+#[derive(clap::Args, Debug)]
+pub(crate) struct CheckArgs {
+    /// The lane spec.
+    #[arg(long, default_value = "graylane.yaml")]
+    pub(crate) spec: PathBuf,
+    /// Manifests to check (default: check the generated ones).
+    #[arg(long)]
+    pub(crate) manifests: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

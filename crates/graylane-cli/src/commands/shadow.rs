@@ -1,0 +1,144 @@
+//! `graylane shadow`: create, drop and list the lanes' shadow schemas (PostgreSQL) or databases
+//! (MySQL/MariaDB), through `graylane-sqlx`.
+
+use std::path::Path;
+
+use graylane_core::spec::LaneSpec;
+use graylane_sqlx::ShadowError;
+use graylane_sqlx::mysql::MySqlShadows;
+
+use super::{lane_arg, load, print_json, runtime};
+use crate::args::{ShadowAction, ShadowTarget};
+use crate::{Fail, bad_input, problem};
+
+/// Runs one action to completion; a refused or failed database operation exits 1.
+pub(crate) fn run(action: ShadowAction) -> Result<(), Fail> {
+    runtime()?.block_on(async {
+        match action {
+            ShadowAction::Provision {
+                target,
+                lane,
+                migrations,
+            } => provision(&target, &lane, &migrations).await,
+            ShadowAction::Drop { target, lane } => drop(&target, &lane).await,
+            ShadowAction::Status { target, json } => status(&target, json).await,
+        }
+    })
+}
+
+async fn provision(target: &ShadowTarget, lane: &str, migrations: &Path) -> Result<(), Fail> {
+    let (spec, db) = open(target)?;
+    let lane = lane_arg(&spec, lane, "the spec")?;
+    let migrator = sqlx::migrate::Migrator::new(migrations)
+        .await
+        .map_err(|e| bad_input(format!("{}: {e}", migrations.display())))?;
+    let name = match &db {
+        Db::Postgres(s) => {
+            s.provision(lane, &migrator).await.map_err(failed)?;
+            s.schema(lane).map_err(failed)?
+        }
+        Db::MySql(s) => {
+            s.provision(lane, &migrator).await.map_err(failed)?;
+            s.database(lane).map_err(failed)?
+        }
+    };
+    println!(
+        "lane {lane}: {name} provisioned ({} migrations known)",
+        migrator.iter().count()
+    );
+    Ok(())
+}
+
+async fn drop(target: &ShadowTarget, lane: &str) -> Result<(), Fail> {
+    let (spec, db) = open(target)?;
+    let lane = lane_arg(&spec, lane, "the spec")?;
+    let dropped = match &db {
+        Db::Postgres(s) => s.drop(lane).await.map_err(failed)?,
+        Db::MySql(s) => s.drop(lane).await.map_err(failed)?,
+    };
+    println!(
+        "lane {lane}: {}",
+        if dropped {
+            "dropped"
+        } else {
+            "nothing to drop"
+        }
+    );
+    Ok(())
+}
+
+/// One lane's shadow, as `status` prints it.
+#[derive(serde::Serialize)]
+struct StatusRow {
+    lane: String,
+    name: String,
+    exists: bool,
+    created_by_graylane: bool,
+    migrations: i64,
+    tables: i64,
+}
+
+async fn status(target: &ShadowTarget, json: bool) -> Result<(), Fail> {
+    let (_, db) = open(target)?;
+    let status = match &db {
+        Db::Postgres(s) => s.status().await.map_err(failed)?,
+        Db::MySql(s) => s.status().await.map_err(failed)?,
+    };
+    let rows: Vec<StatusRow> = status
+        .into_iter()
+        .map(|s| StatusRow {
+            lane: s.lane.to_string(),
+            name: s.schema,
+            exists: s.exists,
+            created_by_graylane: s.ours,
+            migrations: s.migrations,
+            tables: s.tables,
+        })
+        .collect();
+    if json {
+        return print_json(&rows);
+    }
+    for r in &rows {
+        let state = match (r.exists, r.created_by_graylane) {
+            (false, _) => "absent".to_owned(),
+            (true, false) => "EXISTS BUT NOT CREATED BY GRAYLANE".to_owned(),
+            (true, true) => format!("{} migrations, {} tables", r.migrations, r.tables),
+        };
+        println!("{:<12} {:<30} {state}", r.lane, r.name);
+    }
+    Ok(())
+}
+
+/// The shadow manager for a database URL.
+enum Db {
+    Postgres(graylane_sqlx::Shadows),
+    MySql(MySqlShadows),
+}
+
+/// The spec, and the shadow manager for `--database-url` (`mariadb://` is read as `mysql://`).
+fn open(target: &ShadowTarget) -> Result<(LaneSpec, Db), Fail> {
+    let spec = load(&target.spec)?;
+    let url = target.database_url.as_str();
+    let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let opts = url
+            .parse()
+            .map_err(|e| bad_input(format!("--database-url: {e}")))?;
+        Db::Postgres(graylane_sqlx::Shadows::new(&spec, opts))
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        let opts = url
+            .replacen("mariadb://", "mysql://", 1)
+            .parse()
+            .map_err(|e| bad_input(format!("--database-url: {e}")))?;
+        Db::MySql(MySqlShadows::new(&spec, opts))
+    } else {
+        return Err(bad_input(
+            "--database-url must start with postgres:// or mysql://",
+        ));
+    };
+    Ok((spec, db))
+}
+
+/// A shadow operation the database refused or failed: exit 1.
+fn failed(e: ShadowError) -> Fail {
+    problem(e.to_string())
+}
