@@ -37,19 +37,29 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
+mod macros;
 mod mirror;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
-mod router;
+pub mod router;
 mod server;
 
 pub use client::{OutboundRequest, PropagateLane, PropagateLaneLayer};
 pub use mirror::{Mirror, MirrorConfig, MirrorFuture, MirrorLayer, MirrorStats};
+pub use router::error::{NoLaneVersion, RouterConfigError};
 pub use router::{
-    BoxError, LaneRouter, LaneRouterLayer, LaneSwitch, NoLaneVersion, Routed, RouterBuilder,
-    RouterConfigError, RouterFuture, RouterStats, SwitchBuilder,
+    LaneRouter, LaneRouterLayer, LaneSwitch, Routed, RouterBuilder, RouterStats, SwitchBuilder,
 };
 #[cfg(feature = "axum")]
 pub use server::RequestLane;
 pub use server::{LaneLayer, LaneService, RESPONSE_LANE_HEADER, ResponseFuture};
+
+/// The error type of the middlewares that can fail on their own ([`LaneRouter`],
+/// [`LaneSwitch`], [`Mirror`]): the inner service's error, boxed, or theirs (such as
+/// [`NoLaneVersion`]).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The response future of [`LaneRouter`] and [`LaneSwitch`].
+#[deprecated(note = "renamed to `graylane_http::router::future::ResponseFuture`")]
+pub type RouterFuture<F> = router::future::ResponseFuture<F>;

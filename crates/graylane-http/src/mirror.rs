@@ -61,7 +61,7 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::router::BoxError;
+use crate::BoxError;
 
 /// How much to mirror, where, and within which bounds.
 #[derive(Clone, Debug)]
