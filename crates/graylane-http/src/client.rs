@@ -45,7 +45,7 @@ pub struct PropagateLaneLayer {
 
 impl PropagateLaneLayer {
     /// Injects the current lane with `propagator`'s wire names.
-    pub fn new(propagator: Propagator) -> PropagateLaneLayer {
+    pub const fn new(propagator: Propagator) -> PropagateLaneLayer {
         PropagateLaneLayer { propagator }
     }
 }
@@ -68,22 +68,7 @@ pub struct PropagateLane<S> {
     propagator: Propagator,
 }
 
-impl<S> PropagateLane<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+crate::macros::inner_accessors!(PropagateLane<S>);
 
 /// A request type whose headers the client layer can write: `http::Request<B>`, and
 /// `reqwest::Request` with the `reqwest` feature.

@@ -12,6 +12,10 @@
 //! - [`MirrorLayer`]: copies a share of traffic to a mirror target on a shadow lane,
 //!   fire-and-forget, bounded.
 //!
+//! The layers, their services and builders are all here at the top; each middleware's module
+//! ([`server`], [`router`], [`mirror`]) also holds its response future, tower style, as
+//! `future::ResponseFuture` ([`PropagateLane`] returns its inner service's future as it is).
+//!
 //! The layers work on `http::Request`, so the same ones serve gRPC (tonic); `graylane-grpc`
 //! adds the tonic-specific pieces. A typical service:
 //!
@@ -37,19 +41,63 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
-mod mirror;
+mod macros;
+pub mod mirror;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
-mod router;
-mod server;
+pub mod router;
+pub mod server;
 
 pub use client::{OutboundRequest, PropagateLane, PropagateLaneLayer};
-pub use mirror::{Mirror, MirrorConfig, MirrorFuture, MirrorLayer, MirrorStats};
+pub use mirror::{Mirror, MirrorConfig, MirrorLayer, MirrorStats};
+pub use router::error::{NoLaneVersion, RouterConfigError};
 pub use router::{
-    BoxError, LaneRouter, LaneRouterLayer, LaneSwitch, NoLaneVersion, Routed, RouterBuilder,
-    RouterConfigError, RouterFuture, RouterStats, SwitchBuilder,
+    LaneRouter, LaneRouterLayer, LaneSwitch, Routed, RouterBuilder, RouterStats, SwitchBuilder,
 };
 #[cfg(feature = "axum")]
 pub use server::RequestLane;
-pub use server::{LaneLayer, LaneService, RESPONSE_LANE_HEADER, ResponseFuture};
+pub use server::{LaneLayer, LaneService, RESPONSE_LANE_HEADER};
+
+/// The error type of the middlewares that can fail on their own ([`LaneRouter`],
+/// [`LaneSwitch`], [`Mirror`]): the inner service's error, boxed, or theirs (such as
+/// [`NoLaneVersion`]).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The response future of [`LaneRouter`] and [`LaneSwitch`].
+#[deprecated(note = "renamed to `graylane_http::router::future::ResponseFuture`")]
+pub type RouterFuture<F> = router::future::ResponseFuture<F>;
+
+/// The response future of [`Mirror`].
+#[deprecated(note = "renamed to `graylane_http::mirror::future::ResponseFuture`")]
+pub type MirrorFuture<F, B> = mirror::future::ResponseFuture<F, B>;
+
+/// The response future of [`LaneService`].
+#[deprecated(note = "moved to `graylane_http::server::future::ResponseFuture`")]
+pub type ResponseFuture<F> = server::future::ResponseFuture<F>;
+
+#[cfg(test)]
+mod tests {
+    use std::any::TypeId;
+
+    fn same<A: 'static, B: 'static>() -> bool {
+        TypeId::of::<A>() == TypeId::of::<B>()
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_old_future_names_still_name_the_futures() {
+        assert!(same::<
+            crate::RouterFuture<()>,
+            crate::router::future::ResponseFuture<()>,
+        >());
+        assert!(same::<
+            crate::MirrorFuture<(), ()>,
+            crate::mirror::future::ResponseFuture<(), ()>,
+        >());
+        assert!(same::<
+            crate::ResponseFuture<()>,
+            crate::server::future::ResponseFuture<()>,
+        >());
+    }
+}

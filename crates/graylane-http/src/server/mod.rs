@@ -34,17 +34,18 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+pub mod future;
 
-use graylane_core::{Edge, Lane, LaneFutureExt, Propagator, WithLane};
-use http::{HeaderName, HeaderValue, Request, Response};
-use pin_project_lite::pin_project;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use graylane_core::{Edge, Lane, LaneFutureExt, Propagator};
+use http::{HeaderName, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
+
+use self::future::ResponseFuture;
 
 /// The response header the edge marks with the request's lane.
 pub const RESPONSE_LANE_HEADER: &str = "x-gray-lane";
@@ -164,22 +165,7 @@ impl<S: fmt::Debug> fmt::Debug for LaneService<S> {
     }
 }
 
-impl<S> LaneService<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+crate::macros::inner_accessors!(LaneService<S>);
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LaneService<S>
 where
@@ -209,45 +195,10 @@ where
         req.extensions_mut().insert(ctx);
         // The synchronous part of the handler runs in the lane too.
         let future = ctx.scope(|| self.inner.call(req));
-        ResponseFuture {
-            inner: future.with_lane(ctx),
-            mark: config.mark.clone().map(|h| (h, ctx.lane())),
-        }
-    }
-}
-
-pin_project! {
-    /// Response future of [`LaneService`]: polls the handler in its lane and marks the response.
-    #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: WithLane<F>,
-        mark: Option<(HeaderName, Lane)>,
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("context", &self.inner.context())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<ResBody>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut res = ready!(this.inner.poll(cx))?;
-        if let Some((header, lane)) = this.mark.take() {
-            res.headers_mut()
-                .insert(header, HeaderValue::from_static(lane.as_str()));
-        }
-        Poll::Ready(Ok(res))
+        ResponseFuture::new(
+            future.with_lane(ctx),
+            config.mark.clone().map(|h| (h, ctx.lane())),
+        )
     }
 }
 

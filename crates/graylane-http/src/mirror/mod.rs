@@ -42,9 +42,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod future;
+
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -55,13 +55,20 @@ use graylane_core::{Lane, LaneContext, LaneFutureExt, Propagator};
 use http::{Request, Response, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
-use pin_project_lite::pin_project;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::router::BoxError;
+use self::future::ResponseFuture;
+use crate::BoxError;
+use crate::router::Endpoint;
+
+/// All of the traffic, in basis points (hundredths of a percent): the unit the sampled share is
+/// kept in, so that sampling is one integer comparison.
+const ALL_BASIS_POINTS: u16 = 10_000;
+/// Basis points in one percent.
+const BASIS_POINTS_PER_PERCENT: f64 = 100.0;
 
 /// How much to mirror, where, and within which bounds.
 #[derive(Clone, Debug)]
@@ -77,11 +84,11 @@ pub struct MirrorConfig {
 impl MirrorConfig {
     /// Mirror to `target` (scheme and authority; the request's path and query are kept) on the
     /// `shadow` lane. Defaults: 100%, 64 KiB bodies, 64 copies in flight, 5 s timeout.
-    pub fn new(target: Uri, shadow: Lane) -> MirrorConfig {
+    pub const fn new(target: Uri, shadow: Lane) -> MirrorConfig {
         MirrorConfig {
             target,
             shadow,
-            basis_points: 10_000,
+            basis_points: ALL_BASIS_POINTS,
             max_body_bytes: 64 * 1024,
             max_in_flight: 64,
             timeout: Duration::from_secs(5),
@@ -91,27 +98,27 @@ impl MirrorConfig {
     /// The share of requests to mirror, 0 to 100 (clamped).
     #[must_use]
     pub fn percent(mut self, percent: f64) -> MirrorConfig {
-        self.basis_points = (percent.clamp(0.0, 100.0) * 100.0).round() as u16;
+        self.basis_points = (percent.clamp(0.0, 100.0) * BASIS_POINTS_PER_PERCENT).round() as u16;
         self
     }
 
     /// Requests with larger (or unknown-size) bodies are not mirrored.
     #[must_use]
-    pub fn max_body_bytes(mut self, bytes: usize) -> MirrorConfig {
+    pub const fn max_body_bytes(mut self, bytes: usize) -> MirrorConfig {
         self.max_body_bytes = bytes;
         self
     }
 
     /// At most this many copies in flight; beyond it requests are not mirrored.
     #[must_use]
-    pub fn max_in_flight(mut self, n: usize) -> MirrorConfig {
+    pub const fn max_in_flight(mut self, n: usize) -> MirrorConfig {
         self.max_in_flight = n;
         self
     }
 
     /// A copy still running after this long is abandoned (and counted as failed).
     #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> MirrorConfig {
+    pub const fn timeout(mut self, timeout: Duration) -> MirrorConfig {
         self.timeout = timeout;
         self
     }
@@ -146,7 +153,7 @@ pub struct MirrorLayer<M> {
 
 struct Shared {
     config: MirrorConfig,
-    target: crate::router::Endpoint,
+    target: Endpoint,
     propagator: Propagator,
     permits: Arc<Semaphore>,
     counters: Counters,
@@ -178,7 +185,7 @@ impl<M> MirrorLayer<M> {
     ///
     /// When the config's target is not a scheme and authority.
     pub fn new(mirror: M, propagator: Propagator, config: MirrorConfig) -> MirrorLayer<M> {
-        let target = crate::router::Endpoint::new(config.target.clone())
+        let target = Endpoint::new(config.target.clone())
             .unwrap_or_else(|e| panic!("mirror target {}: {e}", config.target));
         MirrorLayer {
             mirror,
@@ -223,6 +230,8 @@ pub struct Mirror<S, M> {
     shared: Arc<Shared>,
 }
 
+crate::macros::inner_accessors!(Mirror<S, M>);
+
 impl<S: Clone, M: Clone> Clone for Mirror<S, M> {
     fn clone(&self) -> Self {
         Mirror {
@@ -256,7 +265,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = BoxError;
-    type Future = MirrorFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
@@ -266,10 +275,10 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let config = &shared.config;
-        let sampled =
-            config.basis_points >= 10_000 || fastrand::u16(..10_000) < config.basis_points;
+        let sampled = config.basis_points >= ALL_BASIS_POINTS
+            || fastrand::u16(..ALL_BASIS_POINTS) < config.basis_points;
         if !sampled {
-            return MirrorFuture::passthrough(self.inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req));
         }
         let fits = req
             .body()
@@ -278,11 +287,11 @@ where
             .is_some_and(|n| n <= config.max_body_bytes as u64);
         if !fits {
             shared.counters.skipped_body.fetch_add(1, Ordering::Relaxed);
-            return MirrorFuture::passthrough(self.inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req));
         }
         let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
             shared.counters.skipped_busy.fetch_add(1, Ordering::Relaxed);
-            return MirrorFuture::passthrough(self.inner.call(req));
+            return ResponseFuture::passthrough(self.inner.call(req));
         };
 
         // The body must be read before the primary can be called: take the ready inner service
@@ -292,7 +301,7 @@ where
         let mirror = self.mirror.clone();
         let shared = self.shared.clone();
         let ctx = LaneContext::current();
-        MirrorFuture::mirroring(Box::pin(
+        ResponseFuture::mirroring(Box::pin(
             async move {
                 let (parts, body) = req.into_parts();
                 let bytes = Limited::new(body, shared.config.max_body_bytes)
@@ -344,63 +353,4 @@ async fn send_copy<M, B>(
     };
     counter.fetch_add(1, Ordering::Relaxed);
     drop(permit);
-}
-
-type BoxedResponse<B> = Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
-
-pin_project! {
-    /// Response future of [`Mirror`]. Requests that are not mirrored are not boxed.
-    #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct MirrorFuture<F, B> {
-        #[pin]
-        state: MirrorState<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = MirrorStateProj]
-    enum MirrorState<F, B> {
-        // Not mirrored: the inner future as it is.
-        Passthrough { #[pin] inner: F },
-        // Mirrored: reads the body, spawns the copy, then runs the primary.
-        Mirroring { inner: BoxedResponse<B> },
-    }
-}
-
-impl<F, B> MirrorFuture<F, B> {
-    fn passthrough(inner: F) -> Self {
-        MirrorFuture {
-            state: MirrorState::Passthrough { inner },
-        }
-    }
-
-    fn mirroring(inner: BoxedResponse<B>) -> Self {
-        MirrorFuture {
-            state: MirrorState::Mirroring { inner },
-        }
-    }
-}
-
-impl<F, B> fmt::Debug for MirrorFuture<F, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match &self.state {
-            MirrorState::Passthrough { .. } => "MirrorFuture::Passthrough",
-            MirrorState::Mirroring { .. } => "MirrorFuture::Mirroring",
-        })
-    }
-}
-
-impl<F, B, E> Future for MirrorFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<Response<B>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            MirrorStateProj::Passthrough { inner } => inner.poll(cx).map_err(Into::into),
-            MirrorStateProj::Mirroring { inner } => inner.as_mut().poll(cx),
-        }
-    }
 }
