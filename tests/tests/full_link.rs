@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use bytes::Bytes;
-use graylane::layers::{LaneLayer, LaneRouterLayer, PropagateLaneLayer, RequestLane};
+use graylane::http::{LaneLayer, LaneRouterLayer, PropagateLaneLayer, RequestLane};
 use graylane::redis::{LaneRedis, Namespaces};
 use graylane::spec::LaneSpec;
 use graylane::sqlx::{LanePools, Shadows, quote_ident};

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
 use graylane::{Lane, LaneContext, LaneSet, Propagator};
-use graylane_grpc::LaneLayer;
+use graylane::http::LaneLayer;
 use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_testkit::kafka::MockBroker;
 use graylane_kafka::{LaneConsumer, LaneProducer};

@@ -7,9 +7,9 @@
 //! - server: `Server::builder().layer(LaneLayer::mesh(propagator).serving(lane))` extracts the
 //!   lane from the request metadata and runs the handler in it; the handler reads the context
 //!   with [`LaneRequestExt::lane_context`] or [`graylane_core::current_lane`];
-//! - client: wrap the `Channel` with [`PropagateLaneLayer`], or, for generated clients, use
+//! - client: wrap the `Channel` with [`PropagateLaneLayer`](graylane_http::PropagateLaneLayer), or, for generated clients, use
 //!   [`LaneInterceptor`] with `with_interceptor`;
-//! - lane routing without a mesh: a [`LaneSwitch`] over one `Channel` per lane's version, with
+//! - lane routing without a mesh: a [`LaneSwitch`](graylane_http::LaneSwitch) over one `Channel` per lane's version, with
 //!   fallback to base; map its strict-mode refusal to a `Status` with [`status_from_error`].
 //!
 //! ```
@@ -31,12 +31,34 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "unary")))]
 pub mod unary;
 
+// The HTTP layers serve gRPC as they are; their one path is `graylane_http` (`graylane::http`).
+// These aliases keep the paths this crate used to re-export them at working for one release.
+
+/// Renamed: the layer lives in `graylane_http`.
+#[deprecated(note = "use `graylane_http::LaneLayer` (`graylane::http::LaneLayer`)")]
+pub type LaneLayer = graylane_http::LaneLayer;
+/// Renamed: the layer lives in `graylane_http`.
+#[deprecated(note = "use `graylane_http::LaneRouterLayer` (`graylane::http::LaneRouterLayer`)")]
+pub type LaneRouterLayer = graylane_http::LaneRouterLayer;
+/// Renamed: the service lives in `graylane_http`.
+#[deprecated(note = "use `graylane_http::LaneSwitch` (`graylane::http::LaneSwitch`)")]
+pub type LaneSwitch<S> = graylane_http::LaneSwitch<S>;
+/// Renamed: the layer lives in `graylane_http`.
+#[deprecated(note = "use `graylane_http::PropagateLaneLayer` (`graylane::http::PropagateLaneLayer`)")]
+pub type PropagateLaneLayer = graylane_http::PropagateLaneLayer;
+/// Renamed: the type lives in `graylane_http`.
+#[deprecated(note = "use `graylane_http::Routed` (`graylane::http::Routed`)")]
+pub type Routed = graylane_http::Routed;
+/// Renamed: the type lives in `graylane_http`.
+#[deprecated(note = "use `graylane_http::NoLaneVersion` (`graylane::http::NoLaneVersion`)")]
+pub type NoLaneVersion = graylane_http::NoLaneVersion;
+/// Renamed: the type lives in `graylane_http`.
+#[deprecated(note = "use `graylane_http::BoxError` (`graylane::http::BoxError`)")]
+pub type BoxError = graylane_http::BoxError;
+
 use std::borrow::Cow;
 
 use graylane_core::{Extractor, Injector, LaneContext, Propagator};
-pub use graylane_http::{
-    BoxError, LaneLayer, LaneRouterLayer, LaneSwitch, NoLaneVersion, PropagateLaneLayer, Routed,
-};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
 /// A read-only view of tonic metadata as a lane carrier.
@@ -103,7 +125,7 @@ impl tonic::service::Interceptor for LaneInterceptor {
 
 /// The lane of a tonic request.
 pub trait LaneRequestExt {
-    /// The context [`LaneLayer`] attached to the request, or base without one.
+    /// The context [`LaneLayer`](graylane_http::LaneLayer) attached to the request, or base without one.
     fn lane_context(&self) -> LaneContext;
 }
 
@@ -118,8 +140,8 @@ impl<T> LaneRequestExt for tonic::Request<T> {
 
 /// A `Status` for an error from a lane router: strict-mode refusals become `UNAVAILABLE` with
 /// the reason; a `Status` inside is returned as it is; anything else is `UNKNOWN`.
-pub fn status_from_error(error: BoxError) -> tonic::Status {
-    if let Some(refused) = error.downcast_ref::<NoLaneVersion>() {
+pub fn status_from_error(error: graylane_http::BoxError) -> tonic::Status {
+    if let Some(refused) = error.downcast_ref::<graylane_http::NoLaneVersion>() {
         return tonic::Status::unavailable(refused.to_string());
     }
     match error.downcast::<tonic::Status>() {
@@ -171,6 +193,8 @@ mod tests {
 
     #[test]
     fn request_ext_and_status_mapping() {
+        use graylane_http::{BoxError, NoLaneVersion};
+
         let mut req = tonic::Request::new(());
         assert_eq!(req.lane_context(), LaneContext::base());
         req.extensions_mut().insert(LaneContext::new(gray()));

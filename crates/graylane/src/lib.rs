@@ -5,19 +5,42 @@
 //!
 //! The facade: depend on `graylane` and turn on a feature per integration. The kernel
 //! ([`graylane_core`]) is re-exported at the root; each transport adapter is re-exported as a
-//! module when its feature is on.
+//! module when its feature is on:
+//!
+//! | feature | module | what |
+//! |---|---|---|
+//! | `yaml`, `toml` (default) | [`spec`] | load lane specs from YAML / TOML |
+//! | `tokio` | [`task`] | `spawn` / `spawn_blocking` that keep the lane |
+//! | `http` | `http` | tower layers: edge/mesh server layer, client propagation, lane routing, mirroring |
+//! | `axum` | `http` | the `RequestLane` extractor |
+//! | `reqwest` | `http::reqwest` | lane propagation for `reqwest::Client` |
+//! | `grpc` | `grpc` | tonic metadata carriers, an interceptor, refusals as a `Status` |
+//! | `grpc-unary` | `grpc::unary` | a unary gRPC service from an async function |
+//! | `kafka` | `kafka` | lane-stamped producers, lane-aware consumers |
+//! | `redis` | `redis` | lane key namespaces for redis-rs |
+//! | `sqlx`, `mysql` | `sqlx` | shadow schemas (PostgreSQL; MySQL/MariaDB) |
+//! | `otel` | `otel` | OpenTelemetry propagator, lane span attributes, per-lane metrics |
+//! | `prometheus` | `otel` | the Prometheus text exposition of those metrics |
 
 pub use graylane_core::*;
 
 /// The HTTP tower layers: [`graylane_http`] (feature `http`; `axum` and `reqwest` add their
-/// integrations).
+/// integrations). They serve tonic as they are: gRPC is HTTP/2 underneath.
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use graylane_http as layers;
+pub use graylane_http as http;
 
-/// tonic support: [`graylane_grpc`] (feature `tonic`).
-#[cfg(feature = "tonic")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+/// Renamed to [`graylane::http`](crate::http).
+#[cfg(feature = "http")]
+#[doc(hidden)]
+#[deprecated(note = "renamed to `graylane::http`")]
+pub mod layers {
+    pub use graylane_http::*;
+}
+
+/// tonic support: [`graylane_grpc`] (feature `grpc`; `grpc-unary` adds `unary_fn`).
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub use graylane_grpc as grpc;
 
 /// Kafka: [`graylane_kafka`] (feature `kafka`).

@@ -21,11 +21,10 @@ use bytes::Bytes;
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, task};
 use graylane_grpc::unary::{ServiceName, unary_fn};
-use graylane_grpc::{
-    BoxError, LaneLayer, LaneRequestExt, LaneRouterLayer, LaneSwitch, PropagateLaneLayer,
-    status_from_error,
+use graylane_grpc::{LaneRequestExt, status_from_error};
+use graylane_http::{
+    BoxError, LaneLayer, LaneRouterLayer, LaneSwitch, PropagateLaneLayer, RequestLane,
 };
-use graylane_http::RequestLane;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;

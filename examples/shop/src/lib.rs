@@ -35,11 +35,11 @@ use graylane_core::coloring::SimpleRequest;
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, LaneContext};
 use graylane_grpc::unary::{ServiceName, unary_fn};
-use graylane_grpc::{
-    BoxError, LaneLayer, LaneRequestExt, LaneRouterLayer, LaneSwitch, PropagateLaneLayer,
-    status_from_error,
+use graylane_grpc::{LaneRequestExt, status_from_error};
+use graylane_http::{
+    BoxError, LaneLayer, LaneRouterLayer, LaneSwitch, MirrorConfig, MirrorLayer, PropagateLaneLayer,
+    RequestLane,
 };
-use graylane_http::{MirrorConfig, MirrorLayer, RequestLane};
 use graylane_kafka::{ConsumerHandle, ConsumerStats, LaneConsumer, LaneProducer};
 use graylane_otel::prometheus::Exposition;
 use graylane_otel::{LaneMetrics, LaneTraceLayer};
