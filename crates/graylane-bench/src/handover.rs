@@ -5,8 +5,9 @@
 //! A base `LaneConsumer` of 4 partitions runs throughout. Each round starts a gray consumer
 //! (base grants it the 4 partitions), produces a few records of both lanes, stops it
 //! gracefully (base releases the partitions and reads back the gap) and waits until base has
-//! released; then the same time passes with no handover. A task wakes every millisecond and
-//! records how late it woke. Any librdkafka call that blocks a runtime worker (a seek, a
+//! released; then the same time passes with no handover. A task on base's runtime wakes every
+//! millisecond and records how late it woke. The gray consumer runs on a runtime of its own,
+//! so that what is measured is base's side of the handover. Any librdkafka call that blocks a runtime worker (a seek, a
 //! synchronous commit, an offset fetch) shows as lateness of this ticker: on a current-thread
 //! runtime (the default here, `--threads 1`) every such call delays it by its whole length.
 
@@ -99,6 +100,11 @@ pub(crate) async fn run(args: &Args) -> Result<Lateness, String> {
             .spawn(|_| std::future::ready(()))
     };
     let base = consumer(Lane::BASE).await.map_err(|e| e.to_string())?;
+    let gray_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     until("join", &base, |b| b.stats().partitions == PARTITIONS as u64).await;
 
     let rec = Arc::new(Recorder::default());
@@ -109,7 +115,11 @@ pub(crate) async fn run(args: &Args) -> Result<Lateness, String> {
         let started = Instant::now();
         rec.handing_over.store(true, Ordering::Relaxed);
         let before = base.stats();
-        let gray = consumer(GRAY).await.map_err(|e| e.to_string())?;
+        let gray = gray_runtime
+            .spawn(consumer(GRAY))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         until("grant", &base, |b| {
             b.stats().grants >= before.grants + PARTITIONS as u64
         })
@@ -124,7 +134,11 @@ pub(crate) async fn run(args: &Args) -> Result<Lateness, String> {
                 .await
                 .map_err(|(e, _)| e.to_string())?;
         }
-        gray.stop().await.map_err(|e| e.to_string())?;
+        gray_runtime
+            .spawn(gray.stop())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         until("release", &base, |b| {
             b.stats().releases >= before.releases + PARTITIONS as u64
         })
@@ -138,6 +152,7 @@ pub(crate) async fn run(args: &Args) -> Result<Lateness, String> {
     stop.store(true, Ordering::Relaxed);
     ticking.await.map_err(|e| e.to_string())?;
     let stats = base.stop().await.map_err(|e| e.to_string())?;
+    gray_runtime.shutdown_background();
     let idle = rec.idle.lock().await.take().expect("recorded");
     let busy = rec.busy.lock().await.take().expect("recorded");
     for (what, h) in [("idle", &idle), ("handing over", &busy)] {

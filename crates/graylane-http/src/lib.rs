@@ -56,7 +56,7 @@ pub use router::{
     LaneRouter, LaneRouterLayer, LaneSwitch, Routed, RouterBuilder, RouterStats, SwitchBuilder,
 };
 #[cfg(feature = "axum")]
-pub use server::RequestLane;
+pub use server::{MissingLaneLayer, RequestLane};
 pub use server::{LaneLayer, LaneService, RESPONSE_LANE_HEADER};
 
 /// The error type of the middlewares that can fail on their own ([`LaneRouter`],

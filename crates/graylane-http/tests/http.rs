@@ -652,3 +652,45 @@ async fn bodies_over_the_cap_are_not_mirrored() {
     assert_eq!(layer.stats().skipped_body, 1);
     assert_eq!(layer.stats().sent + layer.stats().failed, 0);
 }
+
+/// A route added after `.layer(..)` is not covered by the layer: `RequestLane` says so instead
+/// of answering base, and `Option<RequestLane>` lets a handler serve both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_lane_without_the_layer_is_refused() {
+    let app = Router::new()
+        .route(
+            "/covered",
+            get(|RequestLane(ctx): RequestLane| async move { ctx.lane().to_string() }),
+        )
+        .layer(LaneLayer::mesh(spec().propagator()))
+        .route(
+            "/uncovered",
+            get(|RequestLane(ctx): RequestLane| async move { ctx.lane().to_string() }),
+        )
+        .route(
+            "/optional",
+            get(|lane: Option<RequestLane>| async move {
+                lane.map_or("no layer".to_owned(), |RequestLane(ctx)| ctx.lane().to_string())
+            }),
+        );
+    let addr = serve(app).await;
+    let client = http_client();
+    let get = |path: &str| {
+        let request = http::Request::get(format!("http://{addr}{path}"))
+            .header("x-gray-lane", "gray")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.request(request);
+        async move {
+            let response = response.await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    assert_eq!(get("/covered").await, (200, "gray".to_owned()));
+    let (status, body) = get("/uncovered").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("needs graylane's LaneLayer"), "{body}");
+    assert_eq!(get("/optional").await, (200, "no layer".to_owned()));
+}

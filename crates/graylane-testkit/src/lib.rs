@@ -20,7 +20,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // `kafka` reaches one librdkafka setting that rdkafka does not wrap: the only `unsafe` in
-// graylane, justified where it is.
+// graylane's published crates (the production crates forbid it), justified where it is.
 #![deny(unsafe_code)]
 
 pub mod services;

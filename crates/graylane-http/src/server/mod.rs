@@ -34,7 +34,12 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "axum")]
+mod extract;
 pub mod future;
+
+#[cfg(feature = "axum")]
+pub use extract::{MissingLaneLayer, RequestLane};
 
 use std::fmt;
 use std::sync::Arc;
@@ -199,40 +204,6 @@ where
             future.with_lane(ctx),
             config.mark.clone().map(|h| (h, ctx.lane())),
         )
-    }
-}
-
-/// The request's [`LaneContext`](graylane_core::LaneContext), as an axum extractor (feature `axum`).
-///
-/// Never rejects: without a [`LaneLayer`] in front, the request is base.
-///
-/// ```
-/// use graylane_http::RequestLane;
-/// async fn handler(RequestLane(ctx): RequestLane) -> String {
-///     format!("lane={} served={}", ctx.lane(), ctx.served())
-/// }
-/// # let _ = handler;
-/// ```
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestLane(pub graylane_core::LaneContext);
-
-#[cfg(feature = "axum")]
-impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for RequestLane {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(RequestLane(
-            parts
-                .extensions
-                .get::<graylane_core::LaneContext>()
-                .copied()
-                .unwrap_or_else(graylane_core::LaneContext::base),
-        ))
     }
 }
 
