@@ -64,6 +64,7 @@ mod edge;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 mod lane;
+mod percent;
 pub mod spec;
 pub mod stats;
 pub mod task;
@@ -73,6 +74,7 @@ pub mod wire;
 pub use context::{LaneContext, LaneGuard, Origin, current_lane};
 pub use edge::{Admission, Edge};
 pub use lane::{Lane, LaneError, LaneSet};
+pub use percent::Percent;
 pub use stats::Rejection;
 pub use task::{LaneFutureExt, WithLane};
 pub use wire::{Extractor, Injector, Key, Propagator, WireConfig};

@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::percent::Percent;
 pub use load::SpecError;
 
 use crate::coloring::{RuleSet, Rules};
@@ -433,53 +434,6 @@ pub struct KeySource {
     /// A query parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
-}
-
-/// A percentage from 0 to 100 with a resolution of 0.01.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Percent(u16);
-
-impl Percent {
-    /// Basis points in 100%.
-    pub const SCALE: u16 = 10_000;
-
-    /// `value` percent, if within 0..=100.
-    pub fn new(value: f64) -> Option<Percent> {
-        (0.0..=100.0)
-            .contains(&value)
-            .then(|| Percent((value * 100.0).round() as u16))
-    }
-
-    /// In basis points (0..=10_000).
-    pub const fn basis_points(self) -> u16 {
-        self.0
-    }
-
-    /// As a percentage.
-    pub fn value(self) -> f64 {
-        f64::from(self.0) / 100.0
-    }
-}
-
-impl fmt::Display for Percent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}%", self.value())
-    }
-}
-
-impl Serialize for Percent {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.value())
-    }
-}
-
-impl<'de> Deserialize<'de> for Percent {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
-        Percent::new(v).ok_or_else(|| {
-            serde::de::Error::custom(format_args!("percentage {v} is outside 0..=100"))
-        })
-    }
 }
 
 /// The trust boundary settings.
