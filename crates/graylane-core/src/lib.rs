@@ -77,4 +77,4 @@ pub use lane::{Lane, LaneError, LaneSet};
 pub use percent::Percent;
 pub use stats::Rejection;
 pub use task::{LaneFutureExt, WithLane};
-pub use wire::{Extractor, Injector, Key, Propagator, WireConfig};
+pub use wire::{Extractor, Injector, Key, Propagator, WireConfig, WireError};

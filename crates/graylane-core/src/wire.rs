@@ -188,8 +188,9 @@ impl Default for WireConfig {
 }
 
 impl WireConfig {
-    /// Checks that the names are usable as HTTP header names / baggage keys.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks that the names are usable as HTTP header names / baggage keys, and that the lane
+    /// and mirror marks differ.
+    pub fn validate(&self) -> Result<(), WireError> {
         for (field, name) in [
             ("header", &self.header),
             ("mirror_header", &self.mirror_header),
@@ -199,9 +200,10 @@ impl WireConfig {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
-                return Err(format!(
-                    "{field} {name:?} must be a lowercase HTTP header name (a-z, 0-9, '-')"
-                ));
+                return Err(WireError::HeaderName {
+                    field,
+                    name: name.clone(),
+                });
             }
         }
         for (field, key) in [
@@ -213,17 +215,59 @@ impl WireConfig {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
             {
-                return Err(format!(
-                    "{field} {key:?} must be a baggage key of letters, digits, '-', '.', '_'"
-                ));
+                return Err(WireError::BaggageKey {
+                    field,
+                    key: key.clone(),
+                });
             }
         }
         if self.header == self.mirror_header || self.baggage_key == self.baggage_mirror_key {
-            return Err("the lane and mirror names must differ".into());
+            return Err(WireError::SameNames);
         }
         Ok(())
     }
 }
+
+/// Why a [`WireConfig`] cannot be used: what [`WireConfig::validate`] and
+/// [`Propagator::try_with_wire`] refuse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireError {
+    /// `header` or `mirror_header` is not a lowercase HTTP header name (a-z, 0-9, `-`).
+    HeaderName {
+        /// The field of [`WireConfig`].
+        field: &'static str,
+        /// The name refused.
+        name: String,
+    },
+    /// `baggage_key` or `baggage_mirror_key` is not made of letters, digits, `-`, `.`, `_`.
+    BaggageKey {
+        /// The field of [`WireConfig`].
+        field: &'static str,
+        /// The key refused.
+        key: String,
+    },
+    /// The lane and the mirror mark share a header name or a baggage key.
+    SameNames,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::HeaderName { field, name } => write!(
+                f,
+                "{field} {name:?} must be a lowercase HTTP header name (a-z, 0-9, '-')"
+            ),
+            WireError::BaggageKey { field, key } => write!(
+                f,
+                "{field} {key:?} must be a baggage key of letters, digits, '-', '.', '_'"
+            ),
+            WireError::SameNames => f.write_str("the lane and mirror names must differ"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
 
 /// Reads and writes lane contexts on carriers; counts what it refuses.
 ///
@@ -298,23 +342,38 @@ impl Propagator {
         Propagator::with_wire(lanes, WireConfig::default())
     }
 
-    /// A propagator for `lanes` with custom wire names.
+    /// A propagator for `lanes` with custom wire names, for names known to be good (literals,
+    /// or a lane spec's, which is validated when it loads).
     ///
     /// # Panics
     ///
-    /// When `wire` fails [`WireConfig::validate`] (a lane spec is validated when it loads).
+    /// If `wire` fails [`WireConfig::validate`]. For names from elsewhere use
+    /// [`try_with_wire`](Self::try_with_wire).
     pub fn with_wire(lanes: LaneSet, wire: WireConfig) -> Propagator {
-        if let Err(e) = wire.validate() {
-            panic!("invalid wire config: {e}");
-        }
-        Propagator {
+        Propagator::try_with_wire(lanes, wire)
+            .unwrap_or_else(|e| panic!("invalid wire config: {e}"))
+    }
+
+    /// A propagator for `lanes` with custom wire names, or why the names cannot be used.
+    ///
+    /// ```
+    /// use graylane_core::wire::{WireConfig, WireError};
+    /// use graylane_core::{LaneSet, Propagator};
+    ///
+    /// let wire = WireConfig { header: "X-Lane".into(), ..WireConfig::default() };
+    /// let err = Propagator::try_with_wire(LaneSet::base_only(), wire).unwrap_err();
+    /// assert!(matches!(err, WireError::HeaderName { field: "header", .. }));
+    /// ```
+    pub fn try_with_wire(lanes: LaneSet, wire: WireConfig) -> Result<Propagator, WireError> {
+        wire.validate()?;
+        Ok(Propagator {
             inner: Arc::new(Inner {
                 names: Names::new(&lanes, &wire),
                 lanes,
                 wire,
                 counters: Counters::default(),
             }),
-        }
+        })
     }
 
     /// The configured lanes.
@@ -828,6 +887,33 @@ mod tests {
             ..WireConfig::default()
         };
         assert!(same.validate().is_err());
+    }
+
+    #[test]
+    fn try_with_wire_names_what_it_refuses() {
+        let bad = |wire: WireConfig| Propagator::try_with_wire(LaneSet::base_only(), wire);
+        let e = bad(WireConfig {
+            baggage_key: "gray lane".into(),
+            ..WireConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            WireError::BaggageKey {
+                field: "baggage_key",
+                key: "gray lane".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "baggage_key \"gray lane\" must be a baggage key of letters, digits, '-', '.', '_'"
+        );
+        let same = WireConfig {
+            baggage_mirror_key: DEFAULT_BAGGAGE_KEY.into(),
+            ..WireConfig::default()
+        };
+        assert_eq!(bad(same).unwrap_err(), WireError::SameNames);
+        assert!(bad(WireConfig::default()).is_ok());
     }
 
     proptest! {

@@ -602,7 +602,7 @@ impl LaneSpec {
             );
         }
         if let Err(e) = self.wire.validate() {
-            return err("wire".into(), e);
+            return err("wire".into(), e.to_string());
         }
 
         let mut services = BTreeSet::new();
