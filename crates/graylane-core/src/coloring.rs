@@ -46,7 +46,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::percent::Percent;
-use crate::spec::{MatchSpec, RuleSpec, ValueMatchSpec};
+use crate::spec::rules::{MatchSpec, RuleSpec, ValueMatchSpec};
 use crate::wire::Extractor;
 use crate::{Lane, LaneSet};
 
