@@ -2,7 +2,7 @@
 //!
 //! The spec's `version: 1` is a promise: a document that loaded once keeps loading. These files
 //! are the documents users copy, so each one is loaded here, written back out and loaded again
-//! (nothing is lost or renamed on the way), and built into an edge.
+//! (nothing is lost or renamed on the way), and compiled into the pieces that run.
 
 use std::path::{Path, PathBuf};
 
@@ -59,7 +59,7 @@ fn every_shipped_spec_loads_round_trips_and_builds() {
                 .key
                 .get_or_insert_with(|| "a test key, long enough".into());
         }
-        spec.edge()
+        spec.compile()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }

@@ -50,6 +50,7 @@ mod schema;
 mod validate;
 
 pub use crate::percent::Percent;
+pub use build::CompiledSpec;
 pub use error::SpecError;
 pub use mesh::{
     BlueGreenSpec, CanarySpec, ContentRouteSpec, GatewaySpec, MeshSpec, MirrorSpec, Protocol,
