@@ -13,7 +13,7 @@ use super::mesh::{MeshSpec, Protocol, RoutingSpec};
 use super::rules::ColoringSpec;
 use crate::lane::Lane;
 use crate::trust::{DEFAULT_MAX_TTL, DEFAULT_TOKEN_HEADER, DEFAULT_TOKEN_KEY_ENV};
-use crate::wire::WireConfig;
+use crate::wire::config::WireConfig;
 
 /// The spec format version this crate reads.
 pub const SPEC_VERSION: u32 = 1;
