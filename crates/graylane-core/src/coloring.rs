@@ -45,10 +45,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::lane::{Lane, LaneSet};
 use crate::percent::Percent;
 use crate::spec::rules::{MatchSpec, RuleSpec, ValueMatchSpec};
 use crate::wire::Extractor;
-use crate::{Lane, LaneSet};
 
 /// What coloring rules may look at in a request.
 ///
