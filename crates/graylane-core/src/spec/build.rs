@@ -1,9 +1,9 @@
 //! From a spec to the pieces that run: the [`Propagator`], the coloring [`Rules`], the
 //! [`Edge`], and the token key.
 //!
-//! This is the one part of the spec that knows those pieces; the document types, the queries
-//! and the validation do not, so the spec's types can be read by crates that run none of it
-//! (the mesh generator, the CLI).
+//! This is the one part of the spec that knows those pieces. The document types, the queries
+//! and the validation do not, so they stand below the pieces (coloring reads the rule types)
+//! and nothing loops back.
 //!
 //! A process builds them once, with [`LaneSpec::compile`], and shares them: a [`CompiledSpec`]
 //! holds one propagator, whose rejection counters the edge counts into too. The single-piece

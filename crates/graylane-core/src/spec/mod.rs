@@ -6,6 +6,11 @@
 //! or TOML; errors name the file, line, column and field path. The full reference is
 //! `docs/lane-spec.md`.
 //!
+//! A spec answers questions as it is ([`LaneSpec::serving_lane`], [`LaneSpec::data_names`]).
+//! The pieces that run (the propagator, the coloring rules, the edge) are built from it once
+//! per process with [`LaneSpec::compile`] and shared, so that every layer counts what it
+//! refuses in the same place.
+//!
 //! ```
 //! use graylane_core::spec::LaneSpec;
 //! use graylane_core::Lane;

@@ -19,7 +19,8 @@ use crate::wire::config::WireConfig;
 pub const SPEC_VERSION: u32 = 1;
 
 /// A lane spec. Load it with [`LaneSpec::from_yaml_str`], [`LaneSpec::from_toml_str`] or
-/// [`LaneSpec::from_path`], which also validate it.
+/// [`LaneSpec::from_path`], which also validate it; build what runs with
+/// [`LaneSpec::compile`].
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LaneSpec {
