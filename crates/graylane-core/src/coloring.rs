@@ -45,9 +45,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::spec::{MatchSpec, Percent, RuleSpec, ValueMatchSpec};
+use crate::lane::{Lane, LaneSet};
+use crate::percent::Percent;
+use crate::spec::rules::{MatchSpec, RuleSpec, ValueMatchSpec};
 use crate::wire::Extractor;
-use crate::{Lane, LaneSet};
 
 /// What coloring rules may look at in a request.
 ///
@@ -207,9 +208,9 @@ enum Condition {
     Sticky {
         by: Key,
         salt: String,
-        basis_points: u16,
+        percent: Percent,
     },
-    Random(u16),
+    Random(Percent),
     All(Vec<Condition>),
 }
 
@@ -248,12 +249,10 @@ impl Condition {
             Condition::Cookie(name, m) => req.cookie(name).is_some_and(|v| m.matches(v)),
             Condition::Query(name, m) => req.query_param(name).is_some_and(|v| m.matches(&v)),
             Condition::PathPrefix(prefix) => req.path().starts_with(prefix.as_str()),
-            Condition::Sticky {
-                by,
-                salt,
-                basis_points,
-            } => sticky_key(req, by).is_some_and(|key| bucket(salt, &key) < *basis_points),
-            Condition::Random(basis_points) => fastrand::u16(..Percent::SCALE) < *basis_points,
+            Condition::Sticky { by, salt, percent } => {
+                sticky_key(req, by).is_some_and(|key| percent.covers(bucket(salt, &key)))
+            }
+            Condition::Random(percent) => percent.sample(),
             Condition::All(all) => all.iter().all(|c| c.matches(req)),
         }
     }
@@ -268,7 +267,8 @@ fn sticky_key<'a, R: RequestView + ?Sized>(req: &'a R, by: &Key) -> Option<Cow<'
     (!key.is_empty()).then_some(key)
 }
 
-/// The sticky bucket of `key` under `salt`, in `0..10_000`.
+/// The sticky bucket of `key` under `salt`, in `0..Percent::SCALE`: a draw that is fixed per
+/// key, so a sticky condition holds when its [`Percent`] [covers](Percent::covers) the bucket.
 ///
 /// FNV-1a 64 over `salt`, a `0xff` separator and `key`, finished with the MurmurHash3 `fmix64`
 /// mixer. This is a wire-level contract: the same key must land in the same bucket in every
@@ -414,11 +414,11 @@ fn compile(spec: &MatchSpec, lane: Lane) -> Result<Condition, (String, String)> 
         all.push(Condition::Sticky {
             by,
             salt: s.salt.clone().unwrap_or_else(|| lane.as_str().to_owned()),
-            basis_points: s.percent.basis_points(),
+            percent: s.percent,
         });
     }
     if let Some(p) = spec.random {
-        all.push(Condition::Random(p.basis_points()));
+        all.push(Condition::Random(p));
     }
     if let Some(nested) = &spec.all {
         if nested.is_empty() {

@@ -22,7 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 
-use crate::Lane;
+use crate::lane::Lane;
 
 /// The lane of the work in progress.
 ///

@@ -40,10 +40,11 @@
 use std::time::SystemTime;
 
 use crate::coloring::{RequestView, Rules};
+use crate::context::{LaneContext, Origin};
 use crate::stats::{Rejection, Snapshot};
 use crate::trust::{DEFAULT_TOKEN_HEADER, TokenKey};
 use crate::wire::Injector;
-use crate::{LaneContext, Origin, Propagator};
+use crate::wire::Propagator;
 
 /// Decides the lane of requests entering from untrusted clients. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -187,9 +188,9 @@ impl Edge {
 mod tests {
     use super::*;
     use crate::coloring::{RuleSet, SimpleRequest};
+    use crate::lane::{Lane, LaneSet};
     use crate::spec::RuleSpec;
     use crate::wire::Extractor;
-    use crate::{Lane, LaneSet};
     use std::time::Duration;
 
     fn gray() -> Lane {

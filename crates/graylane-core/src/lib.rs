@@ -14,7 +14,9 @@
 //!   `x-gray-lane` header and the W3C `baggage` member `gray.lane`. Lenient and counted.
 //! - [`coloring`]: ingress rules, swappable at run time. [`trust`]: signed lane tokens.
 //!   [`Edge`]: the trust boundary that ties both together.
-//! - [`spec::LaneSpec`]: the one document all of it is configured from.
+//! - [`spec::LaneSpec`]: the one document all of it is configured from;
+//!   [`compile`](spec::LaneSpec::compile) builds the propagator, rules and edge once, to share.
+//! - [`Percent`]: the shares that coloring and mirroring draw, in basis points.
 //!
 //! ```
 //! use graylane_core::spec::LaneSpec;
@@ -27,11 +29,12 @@
 //! coloring:
 //!   rules: [{ lane: gray, match: { header: { name: x-user-group, exact: beta } } }]
 //! "#)?;
-//! let edge = spec.edge()?;
+//! // Once per process: one propagator (one set of counters) for the edge and every layer.
+//! let compiled = spec.compile()?;
 //!
 //! // At the edge: a beta user is colored gray.
 //! let mut req = SimpleRequest::new("/checkout").header("x-user-group", "beta");
-//! let ctx = edge.admit(&mut req).context();
+//! let ctx = compiled.edge().admit(&mut req).context();
 //! assert_eq!(ctx.lane(), "gray");
 //!
 //! // In the handler: the lane is current, across awaits and spawned tasks.
@@ -40,7 +43,7 @@
 //!
 //! // On the way out: the next hop gets the lane on the wire.
 //! let mut outbound = std::collections::HashMap::new();
-//! spec.propagator().inject(&ctx, &mut outbound);
+//! compiled.propagator().inject(&ctx, &mut outbound);
 //! assert_eq!(outbound["x-gray-lane"], "gray");
 //! # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
@@ -64,6 +67,7 @@ mod edge;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 mod lane;
+mod percent;
 pub mod spec;
 pub mod stats;
 pub mod task;
@@ -73,6 +77,7 @@ pub mod wire;
 pub use context::{LaneContext, LaneGuard, Origin, current_lane};
 pub use edge::{Admission, Edge};
 pub use lane::{Lane, LaneError, LaneSet};
+pub use percent::Percent;
 pub use stats::Rejection;
 pub use task::{LaneFutureExt, WithLane};
-pub use wire::{Extractor, Injector, Key, Propagator, WireConfig};
+pub use wire::{Extractor, Injector, Key, Propagator, WireConfig, WireError};

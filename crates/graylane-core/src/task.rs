@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::LaneContext;
+use crate::context::LaneContext;
 
 pin_project! {
     /// A future that runs with a [`LaneContext`] attached. See [`LaneFutureExt`].

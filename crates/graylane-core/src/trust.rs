@@ -32,8 +32,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::lane::{Lane, LaneSet};
 use crate::stats::Rejection;
-use crate::{Lane, LaneSet};
 
 /// The default header a lane token travels in.
 pub const DEFAULT_TOKEN_HEADER: &str = "x-gray-lane-token";

@@ -242,3 +242,50 @@ fn token_key_from_env_when_present() {
         "{e}"
     );
 }
+
+#[test]
+fn compiled_pieces_share_counters_and_rules() {
+    let spec = LaneSpec::from_yaml_str(GOOD).unwrap();
+    let compiled = spec.compile().unwrap();
+    let gray = Lane::new("gray").unwrap();
+
+    // A clone handed to a layer counts into the same set as the edge.
+    let layer = compiled.propagator().clone();
+    layer.extract(&SimpleRequest::new("/").header("x-gray-lane", "nope"));
+    let mut forged = SimpleRequest::new("/").header("x-gray-lane", "gray");
+    compiled.edge().admit(&mut forged);
+    assert_eq!(compiled.stats().get(Rejection::Unknown), 1);
+    assert_eq!(compiled.stats().get(Rejection::Untrusted), 1);
+    assert_eq!(compiled.edge().stats(), layer.stats());
+
+    // Rules stored through the compiled handle are the edge's.
+    let everyone = LaneSpec::from_yaml_str(
+        "lanes: [{name: gray}]\ncoloring:\n  rules: [{lane: gray, match: {random: 100}}]\n",
+    )
+    .unwrap();
+    compiled.rules().store(everyone.rule_set().unwrap());
+    let mut anyone = SimpleRequest::new("/");
+    assert_eq!(compiled.edge().admit(&mut anyone).context().lane(), gray);
+
+    // The single-piece factories build pieces with counters of their own.
+    let apart = spec.propagator();
+    apart.extract(&SimpleRequest::new("/").header("x-gray-lane", "nope"));
+    assert_eq!(compiled.stats().get(Rejection::Unknown), 1);
+}
+
+#[test]
+fn compile_reports_what_a_spec_built_in_code_gets_wrong() {
+    let mut spec = LaneSpec::default();
+    spec.wire.header = "X-Lane".into();
+    let e = spec.compile().unwrap_err();
+    assert_eq!(e.path, "wire");
+    assert!(e.message.contains("lowercase"), "{e}");
+
+    let e = LaneSpec::from_yaml_str(
+        "lanes: [{name: gray}]\ntrust:\n  token: { key_env: GRAYLANE_TEST_UNSET_KEY_VAR }\n",
+    )
+    .unwrap()
+    .compile()
+    .unwrap_err();
+    assert_eq!(e.path, "trust.token");
+}

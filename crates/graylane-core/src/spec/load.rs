@@ -5,71 +5,15 @@
 //! after deserializing, as a field path; to give them a line too, the document is walked once
 //! more with a visitor that stops at that path, and the format reports where it stopped.
 
+#[cfg(any(feature = "yaml", feature = "toml"))]
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[cfg(any(feature = "yaml", feature = "toml"))]
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::LaneSpec;
-
-/// A spec that failed to load: where, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpecError {
-    /// The file, when loaded from one.
-    pub file: Option<PathBuf>,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// 1-based column, when known.
-    pub column: Option<usize>,
-    /// The field path, e.g. `coloring.rules[2].lane` (empty for syntax errors).
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl SpecError {
-    pub(crate) fn at(path: String, message: String) -> SpecError {
-        SpecError {
-            file: None,
-            line: None,
-            column: None,
-            path,
-            message,
-        }
-    }
-
-    fn in_file(mut self, file: &Path) -> SpecError {
-        self.file = Some(file.to_owned());
-        self
-    }
-}
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sep = "";
-        if let Some(file) = &self.file {
-            write!(f, "{}", file.display())?;
-            sep = ":";
-        }
-        if let Some(line) = self.line {
-            write!(f, "{sep}{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-            sep = ":";
-        }
-        if !sep.is_empty() {
-            f.write_str(": ")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for SpecError {}
+use super::error::SpecError;
+use super::schema::LaneSpec;
 
 impl LaneSpec {
     /// Parses and validates a YAML spec.
@@ -402,17 +346,6 @@ mod tests {
             ]
         );
         assert_eq!(parse_path(""), vec![]);
-    }
-
-    #[test]
-    fn display_forms() {
-        let mut e = SpecError::at("lanes[0].name".into(), "bad".into());
-        assert_eq!(e.to_string(), "lanes[0].name: bad");
-        e.line = Some(3);
-        e.column = Some(9);
-        assert_eq!(e.to_string(), "3:9: lanes[0].name: bad");
-        e.file = Some("graylane.yaml".into());
-        assert_eq!(e.to_string(), "graylane.yaml:3:9: lanes[0].name: bad");
     }
 
     #[test]

@@ -1,229 +1,19 @@
-//! The wire format: carriers, and the [`Propagator`] that reads and writes the lane on them.
+//! [`Propagator`]: reads the lane from carriers and writes it onto them, and counts what it
+//! refuses.
 //!
-//! One truth for every transport:
-//!
-//! - a dedicated header (default [`DEFAULT_HEADER`], `x-gray-lane`), because Istio routes on
-//!   plain headers;
-//! - the same value as a W3C `baggage` member (default key [`DEFAULT_BAGGAGE_KEY`], `gray.lane`),
-//!   so anything that already propagates OpenTelemetry context carries the lane for free;
-//! - a mirror copy additionally carries [`DEFAULT_MIRROR_HEADER`] (`x-gray-mirror: 1`) and the
-//!   baggage member `gray.mirror=1`.
-//!
-//! Both are written on inject; either is read on extract, the header first. Extraction is
-//! lenient and never fails: malformed, oversized and unknown values become base and are counted
-//! in [`Propagator::stats`]. Injection never overwrites a lane already on the carrier, and keeps
-//! every other baggage member.
-//!
-//! ```
-//! use std::collections::HashMap;
-//! use graylane_core::{Lane, LaneContext, LaneSet, Propagator, Rejection};
-//!
-//! let gray = Lane::new("gray")?;
-//! let propagator = Propagator::new(LaneSet::new([gray]));
-//!
-//! // Outbound: write the current lane.
-//! let mut headers: HashMap<String, String> = HashMap::new();
-//! headers.insert("baggage".into(), "user=42".into());
-//! propagator.inject(&LaneContext::new(gray), &mut headers);
-//! assert_eq!(headers["x-gray-lane"], "gray");
-//! assert_eq!(headers["baggage"], "user=42,gray.lane=gray");
-//!
-//! // Inbound: read it back.
-//! assert_eq!(propagator.extract(&headers).lane(), gray);
-//!
-//! // A lane that is not configured is base, and counted.
-//! headers.insert("x-gray-lane".into(), "blue".into());
-//! assert!(propagator.extract(&headers).lane().is_base());
-//! assert_eq!(propagator.stats().get(Rejection::Unknown), 1);
-//! # Ok::<(), graylane_core::LaneError>(())
-//! ```
+//! The wire names are interned and each lane's baggage entries precomputed when it is built,
+//! so the request path neither parses names nor allocates for a configured lane.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::lane::intern;
+use super::baggage::{BAGGAGE_HEADER, baggage_value, without_members};
+use super::carrier::{Extractor, Injector, Key};
+use super::config::{WireConfig, WireError};
+use crate::context::{LaneContext, Origin};
+use crate::lane::{Lane, LaneSet, intern};
 use crate::stats::{Counters, Rejection, Snapshot};
-use crate::{Lane, LaneContext, LaneSet, Origin};
-
-/// The default lane header.
-pub const DEFAULT_HEADER: &str = "x-gray-lane";
-/// The default W3C baggage key for the lane.
-pub const DEFAULT_BAGGAGE_KEY: &str = "gray.lane";
-/// The default header that marks a mirror copy.
-pub const DEFAULT_MIRROR_HEADER: &str = "x-gray-mirror";
-/// The default W3C baggage key that marks a mirror copy.
-pub const DEFAULT_BAGGAGE_MIRROR_KEY: &str = "gray.mirror";
-/// The W3C baggage header.
-pub const BAGGAGE_HEADER: &str = "baggage";
-/// Baggage headers longer than this are ignored whole (the W3C limit).
-pub const MAX_BAGGAGE_LEN: usize = 8192;
-/// Baggage headers with more members than this are ignored whole (the W3C limit).
-pub const MAX_BAGGAGE_MEMBERS: usize = 180;
-
-/// Reads values from a transport's headers.
-///
-/// Values are bytes because transports carry bytes (HTTP header values need not be UTF-8, Kafka
-/// headers are opaque); graylane validates them itself.
-pub trait Extractor {
-    /// The first value stored under `key`, if any. Keys are lowercase; carriers whose keys are
-    /// case-insensitive (HTTP) must match case-insensitively.
-    fn get(&self, key: &str) -> Option<&[u8]>;
-
-    /// [`get`](Self::get) with a prepared key. The default uses the key's name; carriers with a
-    /// parsed key type of their own (`http::HeaderMap`) override it to skip parsing.
-    fn get_key(&self, key: &Key) -> Option<&[u8]> {
-        self.get(key.as_str())
-    }
-}
-
-/// A carrier key prepared once: interned, and pre-parsed for the carriers that can use it.
-///
-/// The propagator looks its keys up on every request, so parsing `"x-gray-lane"` into an
-/// `http::HeaderName` each time would cost more than the lookup itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Key {
-    name: &'static str,
-    #[cfg(feature = "http")]
-    header: Option<http::HeaderName>,
-}
-
-impl Key {
-    /// A key for `name` (lowercase). Interned: make keys from configuration, not from input.
-    pub fn new(name: &str) -> Key {
-        let name = intern(name);
-        Key {
-            name,
-            #[cfg(feature = "http")]
-            // Validate first (`from_static` panics on bad names), then build from the interned
-            // `'static` name so that clones share it instead of counting references.
-            header: http::HeaderName::from_lowercase(name.as_bytes())
-                .ok()
-                .map(|_| http::HeaderName::from_static(name)),
-        }
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &'static str {
-        self.name
-    }
-
-    /// The parsed header name, when `name` is a valid lowercase one.
-    #[cfg(feature = "http")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-    pub fn header_name(&self) -> Option<&http::HeaderName> {
-        self.header.as_ref()
-    }
-}
-
-/// Writes values into a transport's headers.
-///
-/// Keys are `'static` and values are usually `'static` too (lane names and precomputed baggage
-/// entries are interned), so carriers such as `http::HeaderMap` can store them without copying.
-pub trait Injector {
-    /// Stores `value` under `key`, replacing what was there.
-    fn set(&mut self, key: &'static str, value: Cow<'static, str>);
-    /// Removes every value stored under `key`.
-    fn remove(&mut self, key: &str);
-
-    /// [`set`](Self::set) with a prepared key; see [`Extractor::get_key`].
-    fn set_key(&mut self, key: &Key, value: Cow<'static, str>) {
-        self.set(key.as_str(), value);
-    }
-
-    /// Stores `value` under `key` unless a value is already there; returns whether it stored.
-    /// Carriers with an entry API (`http::HeaderMap`) override it to look the key up once.
-    fn set_key_if_absent(&mut self, key: &Key, value: Cow<'static, str>) -> bool
-    where
-        Self: Extractor,
-    {
-        if self.get_key(key).is_some() {
-            return false;
-        }
-        self.set_key(key, value);
-        true
-    }
-}
-
-impl<S: std::hash::BuildHasher> Extractor for HashMap<String, String, S> {
-    fn get(&self, key: &str) -> Option<&[u8]> {
-        HashMap::get(self, key).map(|v| v.as_bytes())
-    }
-}
-
-impl<S: std::hash::BuildHasher> Injector for HashMap<String, String, S> {
-    fn set(&mut self, key: &'static str, value: Cow<'static, str>) {
-        self.insert(key.to_owned(), value.into_owned());
-    }
-    fn remove(&mut self, key: &str) {
-        HashMap::remove(self, key);
-    }
-}
-
-/// The names the lane travels under. The defaults suit almost everyone; change them only to
-/// match an existing convention (the mesh manifests use the same header).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WireConfig {
-    /// The lane header (lowercase).
-    pub header: String,
-    /// The lane's W3C baggage key.
-    pub baggage_key: String,
-    /// The header that marks a mirror copy (lowercase).
-    pub mirror_header: String,
-    /// The W3C baggage key that marks a mirror copy.
-    pub baggage_mirror_key: String,
-}
-
-impl Default for WireConfig {
-    fn default() -> Self {
-        WireConfig {
-            header: DEFAULT_HEADER.into(),
-            baggage_key: DEFAULT_BAGGAGE_KEY.into(),
-            mirror_header: DEFAULT_MIRROR_HEADER.into(),
-            baggage_mirror_key: DEFAULT_BAGGAGE_MIRROR_KEY.into(),
-        }
-    }
-}
-
-impl WireConfig {
-    /// Checks that the names are usable as HTTP header names / baggage keys.
-    pub fn validate(&self) -> Result<(), String> {
-        for (field, name) in [
-            ("header", &self.header),
-            ("mirror_header", &self.mirror_header),
-        ] {
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
-                return Err(format!(
-                    "{field} {name:?} must be a lowercase HTTP header name (a-z, 0-9, '-')"
-                ));
-            }
-        }
-        for (field, key) in [
-            ("baggage_key", &self.baggage_key),
-            ("baggage_mirror_key", &self.baggage_mirror_key),
-        ] {
-            if key.is_empty()
-                || !key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-            {
-                return Err(format!(
-                    "{field} {key:?} must be a baggage key of letters, digits, '-', '.', '_'"
-                ));
-            }
-        }
-        if self.header == self.mirror_header || self.baggage_key == self.baggage_mirror_key {
-            return Err("the lane and mirror names must differ".into());
-        }
-        Ok(())
-    }
-}
 
 /// Reads and writes lane contexts on carriers; counts what it refuses.
 ///
@@ -298,23 +88,38 @@ impl Propagator {
         Propagator::with_wire(lanes, WireConfig::default())
     }
 
-    /// A propagator for `lanes` with custom wire names.
+    /// A propagator for `lanes` with custom wire names, for names known to be good (literals,
+    /// or a lane spec's, which is validated when it loads).
     ///
     /// # Panics
     ///
-    /// When `wire` fails [`WireConfig::validate`] (a lane spec is validated when it loads).
+    /// If `wire` fails [`WireConfig::validate`]. For names from elsewhere use
+    /// [`try_with_wire`](Self::try_with_wire).
     pub fn with_wire(lanes: LaneSet, wire: WireConfig) -> Propagator {
-        if let Err(e) = wire.validate() {
-            panic!("invalid wire config: {e}");
-        }
-        Propagator {
+        Propagator::try_with_wire(lanes, wire)
+            .unwrap_or_else(|e| panic!("invalid wire config: {e}"))
+    }
+
+    /// A propagator for `lanes` with custom wire names, or why the names cannot be used.
+    ///
+    /// ```
+    /// use graylane_core::wire::{WireConfig, WireError};
+    /// use graylane_core::{LaneSet, Propagator};
+    ///
+    /// let wire = WireConfig { header: "X-Lane".into(), ..WireConfig::default() };
+    /// let err = Propagator::try_with_wire(LaneSet::base_only(), wire).unwrap_err();
+    /// assert!(matches!(err, WireError::HeaderName { field: "header", .. }));
+    /// ```
+    pub fn try_with_wire(lanes: LaneSet, wire: WireConfig) -> Result<Propagator, WireError> {
+        wire.validate()?;
+        Ok(Propagator {
             inner: Arc::new(Inner {
                 names: Names::new(&lanes, &wire),
                 lanes,
                 wire,
                 counters: Counters::default(),
             }),
-        }
+        })
     }
 
     /// The configured lanes.
@@ -517,85 +322,16 @@ impl Propagator {
     }
 }
 
+/// Whether a mark's raw value says yes (`1` or `true`), in a header or a baggage member.
 fn is_true(raw: &[u8]) -> bool {
     matches!(raw.trim_ascii(), b"1" | b"true")
-}
-
-/// The value of member `key` in a W3C baggage header, percent-decoded.
-///
-/// `Ok(None)` when the member is absent; `Err` when the header is too large to be read.
-/// Members that do not parse are skipped, as the W3C spec asks.
-fn baggage_value<'a>(header: &'a [u8], key: &str) -> Result<Option<Cow<'a, [u8]>>, Rejection> {
-    if header.len() > MAX_BAGGAGE_LEN {
-        return Err(Rejection::Oversized);
-    }
-    let mut found = None;
-    for (n, member) in header.split(|b| *b == b',').enumerate() {
-        if n >= MAX_BAGGAGE_MEMBERS {
-            return Err(Rejection::Oversized);
-        }
-        if found.is_some() {
-            continue; // keep counting members, so an oversized list is refused whole
-        }
-        let kv = member.split(|b| *b == b';').next().unwrap_or_default();
-        let Some(eq) = kv.iter().position(|b| *b == b'=') else {
-            continue;
-        };
-        if kv[..eq].trim_ascii() == key.as_bytes() {
-            found = Some(percent_decode(kv[eq + 1..].trim_ascii(), false));
-        }
-    }
-    Ok(found)
-}
-
-/// `%XX` escapes decoded (and `+` as a space when `plus_is_space`, for query strings).
-/// Invalid escapes are kept as they are.
-pub(crate) fn percent_decode(raw: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
-    if !raw
-        .iter()
-        .any(|b| *b == b'%' || (plus_is_space && *b == b'+'))
-    {
-        return Cow::Borrowed(raw);
-    }
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'%' if i + 2 < raw.len() => match (hex(raw[i + 1]), hex(raw[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
-/// `header` without the members named in `keys`.
-fn without_members(header: &str, keys: &[&str]) -> String {
-    header
-        .split(',')
-        .filter(|member| {
-            let kv = member.split(';').next().unwrap_or_default();
-            let key = kv.split('=').next().unwrap_or_default().trim();
-            !keys.contains(&key)
-        })
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     type Map = HashMap<String, String>;
 
@@ -814,20 +550,6 @@ mod tests {
         p.inject(&LaneContext::new(gray()), &mut m);
         assert_eq!(m, map(&[("x-lane", "gray"), ("baggage", "lane=gray")]));
         assert_eq!(p.fields(), ["x-lane", "x-gray-mirror", "baggage"]);
-    }
-
-    #[test]
-    fn wire_config_validation() {
-        let bad = WireConfig {
-            header: "X-Lane".into(),
-            ..WireConfig::default()
-        };
-        assert!(bad.validate().is_err());
-        let same = WireConfig {
-            mirror_header: DEFAULT_HEADER.into(),
-            ..WireConfig::default()
-        };
-        assert!(same.validate().is_err());
     }
 
     proptest! {

@@ -1,0 +1,191 @@
+//! The kernel's part of the spec document: lanes, services, data naming, trust, and the
+//! top-level [`LaneSpec`] that holds them with the coloring rules ([`super::rules`]) and the
+//! mesh settings ([`super::mesh`]).
+//!
+//! Only types live here, with their serde form and defaults. Unknown fields are refused
+//! everywhere (`deny_unknown_fields`): a typo never silently switches a setting off.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::mesh::{MeshSpec, Protocol, RoutingSpec};
+use super::rules::ColoringSpec;
+use crate::lane::Lane;
+use crate::trust::{DEFAULT_MAX_TTL, DEFAULT_TOKEN_HEADER, DEFAULT_TOKEN_KEY_ENV};
+use crate::wire::config::WireConfig;
+
+/// The spec format version this crate reads.
+pub const SPEC_VERSION: u32 = 1;
+
+/// A lane spec. Load it with [`LaneSpec::from_yaml_str`], [`LaneSpec::from_toml_str`] or
+/// [`LaneSpec::from_path`], which also validate it; build what runs with
+/// [`LaneSpec::compile`].
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneSpec {
+    /// The spec format version; [`SPEC_VERSION`] when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Header and baggage names.
+    #[serde(default)]
+    pub wire: WireConfig,
+    /// Every service, with the version label of its base deployment.
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+    /// The lanes besides base, and which services have a version in each.
+    #[serde(default)]
+    pub lanes: Vec<LaneDef>,
+    /// How lane data namespaces are named.
+    #[serde(default)]
+    pub data: DataTemplates,
+    /// Ingress coloring rules.
+    #[serde(default)]
+    pub coloring: ColoringSpec,
+    /// The trust boundary.
+    #[serde(default)]
+    pub trust: TrustSpec,
+    /// Istio / Kubernetes settings for the generated manifests (`graylane-mesh`).
+    #[serde(default)]
+    pub mesh: MeshSpec,
+}
+
+/// A service and its base version.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// The service name (a DNS label).
+    pub name: String,
+    /// The version label of the base deployment.
+    #[serde(default = "default_base_version")]
+    pub version: String,
+    /// The port the service listens on.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// `http` or `grpc` (Istio picks the protocol from the port name).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// How traffic *without* a lane is split between versions (canary, blue-green,
+    /// content-based) and mirrored. Lane traffic always goes to its lane's version.
+    #[serde(default, skip_serializing_if = "RoutingSpec::is_empty")]
+    pub routing: RoutingSpec,
+}
+
+fn default_base_version() -> String {
+    "v1".into()
+}
+
+fn default_port() -> u16 {
+    8080
+}
+
+/// A lane.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneDef {
+    /// The lane name.
+    pub name: Lane,
+    /// What the lane is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The version label of this lane's deployments; the lane name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The services that have a version in this lane. The others fall back to base.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Per-lane overrides of the data naming templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataOverrides>,
+}
+
+impl LaneDef {
+    /// The version label of this lane's deployments.
+    pub fn version(&self) -> &str {
+        self.version.as_deref().unwrap_or(self.name.as_str())
+    }
+}
+
+/// Templates naming each lane's data namespaces; `{lane}` is replaced by the lane name.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataTemplates {
+    /// Redis key prefix. Default `lane:{lane}:`.
+    pub redis_prefix: String,
+    /// PostgreSQL shadow schema (MySQL shadow database). Default `lane_{lane}`; `-` in the lane
+    /// name becomes `_` here.
+    pub pg_schema: String,
+    /// Suffix appended to Kafka consumer group ids. Default `.lane.{lane}`.
+    pub kafka_group_suffix: String,
+}
+
+impl Default for DataTemplates {
+    fn default() -> Self {
+        DataTemplates {
+            redis_prefix: "lane:{lane}:".into(),
+            pg_schema: "lane_{lane}".into(),
+            kafka_group_suffix: ".lane.{lane}".into(),
+        }
+    }
+}
+
+/// Per-lane data names, used verbatim instead of the templates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataOverrides {
+    /// Redis key prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_prefix: Option<String>,
+    /// PostgreSQL schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_schema: Option<String>,
+    /// Kafka consumer group suffix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_group_suffix: Option<String>,
+}
+
+/// The trust boundary settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSpec {
+    /// Signed lane tokens; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenSpec>,
+}
+
+/// Signed lane token settings.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSpec {
+    /// The header tokens travel in.
+    pub header: String,
+    /// The environment variable holding the key.
+    pub key_env: String,
+    /// An inline key, for local demos only: real deployments use `key_env`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The longest validity a token may claim, in seconds.
+    pub max_ttl_secs: u64,
+}
+
+impl fmt::Debug for TokenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSpec")
+            .field("header", &self.header)
+            .field("key_env", &self.key_env)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("max_ttl_secs", &self.max_ttl_secs)
+            .finish()
+    }
+}
+
+impl Default for TokenSpec {
+    fn default() -> Self {
+        TokenSpec {
+            header: DEFAULT_TOKEN_HEADER.into(),
+            key_env: DEFAULT_TOKEN_KEY_ENV.into(),
+            key: None,
+            max_ttl_secs: DEFAULT_MAX_TTL.as_secs(),
+        }
+    }
+}

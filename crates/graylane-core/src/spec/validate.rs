@@ -1,0 +1,431 @@
+//! [`LaneSpec::validate`]: everything serde cannot check.
+//!
+//! Serde refuses wrong types and unknown fields. What is left are references (a lane naming an
+//! unknown service), uniqueness (a service listed twice), names that other systems must accept
+//! (DNS labels, Kubernetes label values, SQL identifiers, Redis prefixes that cannot collide)
+//! and conditions that Istio cannot express. Each pass returns the path of the first bad field,
+//! so the loader can point at its line; the passes run in document order, so the first mistake
+//! in a file is the one reported.
+
+use std::collections::BTreeSet;
+
+use super::error::SpecError;
+use super::mesh::RoutingSpec;
+use super::rules::MatchSpec;
+use super::schema::{LaneDef, LaneSpec, SPEC_VERSION, ServiceSpec};
+use crate::lane::Lane;
+use crate::trust::MIN_KEY_LEN;
+
+impl LaneSpec {
+    /// Checks everything serde cannot: references, uniqueness, rendered names.
+    /// Returns the path of the first bad field and what is wrong with it.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        header(self)?;
+        services(self)?;
+        lanes(self)?;
+        routing(self)?;
+        mesh(self)?;
+        data_names(self)?;
+        self.rule_set()?;
+        trust(self)
+    }
+}
+
+fn fail<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, SpecError> {
+    Err(SpecError::at(path.into(), message.into()))
+}
+
+/// `version` and `wire`.
+fn header(spec: &LaneSpec) -> Result<(), SpecError> {
+    if let Some(v) = spec.version
+        && v != SPEC_VERSION
+    {
+        return fail(
+            "version",
+            format!("unsupported version {v}, expected {SPEC_VERSION}"),
+        );
+    }
+    spec.wire
+        .validate()
+        .map_err(|e| SpecError::at("wire".into(), e.to_string()))
+}
+
+/// `services[]`: unique DNS-label names, label-value versions.
+fn services(spec: &LaneSpec) -> Result<(), SpecError> {
+    let mut names = BTreeSet::new();
+    for (i, s) in spec.services.iter().enumerate() {
+        if !is_dns_label(&s.name) {
+            return fail(
+                format!("services[{i}].name"),
+                format!("service name {:?} {DNS_LABEL}", s.name),
+            );
+        }
+        if !names.insert(s.name.as_str()) {
+            return fail(
+                format!("services[{i}].name"),
+                format!("service {:?} is listed twice", s.name),
+            );
+        }
+        version_label(format!("services[{i}].version"), &s.version)?;
+    }
+    Ok(())
+}
+
+/// `lanes[]`: unique names besides base, their own version, known services.
+fn lanes(spec: &LaneSpec) -> Result<(), SpecError> {
+    let mut declared = BTreeSet::new();
+    for (i, lane) in spec.lanes.iter().enumerate() {
+        if lane.name.is_base() {
+            return fail(
+                format!("lanes[{i}].name"),
+                "`base` is always present and cannot be declared",
+            );
+        }
+        if !declared.insert(lane.name) {
+            return fail(
+                format!("lanes[{i}].name"),
+                format!("lane {:?} is declared twice", lane.name.as_str()),
+            );
+        }
+        version_label(format!("lanes[{i}].version"), lane.version())?;
+        lane_services(spec, i, lane)?;
+    }
+    Ok(())
+}
+
+/// `lanes[i].services[]`: declared services, once each, none whose base version is the lane's.
+fn lane_services(spec: &LaneSpec, i: usize, lane: &LaneDef) -> Result<(), SpecError> {
+    let mut seen = BTreeSet::new();
+    for (j, s) in lane.services.iter().enumerate() {
+        let path = format!("lanes[{i}].services[{j}]");
+        let Some(service) = spec.service(s) else {
+            return fail(
+                path,
+                format!("unknown service {s:?} (declare it under `services`)"),
+            );
+        };
+        if !seen.insert(s.as_str()) {
+            return fail(path, format!("service {s:?} is listed twice in this lane"));
+        }
+        if service.version == lane.version() {
+            return fail(
+                format!("lanes[{i}].version"),
+                format!(
+                    "version {:?} is also the base version of {s:?}; a lane needs its own",
+                    lane.version()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `services[].port` and `services[].routing`.
+fn routing(spec: &LaneSpec) -> Result<(), SpecError> {
+    for (i, s) in spec.services.iter().enumerate() {
+        if s.port == 0 {
+            return fail(format!("services[{i}].port"), "must be 1-65535");
+        }
+        service_routing(spec, s, &format!("services[{i}].routing"))?;
+    }
+    Ok(())
+}
+
+/// One service's release strategies: each names a lane the service has a version in, and
+/// content routes match only what Istio can.
+fn service_routing(spec: &LaneSpec, s: &ServiceSpec, at: &str) -> Result<(), SpecError> {
+    let r: &RoutingSpec = &s.routing;
+    let p = |field: &str| format!("{at}.{field}");
+    let with_version = |lane: Lane, path: String| {
+        if lane.is_base() || spec.has_version(&s.name, lane) {
+            Ok(())
+        } else if spec.lane(lane).is_none() {
+            fail(path, format!("unknown lane {:?}", lane.as_str()))
+        } else {
+            fail(
+                path,
+                format!("service {:?} has no version in lane {lane}", s.name),
+            )
+        }
+    };
+    if r.canary.is_some() && r.blue_green.is_some() {
+        return fail(
+            p("blue_green"),
+            "use either `canary` or `blue_green`, not both",
+        );
+    }
+    if let Some(c) = &r.canary {
+        if c.lane.is_base() {
+            return fail(p("canary.lane"), "a canary goes to a lane, not base");
+        }
+        with_version(c.lane, p("canary.lane"))?;
+        if c.weight > 100 {
+            return fail(
+                p("canary.weight"),
+                format!("weight {} is outside 0..=100", c.weight),
+            );
+        }
+    }
+    if let Some(b) = &r.blue_green {
+        with_version(b.active, p("blue_green.active"))?;
+    }
+    for (j, c) in r.content.iter().enumerate() {
+        with_version(c.lane, p(&format!("content[{j}].lane")))?;
+        if let Some(e) = mesh_matchable(&c.condition) {
+            return fail(p(&format!("content[{j}].match")), e);
+        }
+        spec.check_route_condition(c, &p(&format!("content[{j}]")))?;
+    }
+    if let Some(m) = &r.mirror {
+        if m.lane.is_base() {
+            return fail(p("mirror.lane"), "mirror copies go to a lane, not base");
+        }
+        with_version(m.lane, p("mirror.lane"))?;
+    }
+    Ok(())
+}
+
+/// Why a condition cannot be expressed as an Istio route match, if it cannot.
+fn mesh_matchable(m: &MatchSpec) -> Option<&'static str> {
+    if m.sticky.is_some() || m.random.is_some() {
+        return Some(
+            "sticky and random conditions cannot be expressed in Istio routes; use `canary` weights or edge coloring",
+        );
+    }
+    m.all
+        .as_ref()
+        .and_then(|all| all.iter().find_map(mesh_matchable))
+}
+
+/// `mesh`: a namespace Kubernetes accepts, an image that tells services apart, a gateway in
+/// front of a declared service.
+fn mesh(spec: &LaneSpec) -> Result<(), SpecError> {
+    let mesh = &spec.mesh;
+    if !is_dns_label(&mesh.namespace) {
+        return fail(
+            "mesh.namespace",
+            format!("namespace {:?} {DNS_LABEL}", mesh.namespace),
+        );
+    }
+    let names_service = |t: &String| t.contains("{service}");
+    if !names_service(&mesh.image) && !mesh.args.iter().any(names_service) {
+        return fail(
+            "mesh.image",
+            "the image template (or one of mesh.args) must contain {service}",
+        );
+    }
+    if let Some(g) = &mesh.gateway {
+        if spec.service(&g.service).is_none() {
+            return fail(
+                "mesh.gateway.service",
+                format!("unknown service {:?}", g.service),
+            );
+        }
+        if g.hosts.is_empty() {
+            return fail("mesh.gateway.hosts", "list at least one host");
+        }
+        if !is_dns_label(&g.name) {
+            return fail("mesh.gateway.name", format!("gateway name {DNS_LABEL}"));
+        }
+    }
+    Ok(())
+}
+
+/// The rendered data names of every lane: usable by each store, and no two lanes sharing one.
+fn data_names(spec: &LaneSpec) -> Result<(), SpecError> {
+    let mut prefixes = Vec::new();
+    let mut schemas = BTreeSet::new();
+    let mut suffixes = BTreeSet::new();
+    for (i, def) in spec.lanes.iter().enumerate() {
+        let names = spec.data_names(def.name);
+        let o = def.data.clone().unwrap_or_default();
+        // Point at the override when there is one, else at the template.
+        let path = |field: &str, overridden: bool| {
+            if overridden {
+                format!("lanes[{i}].data.{field}")
+            } else {
+                format!("data.{field}")
+            }
+        };
+        redis_prefix(
+            def.name,
+            names.redis_prefix,
+            path("redis_prefix", o.redis_prefix.is_some()),
+            &mut prefixes,
+        )?;
+        pg_schema(
+            def.name,
+            names.pg_schema.unwrap_or_default(),
+            path("pg_schema", o.pg_schema.is_some()),
+            &mut schemas,
+        )?;
+        kafka_group_suffix(
+            def.name,
+            names.kafka_group_suffix,
+            path("kafka_group_suffix", o.kafka_group_suffix.is_some()),
+            &mut suffixes,
+        )?;
+    }
+    Ok(())
+}
+
+/// A Redis prefix that matches no glob, carries no hash tag, and is no prefix of another's.
+fn redis_prefix(
+    lane: Lane,
+    p: String,
+    path: String,
+    taken: &mut Vec<String>,
+) -> Result<(), SpecError> {
+    if p.is_empty()
+        || p.bytes()
+            .any(|b| b"{}*?[]\\".contains(&b) || b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return fail(
+            path,
+            format!(
+                "Redis prefix {p:?} for lane {lane} must be non-empty, without glob characters, braces (hash tags) or spaces"
+            ),
+        );
+    }
+    if let Some(other) = taken
+        .iter()
+        .find(|q| q.starts_with(p.as_str()) || p.starts_with(q.as_str()))
+    {
+        return fail(
+            path,
+            format!("Redis prefix {p:?} for lane {lane} overlaps prefix {other:?} of another lane"),
+        );
+    }
+    taken.push(p);
+    Ok(())
+}
+
+/// A plain SQL identifier that is none of the system's schemas, and no other lane's.
+fn pg_schema(
+    lane: Lane,
+    s: String,
+    path: String,
+    taken: &mut BTreeSet<String>,
+) -> Result<(), SpecError> {
+    if !is_sql_identifier(&s) || s == "public" || s.starts_with("pg_") || s == "information_schema"
+    {
+        return fail(
+            path,
+            format!(
+                "schema {s:?} for lane {lane} must match [a-z_][a-z0-9_]{{0,62}} and not be public, information_schema or pg_*"
+            ),
+        );
+    }
+    if taken.contains(&s) {
+        return fail(path, format!("schema {s:?} is used by two lanes"));
+    }
+    taken.insert(s);
+    Ok(())
+}
+
+/// A Kafka group id suffix of legal characters, and no other lane's.
+fn kafka_group_suffix(
+    lane: Lane,
+    k: String,
+    path: String,
+    taken: &mut BTreeSet<String>,
+) -> Result<(), SpecError> {
+    if k.is_empty()
+        || k.len() > 100
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return fail(
+            path,
+            format!("Kafka group suffix {k:?} for lane {lane} must be 1-100 of [A-Za-z0-9._-]"),
+        );
+    }
+    if taken.contains(&k) {
+        return fail(
+            path,
+            format!("Kafka group suffix {k:?} is used by two lanes"),
+        );
+    }
+    taken.insert(k);
+    Ok(())
+}
+
+/// `trust.token`: a header name, a positive validity, an inline key long enough.
+fn trust(spec: &LaneSpec) -> Result<(), SpecError> {
+    let Some(t) = &spec.trust.token else {
+        return Ok(());
+    };
+    if t.header.is_empty()
+        || !t
+            .header
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return fail("trust.token.header", "must be a lowercase HTTP header name");
+    }
+    if t.max_ttl_secs == 0 {
+        return fail("trust.token.max_ttl_secs", "must be positive");
+    }
+    if let Some(k) = &t.key
+        && k.len() < MIN_KEY_LEN
+    {
+        return fail(
+            "trust.token.key",
+            format!("must be at least {MIN_KEY_LEN} bytes"),
+        );
+    }
+    Ok(())
+}
+
+/// Whether `s` is a plain lowercase SQL identifier (`[a-z_][a-z0-9_]{0,62}`): what the spec
+/// accepts as a shadow schema name, and what data adapters accept as table names.
+///
+/// ```
+/// use graylane_core::spec::is_sql_identifier;
+/// assert!(is_sql_identifier("lane_gray"));
+/// assert!(!is_sql_identifier("x; DROP TABLE t"));
+/// ```
+pub fn is_sql_identifier(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// What [`is_dns_label`] requires, as the end of an error message.
+const DNS_LABEL: &str = "must be a DNS label: 1-63 of a-z, 0-9, '-', starting with a letter";
+
+/// An RFC 1123 label as Kubernetes names want it: service names, namespaces, gateway names.
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+/// A version label: the generated Deployments carry it as a Kubernetes label value.
+fn version_label(path: String, s: &str) -> Result<(), SpecError> {
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        fail(
+            path,
+            format!(
+                "version {s:?} must be a Kubernetes label value: 1-63 of [A-Za-z0-9._-], alphanumeric at both ends"
+            ),
+        )
+    }
+}
