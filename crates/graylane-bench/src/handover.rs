@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
-use graylane_testkit::kafka::MockBroker;
 use graylane_kafka::{ConsumerHandle, LaneConsumer, LaneProducer};
+use graylane_testkit::kafka::MockBroker;
 use hdrhistogram::Histogram;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Mutex;

@@ -44,7 +44,9 @@ pub type LaneRouterLayer = graylane_http::LaneRouterLayer;
 #[deprecated(note = "use `graylane_http::LaneSwitch` (`graylane::http::LaneSwitch`)")]
 pub type LaneSwitch<S> = graylane_http::LaneSwitch<S>;
 /// Renamed: the layer lives in `graylane_http`.
-#[deprecated(note = "use `graylane_http::PropagateLaneLayer` (`graylane::http::PropagateLaneLayer`)")]
+#[deprecated(
+    note = "use `graylane_http::PropagateLaneLayer` (`graylane::http::PropagateLaneLayer`)"
+)]
 pub type PropagateLaneLayer = graylane_http::PropagateLaneLayer;
 /// Renamed: the type lives in `graylane_http`.
 #[deprecated(note = "use `graylane_http::Routed` (`graylane::http::Routed`)")]

@@ -55,9 +55,9 @@ pub use router::error::{NoLaneVersion, RouterConfigError};
 pub use router::{
     LaneRouter, LaneRouterLayer, LaneSwitch, Routed, RouterBuilder, RouterStats, SwitchBuilder,
 };
+pub use server::{LaneLayer, LaneService, RESPONSE_LANE_HEADER};
 #[cfg(feature = "axum")]
 pub use server::{MissingLaneLayer, RequestLane};
-pub use server::{LaneLayer, LaneService, RESPONSE_LANE_HEADER};
 
 /// The error type of the middlewares that can fail on their own ([`LaneRouter`],
 /// [`LaneSwitch`], [`Mirror`]): the inner service's error, boxed, or theirs (such as

@@ -670,7 +670,9 @@ async fn request_lane_without_the_layer_is_refused() {
         .route(
             "/optional",
             get(|lane: Option<RequestLane>| async move {
-                lane.map_or("no layer".to_owned(), |RequestLane(ctx)| ctx.lane().to_string())
+                lane.map_or("no layer".to_owned(), |RequestLane(ctx)| {
+                    ctx.lane().to_string()
+                })
             }),
         );
     let addr = serve(app).await;

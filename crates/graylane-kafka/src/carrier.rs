@@ -181,7 +181,6 @@ pub fn lane_of<M: Message>(propagator: &Propagator, message: &M) -> LaneContext 
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

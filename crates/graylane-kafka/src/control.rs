@@ -18,8 +18,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::handover::{Instance, Intervals};
 use crate::blocking::off_runtime;
+use crate::handover::{Instance, Intervals};
 use crate::timing::{CATCH_UP_POLL, CONTROL_CALL, CONTROL_READ_BACKOFF, CONTROL_SEND};
 
 /// Ownership of one lane on one partition, with the version of the record that set it.
@@ -227,7 +227,8 @@ impl Control {
     pub(crate) async fn catch_up(&self, timeout: Duration) -> KafkaResult<()> {
         let reader = self.reader.clone();
         let topic = self.topic.clone();
-        let (_, high) = off_runtime(move || reader.fetch_watermarks(&topic, 0, CONTROL_CALL)).await?;
+        let (_, high) =
+            off_runtime(move || reader.fetch_watermarks(&topic, 0, CONTROL_CALL)).await?;
         let deadline = Instant::now() + timeout;
         while self.applied.load(Ordering::Acquire) < high {
             if Instant::now() > deadline {

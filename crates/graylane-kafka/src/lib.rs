@@ -51,6 +51,6 @@ pub use carrier::{HeaderExtractor, lane_of};
 pub use consumer::{
     ConsumerHandle, ConsumerStats, DEFAULT_CONTROL_TOPIC, LaneConsumer, LaneConsumerBuilder,
 };
-pub use timing::Timing;
 #[allow(deprecated)]
 pub use producer::{LaneProducer, Stamper, stamp_base_record, stamp_headers, stamp_record};
+pub use timing::Timing;

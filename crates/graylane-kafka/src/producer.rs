@@ -180,7 +180,6 @@ impl LaneProducer {
     }
 }
 
-
 /// `headers` with `ctx` stamped on them (nothing for base; an existing lane header wins).
 #[deprecated(note = "use `Stamper::headers`: a `Stamper` has each lane's headers ready")]
 pub fn stamp_headers(
@@ -192,7 +191,9 @@ pub fn stamp_headers(
 }
 
 /// A `FutureRecord` stamped with the current lane.
-#[deprecated(note = "use `Stamper::record` (or `LaneProducer`): a `Stamper` has each lane's headers ready")]
+#[deprecated(
+    note = "use `Stamper::record` (or `LaneProducer`): a `Stamper` has each lane's headers ready"
+)]
 pub fn stamp_record<'a, K, P>(
     propagator: &Propagator,
     mut record: FutureRecord<'a, K, P>,
@@ -263,5 +264,4 @@ mod tests {
             pairs(stamp_anew(&p, &other, None))
         );
     }
-
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
-use graylane_testkit::kafka::MockBroker;
 use graylane_kafka::{ConsumerHandle, LaneConsumer, LaneProducer, Timing};
+use graylane_testkit::kafka::MockBroker;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
-use graylane_testkit::kafka::MockBroker;
 use graylane_kafka::{HeaderExtractor, LaneProducer, Stamper, lane_of};
+use graylane_testkit::kafka::MockBroker;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, FutureRecord, Producer};

@@ -51,7 +51,8 @@ mod tests {
         for name in [a, b] {
             assert!(name.starts_with("gltest_x_"), "{name}");
             assert!(
-                name.bytes().all(|c| c == b'_' || c.is_ascii_lowercase() || c.is_ascii_digit()),
+                name.bytes()
+                    .all(|c| c == b'_' || c.is_ascii_lowercase() || c.is_ascii_digit()),
                 "{name}"
             );
         }

@@ -37,8 +37,8 @@ use graylane_core::{Lane, LaneContext};
 use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_grpc::{LaneRequestExt, status_from_error};
 use graylane_http::{
-    BoxError, LaneLayer, LaneRouterLayer, LaneSwitch, MirrorConfig, MirrorLayer, PropagateLaneLayer,
-    RequestLane,
+    BoxError, LaneLayer, LaneRouterLayer, LaneSwitch, MirrorConfig, MirrorLayer,
+    PropagateLaneLayer, RequestLane,
 };
 use graylane_kafka::{ConsumerHandle, ConsumerStats, LaneConsumer, LaneProducer};
 use graylane_otel::prometheus::Exposition;

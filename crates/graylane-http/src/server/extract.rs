@@ -57,7 +57,11 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for RequestLane {
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<LaneContext>().copied().map(RequestLane))
+        Ok(parts
+            .extensions
+            .get::<LaneContext>()
+            .copied()
+            .map(RequestLane))
     }
 }
 

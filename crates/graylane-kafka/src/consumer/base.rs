@@ -209,10 +209,12 @@ where
     let topic = topic.to_owned();
     off_runtime(move || {
         let tpl = consumer.committed_offsets(tpl, BROKER_CALL)?;
-        Ok(tpl.find_partition(&topic, p).and_then(|e| match e.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        }))
+        Ok(tpl
+            .find_partition(&topic, p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }))
     })
     .await
 }

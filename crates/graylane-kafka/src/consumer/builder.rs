@@ -13,12 +13,12 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::OwnedMessage;
 use tokio::sync::oneshot;
 
+use super::ConsumerHandle;
 use super::base::BaseRole;
 use super::lane::LaneRole;
 use super::rebalance::Callbacks;
 use super::run::{Core, DataConsumer, Role, Runner, run};
 use super::stats::Counters;
-use super::ConsumerHandle;
 use crate::control::Control;
 use crate::timing::{CATCH_UP, Timing};
 
@@ -229,4 +229,3 @@ fn instance_id() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
-

@@ -40,7 +40,9 @@ impl LaneRole {
     ) -> KafkaResult<LaneRole> {
         let lease = Arc::new(Lease::new(timing.lease));
         let sent = lease.sent_at();
-        control.heartbeat(lane, instance, Some(timing.lease)).await?;
+        control
+            .heartbeat(lane, instance, Some(timing.lease))
+            .await?;
         lease.acked(sent);
         let heartbeat = tokio::spawn(heartbeat_loop(
             control.clone(),
@@ -84,7 +86,11 @@ impl LaneRole {
     }
 
     /// A lane consumer that skipped messages while it had no grant goes back for them.
-    pub(super) async fn tick(&self, core: &mut Core, consumer: &Arc<DataConsumer>) -> KafkaResult<()> {
+    pub(super) async fn tick(
+        &self,
+        core: &mut Core,
+        consumer: &Arc<DataConsumer>,
+    ) -> KafkaResult<()> {
         if !self.lease.valid() {
             return Ok(());
         }
@@ -112,7 +118,9 @@ impl LaneRole {
     /// without waiting for the lease.
     pub(super) async fn stopped(&self, core: &Core) -> KafkaResult<()> {
         self.heartbeat.abort();
-        core.control.heartbeat(self.lane, &core.instance, None).await
+        core.control
+            .heartbeat(self.lane, &core.instance, None)
+            .await
     }
 }
 

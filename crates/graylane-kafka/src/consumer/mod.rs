@@ -119,4 +119,3 @@ impl ConsumerHandle {
         self.counters.snapshot()
     }
 }
-

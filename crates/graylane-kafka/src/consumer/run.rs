@@ -23,7 +23,9 @@ use super::stats::{Counters, bump};
 use crate::blocking::off_runtime;
 use crate::carrier::extract_from;
 use crate::control::Control;
-use crate::timing::{BROKER_CALL, CATCH_UP, ERROR_BACKOFF, FINAL_COMMIT, FINAL_COMMIT_POLL, Timing};
+use crate::timing::{
+    BROKER_CALL, CATCH_UP, ERROR_BACKOFF, FINAL_COMMIT, FINAL_COMMIT_POLL, Timing,
+};
 
 /// The consumer of the data topics.
 pub(super) type DataConsumer = StreamConsumer<Callbacks>;
