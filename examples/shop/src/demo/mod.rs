@@ -34,10 +34,11 @@ impl Default for Demo {
 
 /// What `--serve` suggests trying, after `curl -s -XPOST <gateway>/checkout`: the same
 /// requests as README.md's "The demo shop".
-const TRY: [&str; 3] = [
+const TRY: [&str; 4] = [
     "-H 'x-user-id: alice' -d book",
     "-H 'x-user-id: alice' -H 'x-user-group: beta' -d book",
     "-H 'x-user-id: alice' -H 'x-gray-lane: gray' -d book",
+    "-H 'x-user-id: alice' -d chair",
 ];
 
 /// Runs the demo: exit code 0 when the audit is clean, 1 when not; an error when the shop
@@ -100,4 +101,16 @@ async fn wait_for_kafka(shop: &Shop) -> Result<(), BoxError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serve_suggests_what_the_readme_shows() {
+        let readme = include_str!("../../../../README.md");
+        for args in super::TRY {
+            let command = format!("$ curl -s -XPOST localhost:8080/checkout {args}\n");
+            assert!(readme.contains(&command), "README.md lacks {command:?}");
+        }
+    }
 }
