@@ -1,8 +1,42 @@
-//! `cargo run --release -p shop [-- --serve]`: the graylane demo (see the library docs).
+//! `shop`: the graylane demo shop.
+//!
+//! ```text
+//! shop [--serve]     the demo (SHOP_REQUESTS requests, default 400); --serve keeps it running
+//! shop --role ROLE   one service of the shop (see `shop::run_role`)
+//! ```
+//!
+//! Exit code 0 when the demo's audit is clean (or the role ran), 1 when the audit is not, 2
+//! when the shop could not run, with a message saying why.
 
 use std::process::ExitCode;
 
+use shop::{Demo, ROLES};
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    shop::run_demo().await
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().position(|a| a == "--role") {
+        Some(i) => match args.get(i + 1) {
+            Some(role) => shop::run_role(role).await.map(|()| ExitCode::SUCCESS),
+            None => Err(format!("--role needs one of: {}", ROLES.join(", ")).into()),
+        },
+        None => {
+            let requests = std::env::var("SHOP_REQUESTS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(Demo::default().requests);
+            shop::run(Demo {
+                serve: args.iter().any(|a| a == "--serve"),
+                requests,
+            })
+            .await
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shop: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,0 +1,213 @@
+//! [`App`]: what a shop process builds once, at start-up, and every service shares.
+//!
+//! - the lane spec, compiled **once** into the process's one [`Propagator`] and the [`Edge`]
+//!   on it: every layer, client, producer and consumer below uses that propagator, so its
+//!   counters (lane marks stripped at the edge, unknown lanes on the wire) are the process's,
+//!   and the metrics report them;
+//! - the lane-routed data handles: a PostgreSQL pool per lane ([`LanePools`]), one Redis
+//!   connection that namespaces keys by lane ([`LaneRedis`]);
+//! - the transports to the other services, with the lane on every request and the route to
+//!   the lane's version (the typed clients of `services` wrap them where they call);
+//! - the metrics (OpenTelemetry, served as Prometheus text at the gateway's `GET /metrics`).
+//!
+//! Handlers get an `Arc<App>`: nothing in it is built per request.
+
+use bytes::Bytes;
+use graylane::http::{
+    BoxError, LaneLayer, LaneRouter, LaneRouterLayer, LaneSwitch, PropagateLane, PropagateLaneLayer,
+};
+use graylane::kafka::{LaneConsumer, LaneConsumerBuilder, LaneProducer};
+use graylane::otel::prometheus::Exposition;
+use graylane::otel::{LaneMetrics, LaneTraceLayer};
+use graylane::redis::{LaneRedis, Namespaces};
+use graylane::spec::{LaneSpec, SpecError};
+use graylane::sqlx::LanePools;
+use graylane::{Edge, Lane, Propagator};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry::metrics::MeterProvider as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tonic::transport::{Channel, Endpoint};
+use tower::ServiceBuilder;
+
+use crate::demo::hops::{Trail, TrailLayer};
+
+/// The shop's lane spec: coloring, routing, data naming and the Istio manifests all come
+/// from this one file.
+const SPEC: &str = include_str!("../graylane.yaml");
+
+/// A plain HTTP/1 client; lanes are added by the layers around it.
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Redis, with every key in the current lane's namespace.
+pub(crate) type Cache = LaneRedis<redis::aio::MultiplexedConnection>;
+
+/// How a service calls another: the current lane onto the request, the demo's hop trail read
+/// off the response (see [`crate::demo::hops`]), then the route to the lane's version.
+type Call<S> = PropagateLane<Trail<S>>;
+
+/// The transport of [`App::inventory`]: inventory has no gray version, so every lane is
+/// routed to v1 (and keeps its lane there).
+pub(crate) type InventoryTransport = Call<LaneRouter<HttpClient>>;
+
+/// The transport of [`App::orders`]: one gRPC channel per lane's version.
+pub(crate) type OrdersTransport = Call<LaneSwitch<Channel>>;
+
+/// The shop's spec.
+pub(crate) fn spec() -> Result<LaneSpec, SpecError> {
+    LaneSpec::from_yaml_str(SPEC)
+}
+
+/// The version of a service that serves `lane`: v1 is base, v2 the gray lane's.
+pub(crate) fn version_of(lane: Lane) -> &'static str {
+    if lane.is_base() { "v1" } else { "v2" }
+}
+
+/// Where the other services listen. Known before any client is built: the shop binds its
+/// listeners first and builds the [`App`] with their real addresses.
+#[derive(Clone, Debug)]
+pub(crate) struct Peers {
+    /// inventory v1, as a URL (`http://host:port`).
+    pub(crate) inventory: String,
+    /// The orders versions, `lane=url,...` (base required): what the mesh does in Kubernetes,
+    /// done by the caller where there is no mesh.
+    pub(crate) orders: String,
+}
+
+/// What every service of the process shares. See the module docs.
+pub(crate) struct App {
+    /// The lane spec.
+    pub(crate) spec: LaneSpec,
+    /// The process's one propagator (the edge's).
+    pub(crate) propagator: Propagator,
+    /// The trust boundary: stripping, tokens, coloring rules.
+    pub(crate) edge: Edge,
+    /// A pool per lane: the base schema, and each lane's shadow schema.
+    pub(crate) pools: LanePools,
+    /// Redis, namespaced by lane.
+    pub(crate) cache: Cache,
+    /// The plain HTTP client the inventory client and the mirror are built on.
+    pub(crate) http: HttpClient,
+    /// To inventory v1, for every lane (`InventoryClient::new(app.inventory.clone())`).
+    pub(crate) inventory: InventoryTransport,
+    /// To orders, the version of the request's lane (`OrdersClient::new(app.orders.clone())`).
+    pub(crate) orders: OrdersTransport,
+    /// The lane metrics, as Prometheus text.
+    pub(crate) exposition: Exposition,
+}
+
+/// The spec, compiled: the process's one propagator, and the edge built on it. The one place
+/// where the spec becomes the objects that decide and carry lanes.
+fn compile(spec: &LaneSpec) -> Result<(Propagator, Edge), SpecError> {
+    let edge = spec.edge()?;
+    Ok((edge.propagator().clone(), edge))
+}
+
+/// Lane routing to the orders versions, from `lane=url,...` (base required): what the mesh
+/// does in Kubernetes, done by the caller where there is no mesh.
+fn orders_switch(spec: &LaneSpec, versions: &str) -> Result<LaneSwitch<Channel>, BoxError> {
+    let mut switch = LaneSwitch::builder(spec, "orders");
+    for entry in versions.split(',').filter(|e| !e.trim().is_empty()) {
+        let (lane, url) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("orders versions: expected lane=url, got {entry:?}"))?;
+        let channel = Endpoint::from_shared(url.trim().to_owned())?.connect_lazy();
+        let lane = Lane::new(lane.trim())?;
+        switch = if lane.is_base() {
+            switch.base(channel)
+        } else {
+            switch.lane(lane, channel)
+        };
+    }
+    Ok(switch.build()?)
+}
+
+impl App {
+    /// Builds the shared state of a process: `db` connects to the base schema, `peers` says
+    /// where the other services listen. Connections are made lazily, on first use.
+    pub(crate) fn new(
+        spec: LaneSpec,
+        db: PgConnectOptions,
+        redis: redis::aio::MultiplexedConnection,
+        peers: &Peers,
+    ) -> Result<App, BoxError> {
+        let (propagator, edge) = compile(&spec)?;
+        let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let call = |p: &Propagator| {
+            ServiceBuilder::new()
+                .layer(PropagateLaneLayer::new(p.clone()))
+                .layer(TrailLayer)
+        };
+        let inventory = LaneRouterLayer::builder(&spec, "inventory")
+            .base(peers.inventory.parse()?)
+            .build()?;
+        let inventory = call(&propagator).layer(inventory).service(http.clone());
+        let orders = call(&propagator).service(orders_switch(&spec, &peers.orders)?);
+        Ok(App {
+            pools: LanePools::connect_lazy(&spec, db, PgPoolOptions::new().max_connections(8)),
+            cache: LaneRedis::new(redis, Namespaces::from_spec(&spec)),
+            http,
+            inventory,
+            orders,
+            exposition: Exposition::new()?,
+            propagator,
+            edge,
+            spec,
+        })
+    }
+
+    /// The lane metrics of `service`, on the shop's meter provider.
+    pub(crate) fn metrics(&self, service: &'static str) -> LaneMetrics {
+        LaneMetrics::new(&self.exposition.provider().meter("graylane"), service)
+    }
+
+    /// Spans and metrics for `service`'s server side.
+    pub(crate) fn traced(&self, service: &'static str) -> LaneTraceLayer {
+        LaneTraceLayer::server(service, self.propagator.clone()).metrics(self.metrics(service))
+    }
+
+    /// The server layer of a service behind the edge, whose deployment serves `lane`: the
+    /// lane on the wire is trusted.
+    pub(crate) fn mesh(&self, serving: Lane) -> LaneLayer {
+        LaneLayer::mesh(self.propagator.clone()).serving(serving)
+    }
+
+    /// A Kafka producer that stamps every record with the current lane.
+    pub(crate) fn producer(&self, kafka: &rdkafka::ClientConfig) -> Result<LaneProducer, BoxError> {
+        Ok(LaneProducer::new(kafka.create()?, self.propagator.clone()))
+    }
+
+    /// A lane-aware consumer of `group`, with the spec's lane groups
+    /// (`data.kafka_group_suffix`).
+    pub(crate) fn consumer(
+        &self,
+        kafka: &rdkafka::ClientConfig,
+        group: &str,
+    ) -> LaneConsumerBuilder {
+        let mut builder = LaneConsumer::builder(kafka.clone(), self.propagator.clone(), group);
+        for lane in self.spec.lane_set().non_base() {
+            let suffix = self.spec.data_names(lane).kafka_group_suffix;
+            builder = builder.lane_group(lane, format!("{group}{suffix}"));
+        }
+        builder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_orders_switch_takes_lane_url_pairs_with_base() {
+        let spec = spec().unwrap();
+        assert!(orders_switch(&spec, "base=http://a:1, gray=http://b:2").is_ok());
+        let err = orders_switch(&spec, "http://a:1").unwrap_err();
+        assert!(err.to_string().contains("expected lane=url"), "{err}");
+        assert!(
+            orders_switch(&spec, "gray=http://b:2").is_err(),
+            "base is required"
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! The lane report the demo ends with: requests per service, version and lane; mirror copies;
+//! an excerpt of the metrics a dashboard reads; Kafka messages per consumer; rows per schema
+//! and keys per namespace; and last, the [audit](super::audit) line.
+
+use std::process::ExitCode;
+
+use graylane::http::BoxError;
+use graylane::kafka::ConsumerStats;
+
+use super::audit::{self, Store, TABLES};
+use super::traffic::Sent;
+use crate::topology::Shop;
+
+/// Prints the report of the run `run`, whose requests were `sent`: success when the audit is
+/// clean.
+pub(crate) async fn report(
+    shop: &mut Shop,
+    run: &str,
+    sent: &[Sent],
+) -> Result<ExitCode, BoxError> {
+    let stores = audit::stores(shop.spec())?;
+    let fallbacks = hops(shop);
+    let mirror = shop.mirror.stats();
+    println!(
+        "mirror copies: sent={} failed={}",
+        mirror.sent, mirror.failed
+    );
+    metrics(shop)?;
+    consumers(shop);
+    rows(shop, &stores, run).await?;
+    let evidence = audit::gather(shop.admin(), &mut shop.redis(), &stores, run).await?;
+    println!("keys per namespace (this run):");
+    for (store, keys) in stores.iter().zip(&evidence.keys) {
+        println!(
+            "  {:<5} '{}shop:order:*' {}",
+            store.name,
+            store.prefix,
+            keys.len()
+        );
+    }
+    let audit = audit::judge(sent, &evidence, &stores, &shop.app.edge);
+    println!(
+        "lane audit: requests={} gray={} fallbacks={} mirrored={} lost={} leaks={}",
+        sent.len(),
+        sent.iter().filter(|s| s.lane == "gray").count(),
+        fallbacks,
+        mirror.sent,
+        audit.lost,
+        audit.leaks
+    );
+    Ok(if audit.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Requests per service, version and lane; returns how many were fallbacks (served by a
+/// version of another lane than theirs).
+fn hops(shop: &Shop) -> u64 {
+    println!("\nrequests per service and version (requested lane -> served lane):");
+    let mut fallbacks = 0;
+    for ((service, version, lane, served), n) in shop.hops.snapshot() {
+        let fallback = !lane.starts_with(served.as_str());
+        if fallback {
+            fallbacks += n;
+        }
+        println!(
+            "  {service:<12} {version}  {lane:<16} -> {served:<5} {n:>5}{}",
+            if fallback { "  (fallback)" } else { "" }
+        );
+    }
+    fallbacks
+}
+
+/// The same story in the metrics a dashboard reads (`GET /metrics`).
+fn metrics(shop: &Shop) -> Result<(), BoxError> {
+    println!("metrics (excerpt of GET /metrics):");
+    let text = shop.app.exposition.render()?;
+    for line in text.lines().filter(|l| {
+        l.starts_with("graylane_fallbacks_total")
+            || l.starts_with("graylane_lane_headers_stripped_total")
+            || l.starts_with("graylane_mirror_copies_total")
+    }) {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+fn consumers(shop: &Shop) {
+    println!("kafka messages handled per consumer:");
+    for h in &shop.fulfillment {
+        let s: ConsumerStats = h.stats();
+        let before = if h.lane().is_base() {
+            0
+        } else {
+            shop.gray_before
+        };
+        println!(
+            "  fulfillment {:<4} own={} fallback={} (replayed {}) skipped={} grants={} releases={}",
+            h.lane(),
+            s.processed + before,
+            s.fallback,
+            s.replayed,
+            s.skipped,
+            s.grants,
+            s.releases
+        );
+    }
+}
+
+async fn rows(shop: &Shop, stores: &[Store; 2], run: &str) -> Result<(), BoxError> {
+    println!("rows per schema (this run; live / mirror copies):");
+    for store in stores {
+        let mut line = format!("  {:<5} {:<16}", store.name, store.schema);
+        for table in TABLES {
+            let live = audit::ids(shop.admin(), &store.schema, table, run, false).await?;
+            let mirrored = audit::ids(shop.admin(), &store.schema, table, run, true).await?;
+            line.push_str(&format!(" {table}={}/{}", live.len(), mirrored.len()));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The whole shop in one process, on loopback: [`start`] binds every listener, builds the
+//! [`App`] with the addresses that serve, then serves inventory v1, orders v1 and v2, the
+//! gateway (public edge and internal mirror target) and runs fulfillment v1 and v2.
+//!
+//! Bind before you advertise: a client is only ever built with an address that is already
+//! listening, so there is no placeholder to replace and no window in which a request could
+//! go to the wrong place.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use graylane::Lane;
+use graylane::http::{BoxError, MirrorLayer};
+use graylane::kafka::ConsumerHandle;
+use graylane::spec::LaneSpec;
+use graylane_testkit::kafka::MockBroker;
+use tokio::net::TcpListener;
+
+use crate::app::{App, HttpClient, Peers};
+use crate::demo::hops::{self, Hops};
+use crate::infra::{self, PARTITIONS, spawn_http};
+use crate::services::orders::{self, Orders};
+use crate::services::{fulfillment, gateway, inventory};
+
+/// How to start the shop.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Bind the gateway to `SHOP_ADDR` or `127.0.0.1:8080` (otherwise an ephemeral port).
+    pub serve: bool,
+    /// The share of gateway traffic mirrored to the gray lane, 0 to 100.
+    pub mirror_percent: f64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            serve: false,
+            mirror_percent: 10.0,
+        }
+    }
+}
+
+/// The running shop: every service on loopback, base and gray versions.
+pub struct Shop {
+    pub(crate) app: Arc<App>,
+    pub(crate) hops: Hops,
+    gateway: SocketAddr,
+    pub(crate) mirror: MirrorLayer<HttpClient>,
+    kafka: rdkafka::ClientConfig,
+    _broker: Option<MockBroker>,
+    pub(crate) fulfillment: Vec<ConsumerHandle>,
+    /// Messages handled by gray consumers that have since stopped (their handles are gone).
+    pub(crate) gray_before: u64,
+    redis: redis::aio::MultiplexedConnection,
+    admin: sqlx::PgPool,
+}
+
+impl std::fmt::Debug for Shop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop")
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shop {
+    /// The public gateway (the edge): `POST /checkout`, `GET /metrics`.
+    pub fn gateway(&self) -> SocketAddr {
+        self.gateway
+    }
+
+    /// The shop's lane spec.
+    pub fn spec(&self) -> &LaneSpec {
+        &self.app.spec
+    }
+
+    /// A pool on the database holding the base schema (`shop`) and the shadows.
+    pub fn admin(&self) -> &sqlx::PgPool {
+        &self.admin
+    }
+
+    /// A plain Redis connection (no lane namespacing).
+    pub fn redis(&self) -> redis::aio::MultiplexedConnection {
+        self.redis.clone()
+    }
+
+    /// Stops the gray `fulfillment` consumer gracefully (base takes its messages over).
+    pub async fn stop_gray_fulfillment(&mut self) -> Result<(), BoxError> {
+        let gray = Lane::new("gray")?;
+        if let Some(i) = self.fulfillment.iter().position(|h| h.lane() == gray) {
+            let stats = self.fulfillment.remove(i).stop().await?;
+            self.gray_before += stats.processed;
+        }
+        Ok(())
+    }
+
+    /// Starts the gray `fulfillment` consumer (again).
+    pub async fn start_gray_fulfillment(&mut self) -> Result<(), BoxError> {
+        let gray = Lane::new("gray")?;
+        let handle = fulfillment::spawn(&self.app, &self.kafka, gray, &self.hops).await?;
+        self.fulfillment.push(handle);
+        Ok(())
+    }
+
+    /// Waits until base has granted the gray consumer every partition (right after
+    /// [`start`](Self::start_gray_fulfillment), gray messages are still base's).
+    pub async fn gray_fulfillment_ready(&self) -> Result<(), BoxError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let base = self.fulfillment.iter().find(|h| h.lane().is_base());
+            let stats = base.map(ConsumerHandle::stats).unwrap_or_default();
+            if stats.grants.saturating_sub(stats.releases) >= PARTITIONS as u64 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err("the gray consumer was not granted its partitions in 10 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops the consumers gracefully.
+    pub async fn shutdown(mut self) -> Result<(), BoxError> {
+        for h in self.fulfillment.drain(..) {
+            h.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Every listener of the shop, bound before any client is built.
+struct Listeners {
+    inventory: TcpListener,
+    orders_v1: TcpListener,
+    orders_v2: TcpListener,
+    /// The gateway's mirror target, inside the mesh.
+    internal: TcpListener,
+    /// The gateway, the edge.
+    public: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(options: Options) -> Result<Listeners, BoxError> {
+        let loopback = "127.0.0.1:0";
+        let public = std::env::var("SHOP_ADDR").unwrap_or_else(|_| {
+            if options.serve {
+                "127.0.0.1:8080"
+            } else {
+                loopback
+            }
+            .into()
+        });
+        Ok(Listeners {
+            inventory: TcpListener::bind(loopback).await?,
+            orders_v1: TcpListener::bind(loopback).await?,
+            orders_v2: TcpListener::bind(loopback).await?,
+            internal: TcpListener::bind(loopback).await?,
+            public: TcpListener::bind(&public).await?,
+        })
+    }
+
+    /// Where the services the others call listen.
+    fn peers(&self) -> Result<Peers, BoxError> {
+        let (v1, v2) = (self.orders_v1.local_addr()?, self.orders_v2.local_addr()?);
+        Ok(Peers {
+            inventory: format!("http://{}", self.inventory.local_addr()?),
+            orders: format!("base=http://{v1},gray=http://{v2}"),
+        })
+    }
+}
+
+/// Starts every service of the shop (see the crate docs), after provisioning the schemas.
+pub async fn start(options: Options) -> Result<Shop, BoxError> {
+    let spec = crate::app::spec()?;
+    let gray = Lane::new("gray")?;
+    let (admin, root, redis) = infra::connect().await?;
+    let base = infra::provision(&spec, &admin, &root).await?;
+    let listeners = Listeners::bind(options).await?;
+    let app = Arc::new(App::new(spec, base, redis.clone(), &listeners.peers()?)?);
+    let hops = Hops::default();
+
+    // inventory v1 only.
+    spawn_http(
+        listeners.inventory,
+        inventory::router(&app, hops.layer("inventory", "v1")),
+    );
+
+    // Kafka, then orders v1 and v2.
+    let (kafka, broker, bootstrap) = infra::broker()?;
+    eprintln!("kafka: {bootstrap}");
+    let producer = app.producer(&kafka)?;
+    for (listener, version, lane) in [
+        (listeners.orders_v1, "v1", Lane::BASE),
+        (listeners.orders_v2, "v2", gray),
+    ] {
+        let orders = Orders::new(&app, version, producer.clone());
+        tokio::spawn(orders::serve(
+            listener,
+            orders,
+            lane,
+            hops.layer("orders", version),
+        ));
+    }
+    orders::observe_refusals(&app);
+
+    // fulfillment: base first (it grants the gray lane its partitions), then gray.
+    let fulfillment = vec![
+        fulfillment::spawn(&app, &kafka, Lane::BASE, &hops).await?,
+        fulfillment::spawn(&app, &kafka, gray, &hops).await?,
+    ];
+
+    // The gateway: the mirror target inside the mesh, then the edge.
+    let mirror = gateway::mirror(
+        &app,
+        listeners.internal.local_addr()?,
+        options.mirror_percent,
+    )?;
+    spawn_http(
+        listeners.internal,
+        gateway::internal(&app, hops.layer("gateway", "v1")),
+    );
+    let gateway = listeners.public.local_addr()?;
+    let public = gateway::public(&app, hops.layer("gateway", "v1"), mirror.clone());
+    spawn_http(listeners.public, hops::show(public));
+    Ok(Shop {
+        app,
+        hops,
+        gateway,
+        mirror,
+        kafka,
+        _broker: broker,
+        fulfillment,
+        gray_before: 0,
+        redis,
+        admin,
+    })
+}
