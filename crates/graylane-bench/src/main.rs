@@ -41,9 +41,10 @@ const USAGE: &str =
   redis  the same GET/SET mix, raw redis-rs vs. LaneRedis in a gray lane (needs REDIS_URL)
   sql    the same SELECT/INSERT mix, plain PgPool vs. lane-routed pools (needs DATABASE_URL)
   kafka  produce and consume on a mock broker, plain rdkafka vs. LaneProducer/LaneConsumer
-  handover  how late a 1 ms ticker on the consumers' runtime fires while base grants partitions to
-         a gray consumer and takes them back vs. the same time with no handover (--rounds
-         handovers, default 20, of --requests records each, default 20; --threads default 1)
+  handover  how late a 1 ms ticker on base's runtime fires while base grants partitions to a gray
+         consumer and takes them back vs. the same time with no handover; the gray consumer on
+         a runtime of its own, then on base's (--rounds handovers each, default 20, of
+         --requests records, default 20; --threads default 1)
 
   --requests N     requests per round and variant (default 2000; kafka: records, 50000)
   --rounds R       paired rounds per phase (default 101; redis 301; kafka 15); the ratio is the median
@@ -158,8 +159,16 @@ fn main() -> ExitCode {
         },
         "handover" => match runtime.block_on(handover::run(&args)) {
             Ok(l) => format!(
-                "handover grants={} releases={} idle_p99_us={} idle_max_us={} p99_us={} max_us={}",
-                l.grants, l.releases, l.idle_p99_us, l.idle_max_us, l.p99_us, l.max_us
+                "handover grants={} releases={} idle_p99_us={} idle_max_us={} p99_us={} max_us={} \
+                 shared_p99_us={} shared_max_us={}",
+                l.grants,
+                l.releases,
+                l.idle_p99_us,
+                l.idle_max_us,
+                l.p99_us,
+                l.max_us,
+                l.shared_p99_us,
+                l.shared_max_us
             ),
             Err(e) => {
                 eprintln!("handover: {e}");

@@ -163,13 +163,13 @@ impl Control {
         lanes: LaneSet,
         instance: &str,
     ) -> KafkaResult<Control> {
-        let reader: StreamConsumer = config
-            .clone()
+        let mut reader = config.clone();
+        reader
             .set("group.id", format!("{group}.graylane-reader.{instance}"))
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            .create()?;
-        let reader = Arc::new(reader);
+            .set("enable.partition.eof", "false");
+        // Creating a client starts its threads and resolves the brokers: not on a worker.
+        let reader: Arc<StreamConsumer> = Arc::new(off_runtime(move || reader.create()).await?);
         let metadata = {
             let (reader, topic) = (reader.clone(), topic.to_owned());
             off_runtime(move || reader.fetch_metadata(Some(&topic), CONTROL_CALL)).await?
@@ -199,7 +199,9 @@ impl Control {
             group.to_owned(),
             lanes.clone(),
         ));
-        let producer: FutureProducer = config.clone().set("linger.ms", "0").create()?;
+        let mut producer = config.clone();
+        producer.set("linger.ms", "0");
+        let producer: FutureProducer = off_runtime(move || producer.create()).await?;
         Ok(Control {
             group: group.to_owned(),
             topic: topic.to_owned(),

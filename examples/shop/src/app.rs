@@ -98,13 +98,6 @@ pub(crate) struct App {
     pub(crate) exposition: Exposition,
 }
 
-/// The spec, compiled: the process's one propagator, and the edge built on it. The one place
-/// where the spec becomes the objects that decide and carry lanes.
-fn compile(spec: &LaneSpec) -> Result<(Propagator, Edge), SpecError> {
-    let edge = spec.edge()?;
-    Ok((edge.propagator().clone(), edge))
-}
-
 /// Lane routing to the orders versions, from `lane=url,...` (base required): what the mesh
 /// does in Kubernetes, done by the caller where there is no mesh.
 fn orders_switch(spec: &LaneSpec, versions: &str) -> Result<LaneSwitch<Channel>, BoxError> {
@@ -133,7 +126,9 @@ impl App {
         redis: redis::aio::MultiplexedConnection,
         peers: &Peers,
     ) -> Result<App, BoxError> {
-        let (propagator, edge) = compile(&spec)?;
+        // The one place where the spec becomes the objects that decide and carry lanes.
+        let compiled = spec.compile()?;
+        let (propagator, edge) = (compiled.propagator().clone(), compiled.edge().clone());
         let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let call = |p: &Propagator| {
             ServiceBuilder::new()
@@ -186,12 +181,8 @@ impl App {
         kafka: &rdkafka::ClientConfig,
         group: &str,
     ) -> LaneConsumerBuilder {
-        let mut builder = LaneConsumer::builder(kafka.clone(), self.propagator.clone(), group);
-        for lane in self.spec.lane_set().non_base() {
-            let suffix = self.spec.data_names(lane).kafka_group_suffix;
-            builder = builder.lane_group(lane, format!("{group}{suffix}"));
-        }
-        builder
+        LaneConsumer::from_spec(&self.spec, kafka.clone(), group)
+            .propagator(self.propagator.clone())
     }
 }
 

@@ -19,6 +19,7 @@ use super::lane::LaneRole;
 use super::rebalance::Callbacks;
 use super::run::{Core, DataConsumer, Role, Runner, run};
 use super::stats::Counters;
+use crate::blocking::off_runtime;
 use crate::control::Control;
 use crate::timing::{CATCH_UP, Timing};
 
@@ -99,6 +100,15 @@ impl LaneConsumerBuilder {
         self
     }
 
+    /// Reads records' lanes with `propagator` instead of the one the builder was made with:
+    /// pass the process's shared one (`LaneSpec::compile()`'s) so that what this consumer
+    /// refuses is counted with everything else. It should know the same lanes as the spec
+    /// the builder came from.
+    pub fn propagator(mut self, propagator: Propagator) -> Self {
+        self.propagator = propagator;
+        self
+    }
+
     /// Liveness and commit timing; every consumer of a group should use the same.
     pub fn timing(mut self, timing: Timing) -> Self {
         self.timing = timing;
@@ -163,18 +173,17 @@ impl LaneConsumerBuilder {
 
         let crashed = Arc::new(AtomicBool::new(false));
         let callbacks = Callbacks::new(self.topics.clone(), crashed.clone());
-        let consumer: DataConsumer = self
-            .config
-            .clone()
-            .set("group.id", self.group_of(self.lane))
+        let mut data = self.config.clone();
+        data.set("group.id", self.group_of(self.lane))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set_default_if_absent("auto.offset.reset", "earliest")
             // Incremental rebalances keep the group generation valid while partitions are
             // revoked, so the revoke-time commit succeeds (an eager rebalance rejects it and
             // the next owner handles the same messages again).
-            .set_default_if_absent("partition.assignment.strategy", "cooperative-sticky")
-            .create_with_context(callbacks)?;
+            .set_default_if_absent("partition.assignment.strategy", "cooperative-sticky");
+        let consumer: DataConsumer =
+            off_runtime(move || data.create_with_context(callbacks)).await?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
 

@@ -131,7 +131,15 @@ where
         lane.stopped(&runner.core).await?;
     }
     consumer.unsubscribe();
-    Ok(())
+    // Closing the clients (the data consumer leaves its group, the control reader and producer
+    // shut their threads down) waits for the broker and for librdkafka's threads: not on a
+    // worker.
+    off_runtime(move || {
+        drop(runner);
+        drop(consumer);
+        Ok(())
+    })
+    .await
 }
 
 /// `f`'s output if it is ready at once.
