@@ -57,7 +57,7 @@ pub mod mysql;
 mod pools;
 mod shadows;
 
-pub use pools::{LanePools, NotProvisioned};
+pub use pools::{LanePools, NotProvisioned, ShadowMissing};
 pub use shadows::{SchemaStatus, ShadowError, Shadows, quote_ident};
 
 /// The comment graylane puts on the PostgreSQL schemas it creates; [`Shadows::drop`] only drops

@@ -26,14 +26,46 @@ impl fmt::Display for NotProvisioned {
 
 impl std::error::Error for NotProvisioned {}
 
+/// A lane's shadow schema does not exist yet: what [`LanePools::verify`] says, instead of the
+/// bare `relation "…" does not exist` a lane's first query would get from PostgreSQL (which
+/// accepts a `search_path` naming a schema that is not there), naming neither the lane nor the
+/// fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShadowMissing {
+    /// The lane whose connection was refused.
+    pub lane: Lane,
+    /// Its shadow schema (`data.pg_schema`).
+    pub schema: String,
+}
+
+impl fmt::Display for ShadowMissing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "lane {}: its shadow schema {:?} does not exist yet; provision it with the \
+             application's migrations first (`graylane shadow provision --lane {}`, or \
+             `Shadows::provision`)",
+            self.lane, self.schema, self.lane
+        )
+    }
+}
+
+impl std::error::Error for ShadowMissing {}
+
 /// One sqlx pool per lane: base uses the options as given; every other lane's connections open
 /// in the lane's shadow namespace — PostgreSQL: `search_path` set to the shadow schema; MySQL:
 /// the shadow database — as part of the connection handshake, so queries pay no extra round
 /// trip. Cheap to clone.
+///
+/// PostgreSQL accepts a `search_path` naming a schema that does not exist: call
+/// [`verify`](LanePools::verify) at start-up (or in a readiness check) to learn of a lane whose
+/// shadow schema is not provisioned before its requests fail.
 #[derive(Debug)]
 pub struct LanePools<DB: Database = Postgres> {
     base: Pool<DB>,
     lanes: Vec<(Lane, Pool<DB>)>,
+    /// Each lane's shadow schema (PostgreSQL) or database (MySQL).
+    namespaces: Vec<(Lane, String)>,
 }
 
 impl<DB: Database> Clone for LanePools<DB> {
@@ -41,6 +73,7 @@ impl<DB: Database> Clone for LanePools<DB> {
         LanePools {
             base: self.base.clone(),
             lanes: self.lanes.clone(),
+            namespaces: self.namespaces.clone(),
         }
     }
 }
@@ -53,20 +86,53 @@ impl LanePools<Postgres> {
         base: PgConnectOptions,
         options: PgPoolOptions,
     ) -> LanePools {
-        let lanes = spec
-            .lane_set()
-            .non_base()
-            .filter_map(|lane| {
-                let schema = spec.data_names(lane).pg_schema?;
+        let namespaces = namespaces(spec);
+        let lanes = namespaces
+            .iter()
+            .map(|(lane, schema)| {
                 let opts = base.clone().options([("search_path", schema.as_str())]);
-                Some((lane, options.clone().connect_lazy_with(opts)))
+                (*lane, options.clone().connect_lazy_with(opts))
             })
             .collect();
         LanePools {
             base: options.connect_lazy_with(base),
             lanes,
+            namespaces,
         }
     }
+
+    /// Checks that every lane's shadow schema exists (one query on the base pool): the first
+    /// missing one is a [`ShadowMissing`] inside `sqlx::Error::Configuration`.
+    ///
+    /// ```no_run
+    /// # async fn f(spec: &graylane_core::spec::LaneSpec, base: sqlx::postgres::PgConnectOptions) -> sqlx::Result<()> {
+    /// let pools = graylane_sqlx::LanePools::connect_lazy(spec, base, Default::default());
+    /// pools.verify().await?; // "lane gray: its shadow schema "lane_gray" does not exist yet; ..."
+    /// # Ok(()) }
+    /// ```
+    pub async fn verify(&self) -> sqlx::Result<()> {
+        let schemas: Vec<&str> = self.namespaces.iter().map(|(_, s)| s.as_str()).collect();
+        let found: Vec<String> =
+            sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname = ANY($1)")
+                .bind(&schemas)
+                .fetch_all(&self.base)
+                .await?;
+        match self.namespaces.iter().find(|(_, s)| !found.contains(s)) {
+            None => Ok(()),
+            Some((lane, schema)) => Err(sqlx::Error::Configuration(Box::new(ShadowMissing {
+                lane: *lane,
+                schema: schema.clone(),
+            }))),
+        }
+    }
+}
+
+/// Each non-base lane's shadow namespace (`data.pg_schema`).
+fn namespaces(spec: &LaneSpec) -> Vec<(Lane, String)> {
+    spec.lane_set()
+        .non_base()
+        .filter_map(|lane| Some((lane, spec.data_names(lane).pg_schema?)))
+        .collect()
 }
 
 #[cfg(feature = "mysql")]
@@ -79,22 +145,18 @@ impl LanePools<sqlx::MySql> {
         base: sqlx::mysql::MySqlConnectOptions,
         options: sqlx::pool::PoolOptions<sqlx::MySql>,
     ) -> LanePools<sqlx::MySql> {
-        let lanes = spec
-            .lane_set()
-            .non_base()
-            .filter_map(|lane| {
-                let database = spec.data_names(lane).pg_schema?;
-                Some((
-                    lane,
-                    options
-                        .clone()
-                        .connect_lazy_with(base.clone().database(&database)),
-                ))
+        let namespaces = namespaces(spec);
+        let lanes = namespaces
+            .iter()
+            .map(|(lane, database)| {
+                let opts = base.clone().database(database);
+                (*lane, options.clone().connect_lazy_with(opts))
             })
             .collect();
         LanePools {
             base: options.connect_lazy_with(base),
             lanes,
+            namespaces,
         }
     }
 }
