@@ -1,8 +1,10 @@
-//! A unary gRPC service from an async function, without code generation (feature `unary`).
+//! A unary gRPC service from an async function, and a typed unary client, without code
+//! generation (feature `unary`).
 //!
 //! For examples, tests and small services whose messages are hand-written `prost` types: a
-//! generated server is the usual way, and needs `protoc` at build time. Every method path
-//! under the service's name reaches the one function.
+//! generated server and client are the usual way, and need `protoc` at build time. Every method
+//! path under the service's name reaches the one function; [`UnaryClient::call`] calls one
+//! method path over any transport, graylane's client layers included.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -36,6 +38,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http_body::Body;
+use tonic::client::GrpcService;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tower_service::Service;
@@ -127,5 +130,83 @@ where
 
     fn call(&mut self, request: Request<Req>) -> Fut {
         (self.0)(request)
+    }
+}
+
+/// A unary gRPC client over any transport `S`: a `tonic::transport::Channel`, or a stack of
+/// graylane's `PropagateLaneLayer` over a `LaneSwitch` of one channel per version. The
+/// counterpart of [`unary_fn`]; wrap it in a small typed client of your own so that no handler
+/// holds a method path.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use graylane_grpc::unary::UnaryClient;
+///
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct Ping {
+///     #[prost(string, tag = "1")]
+///     text: String,
+/// }
+///
+/// let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
+/// let mut client = UnaryClient::new(channel);
+/// let pong: tonic::Response<Ping> = client.call("/demo.Echo/Ping", Ping { text: "hi".into() }).await?;
+/// # let _ = pong; Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct UnaryClient<S> {
+    grpc: tonic::client::Grpc<S>,
+}
+
+impl<S> UnaryClient<S> {
+    /// A client over `transport`.
+    pub fn new(transport: S) -> UnaryClient<S> {
+        UnaryClient {
+            grpc: tonic::client::Grpc::new(transport),
+        }
+    }
+}
+
+impl<S> UnaryClient<S>
+where
+    S: GrpcService<tonic::body::Body>,
+    S::Error: Into<graylane_http::BoxError>,
+    S::ResponseBody: Body<Data = bytes::Bytes> + Send + 'static,
+    <S::ResponseBody as Body>::Error: Into<graylane_http::BoxError> + Send,
+{
+    /// Calls the method at `path` (`/package.Service/Method`) with `request`. A transport
+    /// error becomes a `Status` through [`status_from_error`](crate::status_from_error), so a
+    /// lane router's refusal in strict mode is `Unavailable`.
+    ///
+    /// # Panics
+    ///
+    /// If `path` is not a valid URI path.
+    pub async fn call<Req, Resp>(
+        &mut self,
+        path: &'static str,
+        request: impl tonic::IntoRequest<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| crate::status_from_error(e.into()))?;
+        let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+        let path = http::uri::PathAndQuery::from_static(path);
+        // tonic reports a transport error as `Unknown` with the error as its source.
+        self.grpc
+            .unary(request.into_request(), path, codec)
+            .await
+            .map_err(|status| {
+                let refused = std::error::Error::source(&status)
+                    .and_then(|e| e.downcast_ref::<graylane_http::NoLaneVersion>());
+                match refused {
+                    Some(refused) => crate::status_from_error(Box::new(refused.clone())),
+                    None => status,
+                }
+            })
     }
 }

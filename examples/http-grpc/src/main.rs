@@ -19,11 +19,12 @@ use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
 use graylane_core::spec::LaneSpec;
-use graylane_core::{Lane, task};
-use graylane_grpc::unary::{ServiceName, unary_fn};
+use graylane_core::{Lane, Propagator, task};
+use graylane_grpc::unary::{ServiceName, UnaryClient, unary_fn};
 use graylane_grpc::{LaneRequestExt, status_from_error};
 use graylane_http::{
-    BoxError, LaneLayer, LaneRouterLayer, LaneSwitch, PropagateLaneLayer, RequestLane,
+    BoxError, LaneLayer, LaneRouterLayer, LaneSwitch, PropagateLane, PropagateLaneLayer,
+    RequestLane,
 };
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -65,7 +66,7 @@ async fn serve_http(app: Router) -> Result<SocketAddr, BoxError> {
 #[derive(Clone)]
 struct Orders {
     version: &'static str,
-    spec: LaneSpec,
+    propagator: Propagator,
     inventory: LaneRouterLayer,
 }
 
@@ -85,7 +86,7 @@ impl Orders {
         let ctx = req.lane_context();
         let inventory = ServiceBuilder::new()
             .layer(self.inventory.clone())
-            .layer(PropagateLaneLayer::new(self.spec.propagator()))
+            .layer(PropagateLaneLayer::new(self.propagator.clone()))
             .service(Client::builder(TokioExecutor::new()).build_http());
         // `task::spawn` keeps the lane; plain `tokio::spawn` would not.
         let reserved = task::spawn(async move {
@@ -112,7 +113,7 @@ async fn serve_orders(orders: Orders, serving: Lane) -> Result<SocketAddr, BoxEr
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tonic::transport::Server::builder()
-        .layer(LaneLayer::mesh(orders.spec.propagator()).serving(serving))
+        .layer(LaneLayer::mesh(orders.propagator.clone()).serving(serving))
         .add_service(unary_fn::<OrdersName, _, _, _, _>(move |req| {
             orders.clone().place(req)
         }))
@@ -121,34 +122,24 @@ async fn serve_orders(orders: Orders, serving: Lane) -> Result<SocketAddr, BoxEr
     Ok(addr)
 }
 
+/// What the gateway calls orders with: the lane on every call, and the lane's version of
+/// orders (fallback to base) picked by a switch over one channel per version.
+type OrdersTransport = PropagateLane<LaneSwitch<tonic::transport::Channel>>;
+
 #[derive(Clone)]
 struct Gateway {
-    spec: LaneSpec,
-    orders: LaneSwitch<tonic::transport::Channel>,
+    orders: UnaryClient<OrdersTransport>,
 }
 
-async fn checkout(State(g): State<Gateway>, RequestLane(ctx): RequestLane) -> String {
-    let svc = ServiceBuilder::new()
-        .layer(PropagateLaneLayer::new(g.spec.propagator()))
-        .service(g.orders.clone());
-    let mut grpc = tonic::client::Grpc::new(svc);
-    let placed = async {
-        grpc.ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let path = http::uri::PathAndQuery::from_static("/shop.Orders/Place");
-        let codec = tonic_prost::ProstCodec::<Order, Receipt>::default();
-        grpc.unary(
-            tonic::Request::new(Order {
-                item: "book".into(),
-            }),
-            path,
-            codec,
-        )
+async fn checkout(State(mut g): State<Gateway>, RequestLane(ctx): RequestLane) -> String {
+    let order = Order {
+        item: "book".into(),
+    };
+    match g
+        .orders
+        .call::<Order, Receipt>("/shop.Orders/Place", order)
         .await
-    }
-    .await;
-    match placed {
+    {
         Ok(receipt) => format!(
             "gateway (lane {}) -> {}",
             ctx.lane(),
@@ -161,6 +152,9 @@ async fn checkout(State(g): State<Gateway>, RequestLane(ctx): RequestLane) -> St
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let spec = LaneSpec::from_yaml_str(SPEC)?;
+    // Once per process: one propagator (one set of counters) and the edge built on it.
+    let compiled = spec.compile()?;
+    let propagator = compiled.propagator().clone();
     let gray = Lane::new("gray")?;
 
     let inventory_app = Router::new()
@@ -174,7 +168,7 @@ async fn main() -> Result<(), BoxError> {
                 )
             }),
         )
-        .layer(LaneLayer::mesh(spec.propagator()));
+        .layer(LaneLayer::mesh(propagator.clone()));
     let inventory_addr = serve_http(inventory_app).await?;
     let inventory = LaneRouterLayer::builder(&spec, "inventory")
         .base(format!("http://{inventory_addr}").parse()?)
@@ -182,7 +176,7 @@ async fn main() -> Result<(), BoxError> {
 
     let orders = |version| Orders {
         version,
-        spec: spec.clone(),
+        propagator: propagator.clone(),
         inventory: inventory.clone(),
     };
     let v1 = serve_orders(orders("v1"), Lane::BASE).await?;
@@ -200,10 +194,13 @@ async fn main() -> Result<(), BoxError> {
     let gateway_app = Router::new()
         .route("/checkout", get(checkout))
         .with_state(Gateway {
-            spec: spec.clone(),
-            orders: switch.clone(),
+            orders: UnaryClient::new(
+                ServiceBuilder::new()
+                    .layer(PropagateLaneLayer::new(propagator.clone()))
+                    .service(switch.clone()),
+            ),
         })
-        .layer(LaneLayer::edge(spec.edge()?));
+        .layer(LaneLayer::edge(compiled.edge().clone()));
     let gateway = serve_http(gateway_app).await?;
 
     let key = spec

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use graylane::Lane;
-use graylane::grpc::unary::{ServiceName, unary_fn};
-use graylane::grpc::{LaneRequestExt, status_from_error};
+use graylane::grpc::LaneRequestExt;
+use graylane::grpc::unary::{ServiceName, UnaryClient, unary_fn};
 use graylane::http::BoxError;
 use graylane::kafka::LaneProducer;
 use rdkafka::producer::FutureRecord;
@@ -74,16 +74,12 @@ pub(crate) fn is_request_id(id: &str) -> bool {
 /// [`App::orders`] stack (lane propagation, a lane switch over one channel per version).
 /// Cheap to make: wrap the transport where you call.
 #[derive(Clone, Debug)]
-pub(crate) struct OrdersClient<S> {
-    grpc: tonic::client::Grpc<S>,
-}
+pub(crate) struct OrdersClient<S>(UnaryClient<S>);
 
 impl<S> OrdersClient<S> {
     /// A client over `transport`.
     pub(crate) fn new(transport: S) -> OrdersClient<S> {
-        OrdersClient {
-            grpc: tonic::client::Grpc::new(transport),
-        }
+        OrdersClient(UnaryClient::new(transport))
     }
 }
 
@@ -96,13 +92,7 @@ where
 {
     /// `shop.Orders/Place`.
     pub(crate) async fn place(&mut self, order: Order) -> Result<Receipt, Status> {
-        self.grpc
-            .ready()
-            .await
-            .map_err(|e| status_from_error(e.into()))?;
-        let codec = tonic_prost::ProstCodec::<Order, Receipt>::default();
-        let path = http::uri::PathAndQuery::from_static(PLACE);
-        let receipt = self.grpc.unary(Request::new(order), path, codec).await?;
+        let receipt = self.0.call(PLACE, order).await?;
         Ok(receipt.into_inner())
     }
 }
