@@ -62,3 +62,37 @@ pub use graylane_redis as redis;
 #[cfg(feature = "sqlx")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlx")))]
 pub use graylane_sqlx as sqlx;
+
+// The guides in `docs/` run as doc tests of the facade, with every feature on (the
+// dev-dependency on `graylane` itself turns them on), so each sample compiles against the
+// paths a user writes. Compiled only for doc tests: nothing of it is part of the crate.
+
+/// `docs/architecture.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/architecture.md")]
+mod architecture_guide {}
+
+/// `docs/lane-spec.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/lane-spec.md")]
+mod lane_spec_guide {}
+
+/// `docs/http-grpc.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/http-grpc.md")]
+mod http_grpc_guide {}
+
+/// `docs/data-lanes.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/data-lanes.md")]
+mod data_lanes_guide {}
+
+/// `docs/kafka-lanes.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/kafka-lanes.md")]
+mod kafka_lanes_guide {}
+
+/// `docs/mesh.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/mesh.md")]
+mod mesh_guide {}
