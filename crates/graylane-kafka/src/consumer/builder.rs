@@ -182,10 +182,14 @@ impl LaneConsumerBuilder {
             // revoked, so the revoke-time commit succeeds (an eager rebalance rejects it and
             // the next owner handles the same messages again).
             .set_default_if_absent("partition.assignment.strategy", "cooperative-sticky");
-        let consumer: DataConsumer =
-            off_runtime(move || data.create_with_context(callbacks)).await?;
-        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics)?;
+        let topics = self.topics.clone();
+        let consumer: DataConsumer = off_runtime(move || {
+            let consumer: DataConsumer = data.create_with_context(callbacks)?;
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&topics)?;
+            Ok(consumer)
+        })
+        .await?;
 
         let counters = Arc::new(Counters::default());
         let runner = Runner {

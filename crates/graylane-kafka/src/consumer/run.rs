@@ -130,11 +130,10 @@ where
     if let Role::Lane(lane) = &runner.role {
         lane.stopped(&runner.core).await?;
     }
-    consumer.unsubscribe();
-    // Closing the clients (the data consumer leaves its group, the control reader and producer
-    // shut their threads down) waits for the broker and for librdkafka's threads: not on a
-    // worker.
+    // Leaving the group and closing the clients (the control reader and producer shut their
+    // threads down) wait for the broker and for librdkafka's threads: not on a worker.
     off_runtime(move || {
+        consumer.unsubscribe();
         drop(runner);
         drop(consumer);
         Ok(())
