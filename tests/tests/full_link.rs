@@ -16,6 +16,7 @@ use graylane::redis::{LaneRedis, Namespaces};
 use graylane::spec::LaneSpec;
 use graylane::sqlx::{LanePools, Shadows, quote_ident};
 use graylane::{Lane, task};
+use graylane_testkit::services::{postgres_url, redis_url, unique};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -91,7 +92,7 @@ async fn checkout(State(g): State<Gateway>, body: String) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gray_traffic_and_gray_data_stay_on_the_gray_lane() {
-    let nonce = format!("glfull_{}", std::process::id());
+    let nonce = unique("full");
     let spec = LaneSpec::from_yaml_str(&format!(
         "services: [{{name: gateway}}, {{name: orders}}]\n\
          lanes: [{{name: gray, version: v2, services: [orders]}}]\n\
@@ -101,10 +102,7 @@ async fn gray_traffic_and_gray_data_stay_on_the_gray_lane() {
     .unwrap();
 
     // Base schema with the application's migrations, and the gray shadow from the same ones.
-    let root: PgConnectOptions = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-        .parse()
-        .unwrap();
+    let root: PgConnectOptions = postgres_url().parse().unwrap();
     let base_schema = format!("{nonce}_base");
     let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../crates/graylane-sqlx/tests/migrations");
@@ -127,7 +125,7 @@ async fn gray_traffic_and_gray_data_stay_on_the_gray_lane() {
         .await
         .unwrap();
 
-    let redis_conn = redis::Client::open("redis://127.0.0.1:6379/")
+    let redis_conn = redis::Client::open(redis_url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,43 +14,22 @@ use graylane::http::LaneLayer;
 use graylane::{Lane, LaneContext, LaneSet, Propagator};
 use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_kafka::{LaneConsumer, LaneProducer};
-use graylane_otel::{LaneSpanProcessor, LaneTraceLayer, composite, consumer_span, inject_current};
+use graylane_otel::{LaneTraceLayer, composite, consumer_span, inject_current};
+use graylane_testkit::grpc::Text;
 use graylane_testkit::kafka::MockBroker;
+use graylane_testkit::otel::spans;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::SpanData;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use tracing::Instrument;
-use tracing_subscriber::layer::SubscriberExt;
 
 fn propagator() -> Propagator {
     Propagator::new(LaneSet::new([Lane::new("gray").unwrap()]))
-}
-
-fn tracing_setup() -> &'static (SdkTracerProvider, InMemorySpanExporter) {
-    static SETUP: OnceLock<(SdkTracerProvider, InMemorySpanExporter)> = OnceLock::new();
-    SETUP.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(LaneSpanProcessor::new(propagator()))
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("e2e")));
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        (provider, exporter)
-    })
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Order {
-    #[prost(string, tag = "1")]
-    id: String,
 }
 
 /// Service B: a unary gRPC method (no protoc) that publishes the order to Kafka with the trace
@@ -73,8 +51,8 @@ impl Orders {
     /// `e2e.Orders/Publish`.
     async fn publish(
         self,
-        req: tonic::Request<Order>,
-    ) -> Result<tonic::Response<Order>, tonic::Status> {
+        req: tonic::Request<Text>,
+    ) -> Result<tonic::Response<Text>, tonic::Status> {
         let order = req.into_inner();
         // The trace context goes into the record's headers; the lane is stamped by
         // LaneProducer as well.
@@ -89,8 +67,8 @@ impl Orders {
         self.producer
             .send(
                 FutureRecord::to(&self.topic)
-                    .key(&order.id)
-                    .payload(&order.id)
+                    .key(&order.text)
+                    .payload(&order.text)
                     .headers(headers),
                 Duration::from_secs(5),
             )
@@ -122,13 +100,13 @@ async fn checkout(State(channel): State<tonic::transport::Channel>) -> String {
     let mut grpc = tonic::client::Grpc::new(svc);
     grpc.ready().await.unwrap();
     let path = http::uri::PathAndQuery::from_static("/e2e.Orders/Publish");
-    let codec = tonic_prost::ProstCodec::<Order, Order>::default();
+    let codec = tonic_prost::ProstCodec::<Text, Text>::default();
     let id = format!("order-{}", LaneContext::current().lane());
-    grpc.unary(tonic::Request::new(Order { id }), path, codec)
+    grpc.unary(tonic::Request::new(Text::new(id)), path, codec)
         .await
         .unwrap()
         .into_inner()
-        .id
+        .text
 }
 
 /// The record's headers as an OTel carrier.
@@ -145,11 +123,8 @@ fn header_map(m: &rdkafka::message::OwnedMessage) -> HashMap<String, String> {
 }
 
 fn trace_spans(trace_id: &str) -> Vec<SpanData> {
-    let (provider, exporter) = tracing_setup();
-    provider.force_flush().unwrap();
-    exporter
-        .get_finished_spans()
-        .unwrap()
+    spans(propagator)
+        .finished()
         .into_iter()
         .filter(|s| s.span_context.trace_id().to_string() == trace_id)
         .collect()
@@ -164,7 +139,7 @@ fn lane_of(span: &SpanData) -> Vec<String> {
 }
 
 async fn one_trace(lane_headers: &[(&str, &str)], trace_id: &str) -> Vec<SpanData> {
-    tracing_setup();
+    spans(propagator);
     let broker = MockBroker::start(1).unwrap();
     let topic = format!("orders-{trace_id}");
     broker.create_topic(&topic, 2).unwrap();

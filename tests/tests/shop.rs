@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use graylane::Lane;
 use graylane::coloring::SimpleRequest;
 use graylane::sqlx::quote_ident;
+use graylane_testkit::services::unique;
 use redis::AsyncCommands;
 use shop::{Customer, Options, Shop};
 
@@ -38,14 +39,6 @@ async fn start(mirror_percent: f64) -> Shop {
     .unwrap();
     shop.gray_fulfillment_ready().await.unwrap();
     shop
-}
-
-fn run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("e2e{nanos:x}")
 }
 
 /// A user the sticky 10% rule puts on gray, or one it leaves on base.
@@ -154,7 +147,7 @@ async fn landed(shop: &Shop, id: &str, lane: &str, carrier: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_way_into_a_lane_request_by_request() {
     let mut shop = start(0.0).await;
-    let run = run_id();
+    let run = unique("e2e");
     let (base_user, sticky_user) = (user(&shop, false), user(&shop, true));
     let key = shop
         .spec()
@@ -227,7 +220,7 @@ async fn every_way_into_a_lane_request_by_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirrored_copy_writes_shadow_data_only() {
     let shop = start(100.0).await;
-    let id = format!("{}-mirrored", run_id());
+    let id = format!("{}-mirrored", unique("e2e"));
     let user = user(&shop, false);
     // The client sees the live (base) path; the copy runs on the gray lane in the background.
     assert_eq!(checkout(&shop, &id, &user, &[]).await, BASE_PATH);

@@ -7,18 +7,13 @@ use std::net::SocketAddr;
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
 use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_http::{LaneLayer, PropagateLaneLayer};
+use graylane_testkit::grpc::Text;
 use tower::ServiceBuilder;
 
 use crate::Args;
 use crate::load::{Comparison, side_by_side};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Ping {
-    #[prost(string, tag = "1")]
-    msg: String,
-}
 
 /// `bench.Echo/Ping` (no protoc needed): the name of [`echo`]'s service.
 struct Echo;
@@ -38,7 +33,7 @@ fn echo() -> impl tonic::server::NamedService
 + Send
 + Sync
 + 'static {
-    unary_fn::<Echo, Ping, Ping, _, _>(|req: tonic::Request<Ping>| async move {
+    unary_fn::<Echo, Text, Text, _, _>(|req: tonic::Request<Text>| async move {
         Ok(tonic::Response::new(req.into_inner()))
     })
 }
@@ -95,8 +90,8 @@ where
     let mut grpc = tonic::client::Grpc::new(svc);
     grpc.ready().await.map_err(|e| e.into().to_string())?;
     let path = http::uri::PathAndQuery::from_static("/bench.Echo/Ping");
-    let codec = tonic_prost::ProstCodec::<Ping, Ping>::default();
-    grpc.unary(tonic::Request::new(Ping { msg: "x".into() }), path, codec)
+    let codec = tonic_prost::ProstCodec::<Text, Text>::default();
+    grpc.unary(tonic::Request::new(Text::new("x")), path, codec)
         .await
         .map_err(|s| s.to_string())?;
     Ok(())

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, LaneContext, LaneFutureExt};
 use graylane_sqlx::{LanePools, Shadows, quote_ident};
+use graylane_testkit::services::{postgres_url, unique};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -39,10 +40,9 @@ async fn mix(pool: &PgPool, n: i64) -> Result<(), String> {
 }
 
 pub(crate) async fn run(args: &Args) -> Result<Comparison, String> {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = postgres_url();
     let root: PgConnectOptions = url.parse().map_err(|e| format!("DATABASE_URL: {e}"))?;
-    let prefix = format!("glbench_{}", std::process::id());
+    let prefix = unique("bench");
     let spec = LaneSpec::from_yaml_str(&format!(
         "services: [{{name: bench}}]\nlanes: [{{name: gray, services: [bench]}}]\ndata: {{pg_schema: \"{prefix}_{{lane}}\"}}\n"
     ))

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use graylane_testkit::services::{mysql_url, postgres_url, redis_url, unique};
+
 fn graylane(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_graylane"))
         .args(args)
@@ -31,7 +33,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("graylane-cli-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(unique(name));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -250,7 +252,7 @@ fn help_lists_the_commands() {
 #[test]
 fn shadow_provision_status_drop_on_postgres_and_mariadb() {
     let dir = TempDir::new("shadow");
-    let prefix = format!("glcli_{}", std::process::id());
+    let prefix = unique("cli");
     let spec = dir.0.join("graylane.yaml");
     std::fs::write(
         &spec,
@@ -259,16 +261,11 @@ fn shadow_provision_status_drop_on_postgres_and_mariadb() {
     .unwrap();
     let spec = spec.to_str().unwrap();
     let cases = [
-        (
-            "postgres://postgres@127.0.0.1:5432/test",
-            "crates/graylane-sqlx/tests/migrations",
-        ),
-        (
-            "mysql://root@127.0.0.1:3306",
-            "crates/graylane-sqlx/tests/migrations-mysql",
-        ),
+        (postgres_url(), "crates/graylane-sqlx/tests/migrations"),
+        (mysql_url(), "crates/graylane-sqlx/tests/migrations-mysql"),
     ];
     for (url, migrations) in cases {
+        let url = url.as_str();
         let run = |args: &[&str]| {
             let mut all = vec!["shadow"];
             all.extend_from_slice(&args[..1]);
@@ -318,8 +315,8 @@ fn shadow_provision_status_drop_on_postgres_and_mariadb() {
 fn audit_finds_lane_data_outside_the_lane() {
     use sqlx::Connection;
     let dir = TempDir::new("audit");
-    let prefix = format!("glaudit_{}", std::process::id());
-    let marker = format!("gray-user-{}", std::process::id());
+    let prefix = unique("audit");
+    let marker = unique("gray_user");
     let spec_path = dir.0.join("graylane.yaml");
     std::fs::write(
         &spec_path,
@@ -327,7 +324,9 @@ fn audit_finds_lane_data_outside_the_lane() {
     )
     .unwrap();
     let spec = spec_path.to_str().unwrap();
-    let pg = "postgres://postgres@127.0.0.1:5432/test";
+    let pg = postgres_url();
+    let pg = pg.as_str();
+    let redis_at = redis_url();
     let base_schema = format!("{prefix}_base");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -341,7 +340,7 @@ fn audit_finds_lane_data_outside_the_lane() {
     };
     let redis_set = |k: String| {
         rt.block_on(async {
-            let mut c = redis::Client::open("redis://127.0.0.1:6379/")
+            let mut c = redis::Client::open(redis_at.as_str())
                 .unwrap()
                 .get_multiplexed_async_connection()
                 .await
@@ -390,7 +389,7 @@ fn audit_finds_lane_data_outside_the_lane() {
             "--base-schema",
             &base_schema,
             "--redis-url",
-            "redis://127.0.0.1:6379/",
+            &redis_at,
         ];
         if json {
             args.push("--json");
@@ -424,7 +423,7 @@ fn audit_finds_lane_data_outside_the_lane() {
         "DROP SCHEMA {base_schema} CASCADE; DROP SCHEMA {prefix}_gray CASCADE"
     ));
     rt.block_on(async {
-        let mut c = redis::Client::open("redis://127.0.0.1:6379/")
+        let mut c = redis::Client::open(redis_at.as_str())
             .unwrap()
             .get_multiplexed_async_connection()
             .await

@@ -5,7 +5,8 @@
 //!   serves it from blue again (re-entry).
 //!
 //! The gRPC handler calls `ledger` from a spawned task. The gRPC service is
-//! `graylane_grpc::unary::unary_fn` over prost messages written by hand, so no protoc is needed.
+//! `graylane_grpc::unary::unary_fn` over `graylane_testkit::grpc::Text`, a one-string prost
+//! message, so no protoc is needed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use graylane_grpc::{LaneRequestExt, status_from_error};
 use graylane_http::{
     BoxError, LaneLayer, LaneRouterLayer, LaneSwitch, PropagateLaneLayer, RequestLane,
 };
+use graylane_testkit::grpc::Text;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -45,18 +47,6 @@ fn lane(s: &str) -> Lane {
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Ask {
-    #[prost(string, tag = "1")]
-    q: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Answer {
-    #[prost(string, tag = "1")]
-    path: String,
-}
 
 async fn serve_http(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -101,8 +91,8 @@ impl ServiceName for OrdersName {
 impl Orders {
     async fn place(
         self,
-        req: tonic::Request<Ask>,
-    ) -> Result<tonic::Response<Answer>, tonic::Status> {
+        req: tonic::Request<Text>,
+    ) -> Result<tonic::Response<Text>, tonic::Status> {
         let ctx = req.lane_context();
         let client = ServiceBuilder::new()
             .layer(self.ledger_router.clone())
@@ -118,14 +108,12 @@ impl Orders {
         .await
         .map_err(|e| tonic::Status::internal(e.to_string()))?
         .map_err(status_from_error)?;
-        Ok(tonic::Response::new(Answer {
-            path: format!(
-                "orders@{} lane={} served={} -> {downstream}",
-                self.version,
-                ctx.lane(),
-                ctx.served()
-            ),
-        }))
+        Ok(tonic::Response::new(Text::new(format!(
+            "orders@{} lane={} served={} -> {downstream}",
+            self.version,
+            ctx.lane(),
+            ctx.served()
+        ))))
     }
 }
 
@@ -173,15 +161,15 @@ fn gateway(spec: &LaneSpec, state: Gateway) -> Router {
                             .await
                             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
                         let path = http::uri::PathAndQuery::from_static("/demo.Orders/Place");
-                        let codec = tonic_prost::ProstCodec::<Ask, Answer>::default();
-                        grpc.unary(tonic::Request::new(Ask { q: "1".into() }), path, codec)
+                        let codec = tonic_prost::ProstCodec::<Text, Text>::default();
+                        grpc.unary(tonic::Request::new(Text::new("1")), path, codec)
                             .await
                     }
                     .await;
                     match answer {
                         Ok(res) => (
                             http::StatusCode::OK,
-                            format!("{here} -> {}", res.into_inner().path),
+                            format!("{here} -> {}", res.into_inner().text),
                         ),
                         Err(status) => (
                             http::StatusCode::BAD_GATEWAY,

@@ -3,23 +3,19 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::OnceLock;
 
 use graylane_core::{Lane, LaneContext, LaneSet, Propagator};
 use graylane_http::LaneLayer;
-use graylane_otel::{
-    LaneMetrics, LaneSpanProcessor, LaneTraceLayer, composite, lane_context, with_lane_context,
-};
+use graylane_otel::{LaneMetrics, LaneTraceLayer, composite, lane_context, with_lane_context};
+use graylane_testkit::otel::{metrics, spans};
 use opentelemetry::KeyValue;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::InMemoryMetricExporter;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::SpanData;
 use tower::{Layer, ServiceExt, service_fn};
-use tracing_subscriber::layer::SubscriberExt;
 
 fn gray() -> Lane {
     Lane::new("gray").unwrap()
@@ -118,40 +114,19 @@ fn the_bridge_goes_both_ways() {
     assert_eq!(out["x-gray-lane"], "gray");
 }
 
-/// One tracer provider and span exporter for the whole test binary (the tracing subscriber is
-/// global); tests tell their spans apart by trace id or name.
-fn spans() -> &'static (SdkTracerProvider, InMemorySpanExporter) {
-    static SPANS: OnceLock<(SdkTracerProvider, InMemorySpanExporter)> = OnceLock::new();
-    SPANS.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(LaneSpanProcessor::new(propagator()))
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        (provider, exporter)
-    })
-}
-
+/// Finished spans named `name`. The span exporter is one for the whole test binary (the
+/// tracing subscriber is global): tests tell their spans apart by trace id or name.
 fn finished(name: &str) -> Vec<SpanData> {
-    let (provider, exporter) = spans();
-    provider.force_flush().unwrap();
-    exporter
-        .get_finished_spans()
-        .unwrap()
+    spans(propagator)
+        .finished()
         .into_iter()
         .filter(|s| s.name == name)
         .collect()
 }
 
 fn finished_of(service: &str) -> Vec<SpanData> {
-    let (provider, exporter) = spans();
-    provider.force_flush().unwrap();
-    exporter
-        .get_finished_spans()
-        .unwrap()
+    spans(propagator)
+        .finished()
         .into_iter()
         .filter(|s| {
             attr(s, "graylane.service")
@@ -171,7 +146,7 @@ fn attr<'a>(span: &'a SpanData, key: &str) -> Vec<&'a opentelemetry::Value> {
 
 #[test]
 fn application_spans_get_the_lane_once() {
-    spans();
+    spans(propagator);
     LaneContext::new(gray()).scope(|| {
         tracing::info_span!("app.gray-work").in_scope(|| {});
     });
@@ -186,14 +161,6 @@ fn application_spans_get_the_lane_once() {
     };
     assert_eq!(one("app.gray-work"), ["gray"]);
     assert_eq!(one("app.base-work"), ["base"]);
-}
-
-fn metrics() -> (SdkMeterProvider, InMemoryMetricExporter) {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
-    (provider, exporter)
 }
 
 /// Sum of a counter's points whose attributes include all of `matching`.
@@ -219,7 +186,7 @@ fn counter(exporter: &InMemoryMetricExporter, name: &str, matching: &[KeyValue])
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_exactly_what_was_sent_per_lane() {
-    spans();
+    spans(propagator);
     let (provider, exporter) = metrics();
     let lane_metrics = LaneMetrics::new(&provider.meter("graylane"), "inventory");
     let edge = graylane_core::Edge::new(propagator(), graylane_core::coloring::Rules::default());

@@ -7,12 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, LaneContext, LaneFutureExt, task};
 use graylane_redis::{LaneRedis, Namespaces, REFUSED, SUPPORTED};
+use graylane_testkit::services::{redis_url, unique};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-
-fn url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
 
 struct Fixture {
     nonce: String,
@@ -22,16 +19,9 @@ struct Fixture {
 
 impl Fixture {
     async fn new(name: &str) -> Fixture {
-        let nonce = format!(
-            "gltest-{name}-{}-{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
+        let nonce = unique(name);
         let spec = LaneSpec::from_yaml_str("lanes: [{name: gray}, {name: blue}]").unwrap();
-        let raw = redis::Client::open(url())
+        let raw = redis::Client::open(redis_url())
             .unwrap()
             .get_multiplexed_async_connection()
             .await

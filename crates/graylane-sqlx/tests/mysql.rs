@@ -8,14 +8,11 @@ use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, LaneContext, LaneFutureExt};
 use graylane_sqlx::mysql::{MySqlShadows, quote_ident};
 use graylane_sqlx::{LanePools, ShadowError};
+use graylane_testkit::services::{mysql_url, unique};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./tests/migrations-mysql");
-
-fn url() -> String {
-    std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
 
 struct Fixture {
     prefix: String,
@@ -26,19 +23,12 @@ struct Fixture {
 
 impl Fixture {
     async fn new(name: &str) -> Fixture {
-        let prefix = format!(
-            "gltest_{name}_{}_{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
+        let prefix = unique(name);
         let spec = LaneSpec::from_yaml_str(&format!(
             "lanes: [{{name: gray}}, {{name: blue}}]\ndata: {{pg_schema: \"{prefix}_{{lane}}\"}}\n"
         ))
         .unwrap();
-        let root: MySqlConnectOptions = url().parse().unwrap();
+        let root: MySqlConnectOptions = mysql_url().parse().unwrap();
         let mut conn = MySqlConnection::connect_with(&root).await.unwrap();
         let base_db = format!("{prefix}_base");
         sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&base_db)))

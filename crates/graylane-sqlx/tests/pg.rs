@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, LaneContext, LaneFutureExt, task};
 use graylane_sqlx::{LanePools, NotProvisioned, ShadowError, Shadows, quote_ident};
+use graylane_testkit::services::{postgres_url, unique};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
@@ -19,29 +20,16 @@ struct Fixture {
     base: PgConnectOptions,
 }
 
-fn url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 impl Fixture {
     async fn new(name: &str) -> Fixture {
-        let nonce = format!(
-            "{}_{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let prefix = format!("gltest_{name}_{nonce}");
+        let prefix = unique(name);
         let spec = LaneSpec::from_yaml_str(&format!(
             "services: [{{name: orders}}]\n\
              lanes: [{{name: gray, services: [orders]}}, {{name: canary-2, services: [orders]}}]\n\
              data: {{pg_schema: \"{prefix}_{{lane}}\"}}\n"
         ))
         .unwrap();
-        let root: PgConnectOptions = url().parse().unwrap();
+        let root: PgConnectOptions = postgres_url().parse().unwrap();
         let mut conn = PgConnection::connect_with(&root).await.unwrap();
         let base_schema = format!("{prefix}_base");
         sqlx::query(&format!("CREATE SCHEMA {}", quote_ident(&base_schema)))
@@ -84,7 +72,7 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         // Drop every schema this test made, whatever happened in the test.
-        let url = url();
+        let url = postgres_url();
         let prefix = self.prefix.clone();
         let done = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -26,8 +26,9 @@ fn from_env(var: &str, default: &str) -> String {
 }
 
 /// A name no other test (in this process or another) uses at the same time:
-/// `gltest_{what}_{pid}_{n}_{nanos}`, lowercase ASCII letters, digits and `_`, so it is a valid
-/// SQL identifier part, Redis key part and Kafka topic or group name.
+/// `gltest_{what}_{pid}_{n}_{nanos}`. Given a `what` of lowercase ASCII letters, digits and `_`,
+/// it is made of those alone, so it is a valid SQL identifier part, Redis key part and Kafka
+/// topic or group name.
 pub fn unique(what: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()

@@ -3,6 +3,7 @@
 //! output README.md shows; and bad input, answered with a 4xx that says what to send.
 //! Real PostgreSQL and Redis, the embedded Kafka broker.
 
+use graylane_testkit::services::unique;
 use shop::{Checkout, Customer, Options, Shop};
 
 const README: &str = include_str!("../../../README.md");
@@ -169,7 +170,7 @@ async fn bad_input_gets_a_4xx_that_says_what_to_send() {
     );
 
     // An item the shop does not sell: 404, naming it, and not a word of the database's.
-    let id = format!("bad-item-{:x}", std::process::id());
+    let id = unique("bad_item");
     let answer = send(&shop, &with_id(&id), "chair").await;
     assert_eq!(answer.status, 404, "{answer:?}");
     assert_eq!(

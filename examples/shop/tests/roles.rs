@@ -5,9 +5,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use graylane_testkit::kafka::MockBroker;
+use graylane_testkit::services::{postgres_url, unique};
 use shop::Customer;
 
 const BASE_PATH: &str = "gateway v1 (lane base, served base) -> orders v1 (lane base, served base) -> inventory v1 (lane base, served base) | shipping: standard\n";
@@ -147,19 +148,8 @@ async fn one_process_per_service_keeps_the_lane() {
         ],
     );
 
-    let db = sqlx::PgPool::connect(
-        &std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
-    )
-    .await
-    .unwrap();
-    let run = format!(
-        "roles{:x}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let db = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+    let run = unique("roles");
     let beta = [("x-user-group", "beta")];
 
     // Base, across four processes.
