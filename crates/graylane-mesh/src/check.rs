@@ -9,7 +9,9 @@
 
 use std::fmt;
 
-use crate::model::{Labels, Resource};
+use crate::model::{
+    Deployment, DestinationRule, HttpRoute, Labels, Resource, Service, VirtualService,
+};
 
 /// One problem found in a set of manifests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,144 +32,146 @@ fn selects(selector: &Labels, labels: &Labels) -> bool {
     !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// Cross-checks `resources`; an empty result means they fit together.
-pub fn check(resources: &[Resource]) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let mut find = |r: &Resource, message: String| {
-        findings.push(Finding {
-            resource: format!("{}/{}", r.kind(), r.name()),
-            message,
-        })
-    };
-    let services: Vec<_> = resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::Service(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    let deployments: Vec<_> = resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::Deployment(d) => Some(d),
-            _ => None,
-        })
-        .collect();
-    let rules: Vec<_> = resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::DestinationRule(d) => Some(d),
-            _ => None,
-        })
-        .collect();
-    let gateways: Vec<&str> = resources
-        .iter()
-        .filter_map(|r| match r {
-            Resource::Gateway(g) => Some(g.metadata.name.as_str()),
-            _ => None,
-        })
-        .collect();
-    let pods_of = |app_labels: &Labels| {
-        deployments
+/// What the checks look things up in.
+struct Index<'a> {
+    services: Vec<&'a Service>,
+    deployments: Vec<&'a Deployment>,
+    rules: Vec<&'a DestinationRule>,
+    gateways: Vec<&'a str>,
+}
+
+impl<'a> Index<'a> {
+    fn new(resources: &'a [Resource]) -> Index<'a> {
+        let mut index = Index {
+            services: Vec::new(),
+            deployments: Vec::new(),
+            rules: Vec::new(),
+            gateways: Vec::new(),
+        };
+        for r in resources {
+            match r {
+                Resource::Service(s) => index.services.push(s),
+                Resource::Deployment(d) => index.deployments.push(d),
+                Resource::DestinationRule(d) => index.rules.push(d),
+                Resource::Gateway(g) => index.gateways.push(g.metadata.name.as_str()),
+                Resource::VirtualService(_) => {}
+            }
+        }
+        index
+    }
+
+    fn is_service(&self, host: &str) -> bool {
+        self.services.iter().any(|s| s.metadata.name == host)
+    }
+
+    fn has_pods(&self, app_labels: &Labels) -> bool {
+        self.deployments
             .iter()
             .any(|d| selects(app_labels, &d.spec.template.metadata.labels))
-    };
+    }
 
+    fn has_subset(&self, host: &str, subset: &str) -> bool {
+        self.rules
+            .iter()
+            .filter(|dr| dr.spec.host == host)
+            .flat_map(|dr| dr.spec.subsets.iter())
+            .any(|s| s.name == subset)
+    }
+}
+
+/// Cross-checks `resources`; an empty result means they fit together.
+pub fn check(resources: &[Resource]) -> Vec<Finding> {
+    let index = Index::new(resources);
+    let mut findings = Vec::new();
     for r in resources {
-        match r {
-            Resource::VirtualService(vs) => {
-                if vs.spec.gateways.is_empty() {
-                    for host in &vs.spec.hosts {
-                        if !services.iter().any(|s| s.metadata.name == *host) {
-                            find(r, format!("host {host} is not a Service"));
-                        }
-                    }
-                }
-                for g in &vs.spec.gateways {
-                    if !gateways.contains(&g.as_str()) {
-                        find(r, format!("gateway {g} is not defined"));
-                    }
-                }
-                for route in &vs.spec.http {
-                    let weights: Vec<i32> = route.route.iter().filter_map(|d| d.weight).collect();
-                    if route.route.is_empty() {
-                        find(r, format!("route {} has no destination", route.name));
-                    } else if !(weights.is_empty() && route.route.len() == 1) {
-                        let sum: i32 = weights.iter().sum();
-                        if weights.len() != route.route.len() || sum != 100 {
-                            find(
-                                r,
-                                format!("route {}: weights sum to {sum}, not 100", route.name),
-                            );
-                        }
-                    }
-                    if let Some(p) = &route.mirror_percentage
-                        && !(0.0..=100.0).contains(&p.value)
-                    {
-                        find(
-                            r,
-                            format!(
-                                "route {}: mirrorPercentage {} is outside 0..=100",
-                                route.name, p.value
-                            ),
-                        );
-                    }
-                    let dests = route
-                        .route
-                        .iter()
-                        .map(|d| &d.destination)
-                        .chain(route.mirror.as_ref());
-                    for d in dests {
-                        if !services.iter().any(|s| s.metadata.name == d.host) {
-                            find(
-                                r,
-                                format!("route {}: host {} is not a Service", route.name, d.host),
-                            );
-                        }
-                        if let Some(subset) = &d.subset {
-                            let defined = rules
-                                .iter()
-                                .filter(|dr| dr.spec.host == d.host)
-                                .flat_map(|dr| dr.spec.subsets.iter())
-                                .any(|s| s.name == *subset);
-                            if !defined {
-                                find(
-                                    r,
-                                    format!(
-                                        "route {}: subset {subset} of {} is in no DestinationRule",
-                                        route.name, d.host
-                                    ),
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-            Resource::DestinationRule(dr) => {
-                for subset in &dr.spec.subsets {
-                    if !pods_of(&subset.labels) {
-                        find(
-                            r,
-                            format!("subset {} selects no Deployment's pods", subset.name),
-                        );
-                    }
-                }
-            }
+        let messages = match r {
+            Resource::VirtualService(vs) => virtual_service(&index, vs),
+            Resource::DestinationRule(dr) => dr
+                .spec
+                .subsets
+                .iter()
+                .filter(|subset| !index.has_pods(&subset.labels))
+                .map(|subset| format!("subset {} selects no Deployment's pods", subset.name))
+                .collect(),
             Resource::Deployment(d) => {
-                if !selects(
-                    &d.spec.selector.match_labels,
-                    &d.spec.template.metadata.labels,
-                ) {
-                    find(r, "the selector does not match the pod labels".into());
-                }
+                let selector = &d.spec.selector.match_labels;
+                (!selects(selector, &d.spec.template.metadata.labels))
+                    .then(|| "the selector does not match the pod labels".to_owned())
+                    .into_iter()
+                    .collect()
             }
-            Resource::Service(s) => {
-                if !pods_of(&s.spec.selector) {
-                    find(r, "the selector matches no Deployment's pods".into());
-                }
-            }
-            Resource::Gateway(_) => {}
-        }
+            Resource::Service(s) => (!index.has_pods(&s.spec.selector))
+                .then(|| "the selector matches no Deployment's pods".to_owned())
+                .into_iter()
+                .collect(),
+            Resource::Gateway(_) => Vec::new(),
+        };
+        findings.extend(messages.into_iter().map(|message| Finding {
+            resource: format!("{}/{}", r.kind(), r.name()),
+            message,
+        }));
     }
     findings
+}
+
+/// A `VirtualService`'s hosts and gateways, then each route.
+fn virtual_service(index: &Index<'_>, vs: &VirtualService) -> Vec<String> {
+    let mut found = Vec::new();
+    if vs.spec.gateways.is_empty() {
+        for host in &vs.spec.hosts {
+            if !index.is_service(host) {
+                found.push(format!("host {host} is not a Service"));
+            }
+        }
+    }
+    for g in &vs.spec.gateways {
+        if !index.gateways.contains(&g.as_str()) {
+            found.push(format!("gateway {g} is not defined"));
+        }
+    }
+    for route in &vs.spec.http {
+        route_findings(index, route, &mut found);
+    }
+    found
+}
+
+/// A route's weights, mirror percentage, and that each destination (the mirror's too) names
+/// a Service and a subset some DestinationRule defines.
+fn route_findings(index: &Index<'_>, route: &HttpRoute, found: &mut Vec<String>) {
+    let name = &route.name;
+    let weights: Vec<i32> = route.route.iter().filter_map(|d| d.weight).collect();
+    if route.route.is_empty() {
+        found.push(format!("route {name} has no destination"));
+    } else if !(weights.is_empty() && route.route.len() == 1) {
+        let sum: i32 = weights.iter().sum();
+        if weights.len() != route.route.len() || sum != 100 {
+            found.push(format!("route {name}: weights sum to {sum}, not 100"));
+        }
+    }
+    if let Some(p) = &route.mirror_percentage
+        && !(0.0..=100.0).contains(&p.value)
+    {
+        found.push(format!(
+            "route {name}: mirrorPercentage {} is outside 0..=100",
+            p.value
+        ));
+    }
+    let destinations = route
+        .route
+        .iter()
+        .map(|d| &d.destination)
+        .chain(route.mirror.as_ref());
+    for d in destinations {
+        if !index.is_service(&d.host) {
+            found.push(format!("route {name}: host {} is not a Service", d.host));
+        }
+        if let Some(subset) = &d.subset
+            && !index.has_subset(&d.host, subset)
+        {
+            found.push(format!(
+                "route {name}: subset {subset} of {} is in no DestinationRule",
+                d.host
+            ));
+        }
+    }
 }
