@@ -7,7 +7,8 @@
 //! - [`LaneSpanProcessor`]: every span the SDK starts carries `gray.lane` (and `gray.served`,
 //!   `gray.mirror`), application spans included.
 //! - [`LaneTraceLayer`] ([`trace`]): the server and client spans of a hop, with trace context
-//!   and the lane in and out.
+//!   and the lane in and out; over `http::Request` services and, with the `reqwest` feature,
+//!   `reqwest::Client` and reqwest-middleware chains (module `reqwest`).
 //! - [`LaneMetrics`]: per-lane request counts and latency, fallbacks, mirror copies, stripped
 //!   headers, rejected tokens, malformed lanes and data-lane refusals through the OTel metrics
 //!   API; [`prometheus`] (feature `prometheus`) renders them for a `/metrics` endpoint.
@@ -21,6 +22,9 @@ mod metrics;
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod prometheus;
 mod propagation;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 pub mod trace;
 
 pub use metrics::{Kind, LaneMetrics};

@@ -1,5 +1,5 @@
 //! `http::HeaderMap` as an OpenTelemetry carrier, for writing ([`HeaderCarrier`]) and reading
-//! ([`HeaderReader`]).
+//! ([`HeaderReader`]). A `reqwest::Request`'s headers are an `http::HeaderMap` too.
 
 use std::fmt;
 

@@ -21,7 +21,8 @@ pin_project! {
     /// an error status for a 5xx or a transport error) and the request goes into the layer's
     /// metrics.
     ///
-    /// It resolves to the inner service's output as it is.
+    /// It resolves to the inner service's output as it is: `http::Response<B>`, or with the
+    /// `reqwest` feature `reqwest::Response`.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<F> {
         #[pin]

@@ -1,5 +1,6 @@
-//! What a hop's span reads from a request and its response, whatever their types, so that one
-//! span-opening and outcome-recording code serves every client and server the layer wraps.
+//! What a hop's span reads from a request and its response, whatever their types: the one
+//! span-opening and outcome-recording code serves `http::Request` / `http::Response` here and
+//! `reqwest::Request` / `reqwest::Response` in `graylane_otel::reqwest`.
 
 use graylane_core::LaneContext;
 use http::{HeaderMap, Method, StatusCode};

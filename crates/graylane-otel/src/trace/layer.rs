@@ -109,7 +109,8 @@ fn traced<R: HopRequest, F>(
 ///   decided (and the served lane after a fallback).
 /// - [`client`](Self::client): a child span of the current one; writes `traceparent`,
 ///   `baggage` (with the lane) and the lane header on the outgoing request. It wraps any
-///   `tower::Service<http::Request<B>>` (hyper, tonic channels).
+///   `tower::Service<http::Request<B>>` (hyper, tonic channels) and, with the `reqwest`
+///   feature, `reqwest::Client` (see `graylane_otel::reqwest`).
 ///
 /// # Span names
 ///
@@ -172,6 +173,17 @@ impl LaneTraceLayer {
                 metrics: Some(metrics),
             }),
         }
+    }
+
+    /// One hop traced by this layer, with `send` doing the call (for callers that are not
+    /// tower services, such as a reqwest-middleware chain).
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn hop<R: HopRequest, F>(
+        &self,
+        req: R,
+        send: impl FnOnce(R) -> F,
+    ) -> ResponseFuture<F> {
+        traced(&self.config, req, send)
     }
 }
 

@@ -3,7 +3,9 @@
 //! - [`LaneSpanProcessor`]: `gray.lane` on every span the SDK starts, application spans
 //!   included;
 //! - [`LaneTraceLayer`] / [`LaneTrace`] / [`future::ResponseFuture`]: the server or client span
-//!   of an HTTP or gRPC hop — trace context in, trace context out — and its metrics;
+//!   of an HTTP or gRPC hop — trace context in, trace context out — and its metrics; over
+//!   `http::Request` services and, with the `reqwest` feature, `reqwest::Client`
+//!   (`graylane_otel::reqwest`);
 //! - [`consumer_span`] / [`inject_current`]: the same for messages (Kafka records);
 //! - [`HeaderCarrier`] / [`HeaderReader`]: `http::HeaderMap` as an OTel carrier.
 //!
@@ -39,6 +41,9 @@ mod hop;
 mod layer;
 mod message;
 mod processor;
+
+#[cfg(feature = "reqwest")]
+pub(crate) use hop::{HopRequest, HopResponse};
 
 pub use carrier::{HeaderCarrier, HeaderReader};
 pub use layer::{LaneTrace, LaneTraceLayer};
