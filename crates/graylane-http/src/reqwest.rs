@@ -20,6 +20,11 @@
 //!
 //! Code that calls `RequestBuilder::send` directly adds the current lane to one request with
 //! [`LaneRequestBuilderExt::with_current_lane`].
+//!
+//! This carries the lane only. For the lane *and* the trace context (a client span,
+//! `traceparent`, baggage), use `graylane_otel::LaneTraceLayer::client` over the same client
+//! instead, with graylane-otel's `reqwest` feature (or `reqwest-middleware`, for code that
+//! calls `send`); it writes the lane header too.
 
 use graylane_core::{LaneContext, Propagator};
 use http::HeaderMap;

@@ -6,6 +6,9 @@
 //!   the other.
 //! - [`LaneSpanProcessor`]: every span the SDK starts carries `gray.lane` (and `gray.served`,
 //!   `gray.mirror`), application spans included.
+//! - [`LaneTraceLayer`] ([`trace`]): the server and client spans of a hop, with trace context
+//!   and the lane in and out; over `http::Request` services and, with the `reqwest` feature,
+//!   `reqwest::Client` and reqwest-middleware chains (module `reqwest`).
 //! - [`LaneMetrics`]: per-lane request counts and latency, fallbacks, mirror copies, stripped
 //!   headers, rejected tokens, malformed lanes and data-lane refusals through the OTel metrics
 //!   API; [`prometheus`] (feature `prometheus`) renders them for a `/metrics` endpoint.
@@ -19,13 +22,34 @@ mod metrics;
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub mod prometheus;
 mod propagation;
-mod trace;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
+pub mod trace;
 
 pub use metrics::{Kind, LaneMetrics};
 pub use propagation::{
     LanePropagator, composite, current_context, lane_context, with_lane_context,
 };
 pub use trace::{
-    HeaderCarrier, HeaderReader, LaneSpanProcessor, LaneTrace, LaneTraceLayer, TraceFuture,
-    consumer_span, inject_current,
+    HeaderCarrier, HeaderReader, LaneSpanProcessor, LaneTrace, LaneTraceLayer, consumer_span,
+    inject_current,
 };
+
+/// The response future of [`LaneTrace`].
+#[deprecated(note = "renamed to graylane_otel::trace::future::ResponseFuture")]
+pub type TraceFuture<F> = trace::future::ResponseFuture<F>;
+
+#[cfg(test)]
+mod tests {
+    use std::any::TypeId;
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_old_future_name_still_names_the_future() {
+        assert_eq!(
+            TypeId::of::<crate::TraceFuture<()>>(),
+            TypeId::of::<crate::trace::future::ResponseFuture<()>>()
+        );
+    }
+}

@@ -1,29 +1,21 @@
 //! The lane through OpenTelemetry: propagation composed with W3C trace context and baggage,
 //! span attributes, and metrics counted exactly (the SDK's in-memory exporters).
 
+mod support;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 
-use graylane_core::{Lane, LaneContext, LaneSet, Propagator};
+use graylane_core::{Lane, LaneContext};
 use graylane_http::LaneLayer;
 use graylane_otel::{LaneMetrics, LaneTraceLayer, composite, lane_context, with_lane_context};
-use graylane_testkit::otel::{metrics, spans};
 use opentelemetry::KeyValue;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry_sdk::metrics::InMemoryMetricExporter;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::trace::SpanData;
 use tower::{Layer, ServiceExt, service_fn};
 
-fn gray() -> Lane {
-    Lane::new("gray").unwrap()
-}
-
-fn propagator() -> Propagator {
-    Propagator::new(LaneSet::new([gray()]))
-}
+use support::{attr, counter, finished, finished_of, gray, metrics, propagator, spans};
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -114,39 +106,9 @@ fn the_bridge_goes_both_ways() {
     assert_eq!(out["x-gray-lane"], "gray");
 }
 
-/// Finished spans named `name`. The span exporter is one for the whole test binary (the
-/// tracing subscriber is global): tests tell their spans apart by trace id or name.
-fn finished(name: &str) -> Vec<SpanData> {
-    spans(propagator)
-        .finished()
-        .into_iter()
-        .filter(|s| s.name == name)
-        .collect()
-}
-
-fn finished_of(service: &str) -> Vec<SpanData> {
-    spans(propagator)
-        .finished()
-        .into_iter()
-        .filter(|s| {
-            attr(s, "graylane.service")
-                .first()
-                .is_some_and(|v| v.as_str() == service)
-        })
-        .collect()
-}
-
-fn attr<'a>(span: &'a SpanData, key: &str) -> Vec<&'a opentelemetry::Value> {
-    span.attributes
-        .iter()
-        .filter(|kv| kv.key.as_str() == key)
-        .map(|kv| &kv.value)
-        .collect()
-}
-
 #[test]
 fn application_spans_get_the_lane_once() {
-    spans(propagator);
+    spans();
     LaneContext::new(gray()).scope(|| {
         tracing::info_span!("app.gray-work").in_scope(|| {});
     });
@@ -163,30 +125,9 @@ fn application_spans_get_the_lane_once() {
     assert_eq!(one("app.base-work"), ["base"]);
 }
 
-/// Sum of a counter's points whose attributes include all of `matching`.
-fn counter(exporter: &InMemoryMetricExporter, name: &str, matching: &[KeyValue]) -> u64 {
-    let all = exporter.get_finished_metrics().unwrap();
-    let Some(last) = all.last() else { return 0 };
-    let mut total = 0;
-    for metric in last.scope_metrics().flat_map(|s| s.metrics()) {
-        if metric.name() != name {
-            continue;
-        }
-        if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
-            for point in sum.data_points() {
-                let attrs: Vec<&KeyValue> = point.attributes().collect();
-                if matching.iter().all(|m| attrs.contains(&m)) {
-                    total += point.value();
-                }
-            }
-        }
-    }
-    total
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_exactly_what_was_sent_per_lane() {
-    spans(propagator);
+    spans();
     let (provider, exporter) = metrics();
     let lane_metrics = LaneMetrics::new(&provider.meter("graylane"), "inventory");
     let edge = graylane_core::Edge::new(propagator(), graylane_core::coloring::Rules::default());

@@ -13,7 +13,8 @@
 //! | `tokio` | [`task`] | `spawn` / `spawn_blocking` that keep the lane |
 //! | `http` | `http` | tower layers: edge/mesh server layer, client propagation, lane routing, mirroring |
 //! | `axum` | `http` | the `RequestLane` extractor |
-//! | `reqwest` | `http::reqwest` | lane propagation for `reqwest::Client` |
+//! | `reqwest` | `http::reqwest` (`otel::reqwest` with `otel`) | lane propagation for `reqwest::Client`; with `otel`, trace context too |
+//! | `reqwest-middleware` | `otel::reqwest` | `LaneTraceLayer` as a `reqwest_middleware::Middleware` |
 //! | `grpc` | `grpc` | tonic metadata carriers, an interceptor, refusals as a `Status` |
 //! | `grpc-unary` | `grpc::unary` | a unary gRPC service from an async function |
 //! | `kafka` | `kafka` | lane-stamped producers, lane-aware consumers |
