@@ -14,8 +14,8 @@
 //! ```
 //! let schema = graylane_testkit::services::unique("orders");
 //! assert!(schema.starts_with("gltest_orders_"));
-//! assert!(graylane_core_free_check(&schema));
-//! # fn graylane_core_free_check(s: &str) -> bool { s.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric()) }
+//! // A plain SQL identifier: no quoting needed.
+//! assert!(schema.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric()));
 //! ```
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -32,11 +32,35 @@ pub use graylane_core::*;
 pub use graylane_http as http;
 
 /// Renamed to [`graylane::http`](crate::http).
+///
+/// rustc does not warn on paths through a deprecated module (rust-lang/rust#47236), so each
+/// type and constant here is a deprecated alias of its own. Traits, tuple and unit structs
+/// (`OutboundRequest`, `RequestLane`, `MissingLaneLayer`, used in patterns) and the submodules
+/// cannot be aliased: they are re-exported as they are, without a warning.
 #[cfg(feature = "http")]
 #[doc(hidden)]
 #[deprecated(note = "renamed to `graylane::http`")]
+#[allow(deprecated)]
 pub mod layers {
-    pub use graylane_http::*;
+    #[cfg(feature = "axum")]
+    pub use graylane_http::{MissingLaneLayer, RequestLane};
+    pub use graylane_http::{BoxError, OutboundRequest, mirror, router, server};
+
+    macro_rules! renamed {
+        ($($name:ident $(<$($p:tt),+>)?),+ $(,)?) => {$(
+            #[deprecated(note = "renamed to `graylane::http`")]
+            pub type $name $(<$($p),+>)? = graylane_http::$name $(<$($p),+>)?;
+        )+};
+    }
+    renamed!(
+        LaneLayer, LaneService<S>, PropagateLane<S>, PropagateLaneLayer, LaneRouter<S>,
+        LaneRouterLayer, LaneSwitch<S>, RouterBuilder<'a, T>, SwitchBuilder<'a, S>, Routed,
+        RouterStats, NoLaneVersion, RouterConfigError, Mirror<S, M>, MirrorConfig,
+        MirrorLayer<M>, MirrorStats,
+    );
+
+    #[deprecated(note = "renamed to `graylane::http::RESPONSE_LANE_HEADER`")]
+    pub const RESPONSE_LANE_HEADER: &str = graylane_http::RESPONSE_LANE_HEADER;
 }
 
 /// tonic support: [`graylane_grpc`] (feature `grpc`; `grpc-unary` adds `unary_fn`).
@@ -93,7 +117,28 @@ mod data_lanes_guide {}
 #[doc = include_str!("../../../docs/kafka-lanes.md")]
 mod kafka_lanes_guide {}
 
+/// `docs/observability.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/observability.md")]
+mod observability_guide {}
+
 /// `docs/mesh.md`.
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/mesh.md")]
 mod mesh_guide {}
+
+/// The old module name still builds, with a deprecation warning:
+///
+/// ```
+/// #![allow(deprecated)]
+/// use graylane::layers::LaneLayer;
+/// ```
+///
+/// and that warning is there (this fails to build only because of it):
+///
+/// ```compile_fail
+/// #![deny(deprecated)]
+/// use graylane::layers::LaneLayer;
+/// ```
+#[cfg(doctest)]
+mod layers_deprecation {}

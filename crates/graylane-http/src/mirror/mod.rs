@@ -51,7 +51,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use graylane_core::{Lane, LaneContext, LaneFutureExt, Propagator};
+use graylane_core::{Lane, LaneContext, LaneFutureExt, Percent, Propagator};
 use http::{Request, Response, Uri};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
@@ -64,18 +64,12 @@ use self::future::ResponseFuture;
 use crate::BoxError;
 use crate::router::Endpoint;
 
-/// All of the traffic, in basis points (hundredths of a percent): the unit the sampled share is
-/// kept in, so that sampling is one integer comparison.
-const ALL_BASIS_POINTS: u16 = 10_000;
-/// Basis points in one percent.
-const BASIS_POINTS_PER_PERCENT: f64 = 100.0;
-
 /// How much to mirror, where, and within which bounds.
 #[derive(Clone, Debug)]
 pub struct MirrorConfig {
     target: Uri,
     shadow: Lane,
-    basis_points: u16,
+    share: Percent,
     max_body_bytes: usize,
     max_in_flight: usize,
     timeout: Duration,
@@ -88,7 +82,7 @@ impl MirrorConfig {
         MirrorConfig {
             target,
             shadow,
-            basis_points: ALL_BASIS_POINTS,
+            share: Percent::HUNDRED,
             max_body_bytes: 64 * 1024,
             max_in_flight: 64,
             timeout: Duration::from_secs(5),
@@ -98,7 +92,7 @@ impl MirrorConfig {
     /// The share of requests to mirror, 0 to 100 (clamped).
     #[must_use]
     pub fn percent(mut self, percent: f64) -> MirrorConfig {
-        self.basis_points = (percent.clamp(0.0, 100.0) * BASIS_POINTS_PER_PERCENT).round() as u16;
+        self.share = Percent::clamped(percent);
         self
     }
 
@@ -275,9 +269,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let config = &shared.config;
-        let sampled = config.basis_points >= ALL_BASIS_POINTS
-            || fastrand::u16(..ALL_BASIS_POINTS) < config.basis_points;
-        if !sampled {
+        if !config.share.sample() {
             return ResponseFuture::passthrough(self.inner.call(req));
         }
         let fits = req
