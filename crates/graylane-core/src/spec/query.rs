@@ -8,6 +8,10 @@ use super::schema::{LaneDef, LaneSpec, ServiceSpec};
 use crate::lane::{Lane, LaneSet};
 
 /// A lane's data namespaces, rendered.
+///
+/// The prefix and the suffix are empty for base because the empty string is what base adds to
+/// a key or a group id: nothing. A schema has no such value (an empty schema name is not the
+/// application's schema), so base's is `None`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataNames {
     /// Prepended to every Redis key; empty for base.

@@ -111,6 +111,10 @@ impl ConsumerHandle {
     /// Stops without committing or telling anyone, as a crash would (for tests and demos).
     /// Base takes over when the lease and grace have passed; what this consumer processed
     /// since its last commit is processed again.
+    ///
+    /// The client is dropped, and librdkafka leaves the group as it closes: the group
+    /// rebalances at once, where a real crash keeps its partitions until the broker's session
+    /// timeout. To test that, kill the process.
     pub fn kill(self) -> ConsumerStats {
         // Dropping the consumer still closes it cleanly, and the revoke on close would commit:
         // a crash does not.
