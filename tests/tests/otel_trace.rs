@@ -1,6 +1,7 @@
 //! One trace across HTTP -> gRPC -> Kafka -> consumer, every span in the request's lane — also
-//! when the lane travels only in W3C baggage. Real servers on loopback, the mock Kafka broker,
-//! the OpenTelemetry SDK's in-memory span exporter.
+//! when the lane travels only in W3C baggage. Real servers on loopback, each Kafka broker (the
+//! mock and a real one, see `graylane_testkit::kafka`), the OpenTelemetry SDK's in-memory span
+//! exporter.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,7 +17,8 @@ use graylane_grpc::unary::{ServiceName, unary_fn};
 use graylane_kafka::{LaneConsumer, LaneProducer};
 use graylane_otel::{LaneTraceLayer, composite, consumer_span, inject_current};
 use graylane_testkit::grpc::Text;
-use graylane_testkit::kafka::MockBroker;
+use graylane_testkit::kafka::TestBroker;
+use graylane_testkit::services::unique;
 use graylane_testkit::otel::spans;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -138,12 +140,17 @@ fn lane_of(span: &SpanData) -> Vec<String> {
         .collect()
 }
 
-async fn one_trace(lane_headers: &[(&str, &str)], trace_id: &str) -> Vec<SpanData> {
+/// Runs one checkout through every hop and returns its spans. The trace id is `trace_id` with
+/// its last digit set by the broker, so that runs on different brokers in one process (one span
+/// exporter) stay apart.
+async fn one_trace(broker: TestBroker, lane_headers: &[(&str, &str)], trace_id: &str) -> Vec<SpanData> {
     spans(propagator);
-    let broker = MockBroker::start(1).unwrap();
-    let topic = format!("orders-{trace_id}");
+    let trace_id = &format!("{}{}", &trace_id[..31], broker.flavor() as u8);
+    let topic = unique("orders");
+    let control = unique("control");
+    let group = unique("fulfillment");
     broker.create_topic(&topic, 2).unwrap();
-    broker.create_topic("control", 1).unwrap();
+    broker.create_control_topic(&control).unwrap();
     let producer = LaneProducer::new(broker.client_config().create().unwrap(), propagator());
     let orders = serve_orders(Orders {
         producer,
@@ -169,10 +176,10 @@ async fn one_trace(lane_headers: &[(&str, &str)], trace_id: &str) -> Vec<SpanDat
     let consumer = |lane: Lane| {
         let done = done.clone();
         let topic = topic.clone();
-        LaneConsumer::builder(broker.client_config(), propagator(), "fulfillment")
+        LaneConsumer::builder(broker.client_config(), propagator(), &group)
             .lane(lane)
             .topic(topic.clone())
-            .control_topic("control")
+            .control_topic(&control)
             .spawn(move |m| {
                 let ctx = LaneContext::current();
                 let span = consumer_span(
@@ -244,10 +251,15 @@ fn check(spans: &[SpanData]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_trace_in_the_lane_across_http_grpc_kafka_and_a_consumer() {
+graylane_testkit::kafka_tests!(
+    one_trace_in_the_lane_across_http_grpc_kafka_and_a_consumer,
+    baggage_alone_carries_the_lane_end_to_end,
+);
+
+async fn one_trace_in_the_lane_across_http_grpc_kafka_and_a_consumer(broker: TestBroker) {
     check(
         &one_trace(
+            broker,
             &[("x-gray-lane", "gray")],
             "4bf92f3577b34da6a3ce929d0e0e4736",
         )
@@ -255,10 +267,10 @@ async fn one_trace_in_the_lane_across_http_grpc_kafka_and_a_consumer() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn baggage_alone_carries_the_lane_end_to_end() {
+async fn baggage_alone_carries_the_lane_end_to_end(broker: TestBroker) {
     check(
         &one_trace(
+            broker,
             &[("baggage", "gray.lane=gray")],
             "5cf92f3577b34da6a3ce929d0e0e4737",
         )

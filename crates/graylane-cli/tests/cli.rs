@@ -442,8 +442,11 @@ fn audit_finds_lane_data_outside_the_lane() {
     assert!(stderr.contains("at least 3 characters"), "{stderr}");
 }
 
-#[test]
-fn audit_finds_lane_records_without_the_lane_on_kafka() {
+graylane_testkit::kafka_tests!(audit_finds_lane_records_without_the_lane_on_kafka);
+
+async fn audit_finds_lane_records_without_the_lane_on_kafka(
+    broker: graylane_testkit::kafka::TestBroker,
+) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -451,8 +454,8 @@ fn audit_finds_lane_records_without_the_lane_on_kafka() {
     let spec_path = dir.0.join("graylane.yaml");
     std::fs::write(&spec_path, "lanes: [{name: gray}]\n").unwrap();
     let spec = spec_path.to_str().unwrap();
-    let broker = graylane_testkit::kafka::MockBroker::start(1).unwrap();
-    broker.create_topic("orders", 3).unwrap();
+    let topic = &graylane_testkit::services::unique("orders");
+    broker.create_topic(topic, 3).unwrap();
     let producer: BaseProducer = broker.client_config().create().unwrap();
     let gray = || {
         OwnedHeaders::new().insert(Header {
@@ -471,7 +474,7 @@ fn audit_finds_lane_records_without_the_lane_on_kafka() {
     .into_iter()
     .enumerate()
     {
-        let mut record = BaseRecord::<str, str>::to("orders")
+        let mut record = BaseRecord::<str, str>::to(topic)
             .key(key)
             .payload(payload)
             .partition(i32::try_from(i % 3).unwrap());
@@ -492,15 +495,17 @@ fn audit_finds_lane_records_without_the_lane_on_kafka() {
         "--marker",
         "tester-7",
         "--kafka-brokers",
-        &bootstrap,
+        bootstrap,
         "--topic",
-        "orders",
+        topic,
     ];
     let (code, stdout, stderr) = text(&graylane(&args));
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(stdout.contains("2  kafka topic orders"), "{stdout}");
+    assert!(stdout.contains(&format!("2  kafka topic {topic}")), "{stdout}");
     assert!(
-        stdout.contains("LEAK              1  kafka topic orders (records without the lane)"),
+        stdout.contains(&format!(
+            "LEAK              1  kafka topic {topic} (records without the lane)"
+        )),
         "{stdout}"
     );
     // A topic that does not exist is an input error, not a clean audit.
@@ -513,7 +518,7 @@ fn audit_finds_lane_records_without_the_lane_on_kafka() {
         "--marker",
         "tester-7",
         "--kafka-brokers",
-        &bootstrap,
+        bootstrap,
         "--topic",
         "nope",
     ]));

@@ -1,6 +1,7 @@
-//! Lane-aware consumers on a real Kafka-protocol broker (librdkafka's mock cluster): a ledger
-//! of every produced message proves none is lost, none is handled by the wrong lane, and
-//! duplicates happen only in a crashed consumer's uncommitted window.
+//! Lane-aware consumers on each broker (librdkafka's mock cluster, and the real Apache Kafka
+//! that `GRAYLANE_KAFKA_BROKERS` names: see `graylane_testkit::kafka`): a ledger of every
+//! produced message proves none is lost, none is handled by the wrong lane, and duplicates
+//! happen only in a crashed consumer's uncommitted window.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
 use graylane_kafka::{ConsumerHandle, LaneConsumer, LaneProducer, Timing};
-use graylane_testkit::kafka::MockBroker;
+use graylane_testkit::kafka::{Flavor, TestBroker};
+use graylane_testkit::services::unique;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 
@@ -61,7 +63,7 @@ impl Ledger {
 }
 
 struct World {
-    broker: MockBroker,
+    broker: TestBroker,
     topic: String,
     control: String,
     group: String,
@@ -79,12 +81,12 @@ fn lane_of_id(id: u64) -> Lane {
 }
 
 impl World {
-    fn new(name: &str) -> World {
-        let broker = MockBroker::start(1).unwrap();
+    fn new(broker: TestBroker, name: &str) -> World {
+        let name = unique(name);
         let topic = format!("{name}-events");
         let control = format!("{name}-control");
         broker.create_topic(&topic, PARTITIONS).unwrap();
-        broker.create_topic(&control, 1).unwrap();
+        broker.create_control_topic(&control).unwrap();
         let producer = LaneProducer::new(broker.client_config().create().unwrap(), propagator());
         World {
             broker,
@@ -98,13 +100,17 @@ impl World {
     }
 
     async fn consumer(&self, name: &str, lane: Lane) -> ConsumerHandle {
+        self.consumer_with(name, lane, timing()).await
+    }
+
+    async fn consumer_with(&self, name: &str, lane: Lane, timing: Timing) -> ConsumerHandle {
         let ledger = self.ledger.clone();
         let name = name.to_owned();
         LaneConsumer::builder(self.broker.client_config(), propagator(), &self.group)
             .lane(lane)
             .topic(&self.topic)
             .control_topic(&self.control)
-            .timing(timing())
+            .timing(timing)
             .spawn(move |m| {
                 let ledger = ledger.clone();
                 let name = name.clone();
@@ -221,49 +227,70 @@ fn releases(bases: &[&ConsumerHandle]) -> u64 {
     bases.iter().map(|b| b.stats().releases).sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_lane_consumer_base_handles_lane_messages_in_their_lane() {
-    let w = World::new("fallback");
-    let base = w.consumer("base-1", Lane::BASE).await;
-    w.produce(0, 90, Duration::ZERO).await;
-    w.wait_for(90, Duration::from_secs(20)).await;
-    assert_eq!(w.audit(90, &[]), 0);
-    let stats = base.stop().await.unwrap();
-    assert_eq!(stats.processed, 60);
-    assert_eq!(stats.fallback, 30, "gray messages handled by base, in gray");
-    assert_eq!(stats.grants, 0);
-}
+graylane_testkit::kafka_tests!(
+    without_a_lane_consumer_base_handles_lane_messages_in_their_lane,
+    steady_state_isolation_across_partitions_and_base_consumers,
+    lane_consumer_joins_leaves_crashes_and_returns_without_loss,
+    handlers_get_the_whole_record,
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn steady_state_isolation_across_partitions_and_base_consumers() {
-    let w = World::new("steady");
-    let b1 = w.consumer("base-1", Lane::BASE).await;
-    let b2 = w.consumer("base-2", Lane::BASE).await;
-    settled(&[&b1, &b2]).await;
-    let g = w.consumer("gray-1", gray()).await;
-    until("every partition granted", Duration::from_secs(10), || {
-        grants(&[&b1, &b2]) >= PARTITIONS as u64
+graylane_testkit::kafka_tests!(stock: out_of_the_box_a_lane_consumer_takes_over_and_hands_back);
+
+/// What users get with no tuning: graylane's default `Timing`, and on the stock broker Apache
+/// Kafka's own group settings (a 3 s initial rebalance delay, a 45 s session) with clients that
+/// set only the bootstrap address. A gray consumer joins, takes its lane's records, stops
+/// gracefully, and base takes them back: nothing lost, nothing twice.
+async fn out_of_the_box_a_lane_consumer_takes_over_and_hands_back(broker: TestBroker) {
+    let on = broker.flavor().as_str();
+    let w = World::new(broker, "defaults");
+    let base = w.consumer_with("base-1", Lane::BASE, Timing::default()).await;
+    until("base has its partitions", Duration::from_secs(30), || {
+        base.stats().partitions == PARTITIONS as u64
     })
     .await;
-    w.produce(0, 300, Duration::ZERO).await;
-    w.wait_for(300, Duration::from_secs(20)).await;
-    assert_eq!(w.audit(300, &[]), 0);
+    w.produce(0, 30, Duration::ZERO).await;
+
+    let joining = Instant::now();
+    let g = w.consumer_with("gray-1", gray(), Timing::default()).await;
+    until("gray granted", Duration::from_secs(30), || {
+        grants(&[&base]) >= PARTITIONS as u64
+    })
+    .await;
+    let granted = joining.elapsed();
+    w.produce(30, 60, Duration::ZERO).await;
+    until("gray handled its lane", Duration::from_secs(30), || {
+        g.stats().processed == 10
+    })
+    .await;
+    // Granted is not consuming: the lane group forms on its own clock (on a stock broker,
+    // after the initial rebalance delay).
+    let handling = joining.elapsed();
+
+    let stopping = Instant::now();
     let gs = g.stop().await.unwrap();
-    let (s1, s2) = (b1.stop().await.unwrap(), b2.stop().await.unwrap());
-    assert_eq!(gs.processed, 100, "every gray message by the gray consumer");
-    assert_eq!(s1.fallback + s2.fallback, 0, "base handled no gray message");
-    assert_eq!(s1.processed + s2.processed, 200);
-    assert!(
-        s1.processed > 0 && s2.processed > 0,
-        "both base consumers worked"
+    until("released", Duration::from_secs(30), || {
+        releases(&[&base]) >= PARTITIONS as u64
+    })
+    .await;
+    let released = stopping.elapsed();
+    w.produce(60, 90, Duration::ZERO).await;
+    w.wait_for(90, Duration::from_secs(30)).await;
+    assert_eq!(w.audit(90, &[]), 0, "no duplicates without a crash");
+    let bs = base.stop().await.unwrap();
+    eprintln!(
+        "defaults on {on}: join_to_granted={granted:?} join_to_handled={handling:?} \
+         stop_to_released={released:?}"
     );
+    assert_eq!(gs.processed, 10, "the gray records sent while it ran");
+    assert_eq!(bs.fallback, 20, "gray records before it joined and after it left");
 }
 
 /// One run of the chaos scenario: a gray consumer joins mid-stream, leaves gracefully, comes
 /// back, is killed, comes back and leaves, while messages keep flowing. Returns the number
 /// of duplicates (all in the killed consumer's window) and the switch times.
-async fn chaos(run: usize) -> (usize, Duration, Duration) {
-    let w = Arc::new(World::new(&format!("chaos{run}")));
+async fn chaos(flavor: Flavor, run: usize) -> (usize, Duration, Duration) {
+    let broker = TestBroker::get(flavor).expect("the broker the test runs on");
+    let w = Arc::new(World::new(broker, &format!("chaos{run}")));
     let b1 = w.consumer("base-1", Lane::BASE).await;
     let b2 = w.consumer("base-2", Lane::BASE).await;
     settled(&[&b1, &b2]).await;
@@ -327,18 +354,56 @@ async fn chaos(run: usize) -> (usize, Duration, Duration) {
     (duplicates, graceful, crash)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lane_consumer_joins_leaves_crashes_and_returns_without_loss() {
+async fn without_a_lane_consumer_base_handles_lane_messages_in_their_lane(broker: TestBroker) {
+    let w = World::new(broker, "fallback");
+    let base = w.consumer("base-1", Lane::BASE).await;
+    w.produce(0, 90, Duration::ZERO).await;
+    w.wait_for(90, Duration::from_secs(20)).await;
+    assert_eq!(w.audit(90, &[]), 0);
+    let stats = base.stop().await.unwrap();
+    assert_eq!(stats.processed, 60);
+    assert_eq!(stats.fallback, 30, "gray messages handled by base, in gray");
+    assert_eq!(stats.grants, 0);
+}
+
+async fn steady_state_isolation_across_partitions_and_base_consumers(broker: TestBroker) {
+    let w = World::new(broker, "steady");
+    let b1 = w.consumer("base-1", Lane::BASE).await;
+    let b2 = w.consumer("base-2", Lane::BASE).await;
+    settled(&[&b1, &b2]).await;
+    let g = w.consumer("gray-1", gray()).await;
+    until("every partition granted", Duration::from_secs(10), || {
+        grants(&[&b1, &b2]) >= PARTITIONS as u64
+    })
+    .await;
+    w.produce(0, 300, Duration::ZERO).await;
+    w.wait_for(300, Duration::from_secs(20)).await;
+    assert_eq!(w.audit(300, &[]), 0);
+    let gs = g.stop().await.unwrap();
+    let (s1, s2) = (b1.stop().await.unwrap(), b2.stop().await.unwrap());
+    assert_eq!(gs.processed, 100, "every gray message by the gray consumer");
+    assert_eq!(s1.fallback + s2.fallback, 0, "base handled no gray message");
+    assert_eq!(s1.processed + s2.processed, 200);
+    assert!(
+        s1.processed > 0 && s2.processed > 0,
+        "both base consumers worked"
+    );
+}
+
+/// 20 runs on the mock, 4 on a real broker (`GRAYLANE_CHAOS_RUNS=20` for the full ledger there).
+async fn lane_consumer_joins_leaves_crashes_and_returns_without_loss(broker: TestBroker) {
+    let flavor = broker.flavor();
+    drop(broker);
     let runs: usize = std::env::var("GRAYLANE_CHAOS_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(if flavor == Flavor::Mock { 20 } else { 4 });
     let mut worst = (0, Duration::ZERO, Duration::ZERO);
     // Four at a time, each on its own broker: the runs are mostly waiting.
     let mut next = 0;
     while next < runs {
         let batch: Vec<_> = (next..runs.min(next + 4))
-            .map(|run| tokio::spawn(async move { (run, chaos(run).await) }))
+            .map(|run| tokio::spawn(async move { (run, chaos(flavor, run).await) }))
             .collect();
         next += batch.len();
         for run in batch {
@@ -369,12 +434,11 @@ async fn lane_consumer_joins_leaves_crashes_and_returns_without_loss() {
 /// What a handler gets is the record as `BorrowedMessage::detach` would give it: key, payload,
 /// topic, partition, offset, timestamp and every header (the consumer builds it itself, to read
 /// the headers once).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handlers_get_the_whole_record() {
+async fn handlers_get_the_whole_record(broker: TestBroker) {
     use rdkafka::consumer::{Consumer, StreamConsumer};
     use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 
-    let world = World::new("whole");
+    let world = World::new(broker, "whole");
     let records = [
         (Some("k1"), "no headers", None, Lane::BASE),
         (None, "gray, no key", None, gray()),
@@ -460,7 +524,7 @@ async fn handlers_get_the_whole_record() {
     let plain: StreamConsumer = world
         .broker
         .client_config()
-        .set("group.id", "whole-plain")
+        .set("group.id", unique("whole_plain"))
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();

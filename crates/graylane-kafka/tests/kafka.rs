@@ -1,10 +1,12 @@
-//! Lane stamping on a real Kafka-protocol broker (librdkafka's mock cluster on loopback).
+//! Lane stamping, on each broker (librdkafka's mock cluster, and the real Apache Kafka that
+//! `GRAYLANE_KAFKA_BROKERS` names: see `graylane_testkit::kafka`).
 
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext, LaneFutureExt, LaneSet, Propagator};
 use graylane_kafka::{HeaderExtractor, LaneProducer, Stamper, lane_of};
-use graylane_testkit::kafka::MockBroker;
+use graylane_testkit::kafka::TestBroker;
+use graylane_testkit::services::unique;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, FutureRecord, Producer};
@@ -15,10 +17,10 @@ fn propagator() -> Propagator {
 }
 
 /// Every message of `topic` partition 0, read from the start, waiting up to 10 s for `n`.
-fn read_all(broker: &MockBroker, topic: &str, n: usize) -> Vec<rdkafka::message::OwnedMessage> {
+fn read_all(broker: &TestBroker, topic: &str, n: usize) -> Vec<rdkafka::message::OwnedMessage> {
     let consumer: BaseConsumer = broker
         .client_config()
-        .set("group.id", format!("reader-{topic}"))
+        .set("group.id", format!("{topic}-reader"))
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
@@ -43,10 +45,13 @@ fn header(m: &rdkafka::message::OwnedMessage, key: &str) -> Option<String> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_carry_the_lane_they_were_sent_in() {
-    let broker = MockBroker::start(1).unwrap();
-    let topic = "orders-stamping";
+graylane_testkit::kafka_tests!(
+    records_carry_the_lane_they_were_sent_in,
+    unknown_or_malformed_lanes_on_messages_are_base_and_counted,
+);
+
+async fn records_carry_the_lane_they_were_sent_in(broker: TestBroker) {
+    let topic: &'static str = unique("stamping").leak();
     broker.create_topic(topic, 1).unwrap();
     let producer = LaneProducer::new(broker.client_config().create().unwrap(), propagator());
     let send = |key: &'static str, headers: Option<OwnedHeaders>| {
@@ -128,10 +133,8 @@ async fn records_carry_the_lane_they_were_sent_in() {
     assert_eq!(count, 2, "no baggage lane entry for a base record");
 }
 
-#[test]
-fn unknown_or_malformed_lanes_on_messages_are_base_and_counted() {
-    let broker = MockBroker::start(1).unwrap();
-    let topic = "orders-hostile";
+async fn unknown_or_malformed_lanes_on_messages_are_base_and_counted(broker: TestBroker) {
+    let topic = &unique("hostile");
     broker.create_topic(topic, 1).unwrap();
     let producer: BaseProducer = broker.client_config().create().unwrap();
     for (key, lane) in [

@@ -104,11 +104,14 @@ pub(crate) fn base_options(root: &PgConnectOptions) -> PgConnectOptions {
 /// The variable naming a Kafka broker shared by every process of the shop.
 const BROKERS: &str = "GRAYLANE_KAFKA_BROKERS";
 
-/// Kafka: the broker [`BROKERS`] names, or else an embedded one with the shop's topics (kept
-/// alive by the returned [`MockBroker`]); and a line saying which.
-pub(crate) fn broker() -> Result<(rdkafka::ClientConfig, Option<MockBroker>, String), BoxError> {
-    if let Ok(brokers) = std::env::var(BROKERS) {
-        return Ok((client_config(&brokers), None, brokers));
+/// Kafka: the broker [`BROKERS`] names (with the shop's topics created when missing), or else
+/// an embedded one with the shop's topics (kept alive by the returned [`MockBroker`]); and a
+/// line saying which.
+pub(crate) async fn broker()
+-> Result<(rdkafka::ClientConfig, Option<MockBroker>, String), BoxError> {
+    if let Some(config) = shared_broker().await? {
+        let brokers = config.get("bootstrap.servers").unwrap_or_default().to_owned();
+        return Ok((config, None, brokers));
     }
     let broker = MockBroker::start(1)?;
     broker.create_topic(TOPIC, PARTITIONS)?;
@@ -117,10 +120,54 @@ pub(crate) fn broker() -> Result<(rdkafka::ClientConfig, Option<MockBroker>, Str
     Ok((broker.client_config(), Some(broker), bootstrap))
 }
 
-/// The broker [`BROKERS`] names, if it names one: one service per process needs one broker
-/// for them all, never an embedded one.
-pub(crate) fn shared_broker() -> Option<rdkafka::ClientConfig> {
-    std::env::var(BROKERS).ok().map(|b| client_config(&b))
+/// The broker [`BROKERS`] names, if it names one (set and non-empty), with the shop's topics
+/// created when missing: one service per process needs one broker for them all, never an
+/// embedded one.
+pub(crate) async fn shared_broker() -> Result<Option<rdkafka::ClientConfig>, BoxError> {
+    let Some(brokers) = std::env::var(BROKERS).ok().filter(|b| !b.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let config = client_config(brokers.trim());
+    create_topics(&config).await?;
+    Ok(Some(config))
+}
+
+/// Creates the orders topic and the control topic (compacted, one partition) unless they exist,
+/// as docker-compose's `kafka-init` does: every process of the shop may be first. Existing
+/// topics are left alone (and never asked for: the mock broker's Admin API does not answer).
+async fn create_topics(config: &rdkafka::ClientConfig) -> Result<(), BoxError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = config.create()?;
+    let metadata = tokio::task::block_in_place(|| {
+        admin.inner().fetch_metadata(None, Duration::from_secs(10))
+    })?;
+    let exists = |name: &str| {
+        metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == name && t.error().is_none())
+    };
+    let topics: Vec<NewTopic<'_>> = [
+        NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1)),
+        NewTopic::new(CONTROL_TOPIC, 1, TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact"),
+    ]
+    .into_iter()
+    .filter(|t| !exists(t.name))
+    .collect();
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(format!("creating topic {topic}: {code}").into()),
+        }
+    }
+    Ok(())
 }
 
 fn client_config(brokers: &str) -> rdkafka::ClientConfig {

@@ -67,7 +67,7 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
         "inventory" => serve_inventory(&app, &hops, &listen).await?,
         "orders" => serve_orders(&app, &hops, &listen, lane).await?,
         "fulfillment" => {
-            consumer = Some(fulfillment::spawn(&app, &shared_broker(role)?, lane, &hops).await?);
+            consumer = Some(fulfillment::spawn(&app, &shared_broker(role).await?, lane, &hops).await?);
             println!(
                 "shop fulfillment {} (lane {lane}) consuming {TOPIC}",
                 version_of(lane)
@@ -93,8 +93,9 @@ fn serving_lane(spec: &LaneSpec) -> Result<Lane, BoxError> {
 }
 
 /// Orders publish to Kafka, fulfillment consumes: one broker shared by every process.
-fn shared_broker(role: &str) -> Result<rdkafka::ClientConfig, BoxError> {
+async fn shared_broker(role: &str) -> Result<rdkafka::ClientConfig, BoxError> {
     infra::shared_broker()
+        .await?
         .ok_or_else(|| format!("role {role} needs GRAYLANE_KAFKA_BROKERS (a shared broker)").into())
 }
 
@@ -125,7 +126,7 @@ async fn serve_orders(
     lane: Lane,
 ) -> Result<(), BoxError> {
     let version = version_of(lane);
-    let producer = app.producer(&shared_broker("orders")?)?;
+    let producer = app.producer(&shared_broker("orders").await?)?;
     orders::observe_refusals(app);
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;

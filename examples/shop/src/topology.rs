@@ -187,7 +187,7 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
     );
 
     // Kafka, then orders v1 and v2.
-    let (kafka, broker, bootstrap) = infra::broker()?;
+    let (kafka, broker, bootstrap) = infra::broker().await?;
     eprintln!("kafka: {bootstrap}");
     let producer = app.producer(&kafka)?;
     for (listener, version, lane) in [

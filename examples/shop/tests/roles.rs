@@ -1,13 +1,14 @@
 //! The shop split into one process per service (`shop --role`), the way docker-compose runs
 //! it: the services find each other only through their addresses, and the Kafka handover runs
-//! between consumer processes. Real PostgreSQL and Redis, a mock broker hosted by the test.
+//! between consumer processes. Real PostgreSQL and Redis; each Kafka broker (a mock hosted by
+//! the test, and the real one `GRAYLANE_KAFKA_BROKERS` names).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use graylane_testkit::kafka::MockBroker;
+use graylane_testkit::kafka::TestBroker;
 use graylane_testkit::services::{postgres_url, unique};
 use shop::Customer;
 
@@ -111,13 +112,18 @@ async fn orders_in(db: &sqlx::PgPool, schema: &str, id: &str) -> i64 {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_process_per_service_keeps_the_lane() {
-    let broker = MockBroker::start(1).unwrap();
-    broker.create_topic("shop.orders", 4).unwrap();
-    broker.create_topic("shop.graylane-control", 1).unwrap();
-    let bootstrap = broker.bootstrap();
-    let kafka = [("GRAYLANE_KAFKA_BROKERS", bootstrap.as_str())];
+graylane_testkit::kafka_tests!(one_process_per_service_keeps_the_lane);
+
+async fn one_process_per_service_keeps_the_lane(broker: TestBroker) {
+    // One run at a time: both runs migrate and share the shop's schemas.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // A real broker gets the shop's topics from the shop itself, as users' brokers do.
+    if !broker.is_real() {
+        broker.create_topic("shop.orders", 4).unwrap();
+        broker.create_topic("shop.graylane-control", 1).unwrap();
+    }
+    let kafka = [("GRAYLANE_KAFKA_BROKERS", broker.bootstrap())];
 
     let migrate = Command::new(env!("CARGO_BIN_EXE_shop"))
         .args(["--role", "migrate"])
