@@ -18,8 +18,8 @@ use graylane_kafka::{LaneConsumer, LaneProducer};
 use graylane_otel::{LaneTraceLayer, composite, consumer_span, inject_current};
 use graylane_testkit::grpc::Text;
 use graylane_testkit::kafka::TestBroker;
-use graylane_testkit::services::unique;
 use graylane_testkit::otel::spans;
+use graylane_testkit::services::unique;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -143,7 +143,11 @@ fn lane_of(span: &SpanData) -> Vec<String> {
 /// Runs one checkout through every hop and returns its spans. The trace id is `trace_id` with
 /// its last digit set by the broker, so that runs on different brokers in one process (one span
 /// exporter) stay apart.
-async fn one_trace(broker: TestBroker, lane_headers: &[(&str, &str)], trace_id: &str) -> Vec<SpanData> {
+async fn one_trace(
+    broker: TestBroker,
+    lane_headers: &[(&str, &str)],
+    trace_id: &str,
+) -> Vec<SpanData> {
     spans(propagator);
     let trace_id = &format!("{}{}", &trace_id[..31], broker.flavor() as u8);
     let topic = unique("orders");

@@ -37,7 +37,7 @@ async fn start(mirror_percent: f64) -> Shop {
     })
     .await
     .unwrap();
-    shop.gray_fulfillment_ready().await.unwrap();
+    shop.fulfillment_ready().await.unwrap();
     shop
 }
 
@@ -207,7 +207,7 @@ async fn every_way_into_a_lane_request_by_request() {
     );
     landed(&shop, &id, "gray", "truck").await;
     shop.start_gray_fulfillment().await.unwrap();
-    shop.gray_fulfillment_ready().await.unwrap();
+    shop.fulfillment_ready().await.unwrap();
     let id = format!("{run}-restarted");
     assert_eq!(
         checkout(&shop, &id, &base_user, &[("x-user-group", "beta")]).await,

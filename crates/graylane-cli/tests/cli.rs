@@ -501,7 +501,10 @@ async fn audit_finds_lane_records_without_the_lane_on_kafka(
     ];
     let (code, stdout, stderr) = text(&graylane(&args));
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(stdout.contains(&format!("2  kafka topic {topic}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("2  kafka topic {topic}")),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!(
             "LEAK              1  kafka topic {topic} (records without the lane)"

@@ -200,7 +200,11 @@ impl Control {
             lanes.clone(),
         ));
         let mut producer = config.clone();
-        producer.set("linger.ms", "0");
+        // `send`'s timeout bounds the wait for room in the queue; delivery waits up to
+        // `message.timeout.ms` (librdkafka's default: 300 s), while base handles nothing.
+        producer
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", CONTROL_SEND.as_millis().to_string());
         let producer: FutureProducer = off_runtime(move || producer.create()).await?;
         Ok(Control {
             group: group.to_owned(),

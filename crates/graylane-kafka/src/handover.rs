@@ -198,18 +198,26 @@ pub(crate) struct LaneCursor {
     done: i64,
     /// The first of this lane's messages seen without a known grant.
     pub(crate) pending: Option<i64>,
+    /// Whether a record has been read with a grant known in this assignment. The first one
+    /// below the grant moves the consumer up to it: a lane group starts at the log's start
+    /// (or at an old commit), never past what it owns, and need not read what precedes it.
+    aligned: bool,
 }
 
 impl LaneCursor {
     /// The action for a message of `lane` at `o` in a consumer of lane `me`, given the start of
     /// the open grant (`None` when there is none or this consumer is fenced).
     pub(crate) fn decide(&mut self, me: Lane, lane: Lane, o: i64, open: Option<i64>) -> LaneAction {
-        if let Some(from) = open
-            && let Some(back) = self.granted(from, o)
-        {
-            // Messages it waited on are behind this one: go back for them first, or `done`
-            // would skip them.
-            return LaneAction::Seek(back);
+        if let Some(from) = open {
+            let first = !std::mem::replace(&mut self.aligned, true);
+            if let Some(back) = self.granted(from, o) {
+                // Messages it waited on are behind this one: go back for them first, or `done`
+                // would skip them.
+                return LaneAction::Seek(back);
+            }
+            if first && o < from {
+                return LaneAction::Seek(from);
+            }
         }
         if lane != me {
             return LaneAction::Skip;
@@ -330,6 +338,19 @@ mod tests {
         assert_eq!(c.decide(g, g, 3, Some(2)), LaneAction::Process);
         assert_eq!(c.decide(g, g, 3, Some(2)), LaneAction::Skip, "never twice");
         assert_eq!(c.committable(4), 4);
+    }
+
+    #[test]
+    fn lane_starting_below_its_grant_moves_up_to_it() {
+        let g = gray();
+        // From the log's start (or an old commit): up to the grant at once.
+        let mut c = LaneCursor::default();
+        assert_eq!(c.decide(g, Lane::BASE, 0, Some(5)), LaneAction::Seek(5));
+        assert_eq!(c.decide(g, g, 5, Some(5)), LaneAction::Process);
+        // From a commit past the grant's start: what it processed before stays processed.
+        let mut c = LaneCursor::default();
+        assert_eq!(c.decide(g, g, 7, Some(5)), LaneAction::Process);
+        assert_eq!(c.decide(g, g, 6, Some(5)), LaneAction::Skip, "never twice");
     }
 
     proptest! {

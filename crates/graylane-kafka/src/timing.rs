@@ -64,7 +64,8 @@ impl Timing {
 pub(crate) const CATCH_UP: Duration = Duration::from_secs(10);
 /// How often a catch-up looks whether the control reader has got there.
 pub(crate) const CATCH_UP_POLL: Duration = Duration::from_millis(2);
-/// A control record waiting in the producer's queue.
+/// A control record's send: waiting in the producer's queue, and (as `message.timeout.ms`) being
+/// delivered; a consumer writing one handles nothing meanwhile.
 pub(crate) const CONTROL_SEND: Duration = Duration::from_secs(10);
 /// One request to the broker about the control topic: its metadata, its high watermark.
 pub(crate) const CONTROL_CALL: Duration = Duration::from_secs(10);
@@ -81,3 +82,10 @@ pub(crate) const FINAL_COMMIT_POLL: Duration = Duration::from_millis(100);
 pub(crate) const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 /// After an error from the control topic's reader before reading again.
 pub(crate) const CONTROL_READ_BACKOFF: Duration = Duration::from_millis(20);
+/// The first pause before retrying a failed call a record waits on (a seek, a control-topic
+/// read); it doubles up to [`RETRY_MAX`].
+pub(crate) const RETRY_FIRST: Duration = Duration::from_millis(20);
+/// The longest pause between two retries.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(1);
+/// How often a failure that goes on is logged again.
+pub(crate) const RETRY_LOG_EVERY: Duration = Duration::from_secs(10);

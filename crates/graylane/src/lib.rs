@@ -42,9 +42,9 @@ pub use graylane_http as http;
 #[deprecated(note = "renamed to `graylane::http`")]
 #[allow(deprecated)]
 pub mod layers {
+    pub use graylane_http::{BoxError, OutboundRequest, mirror, router, server};
     #[cfg(feature = "axum")]
     pub use graylane_http::{MissingLaneLayer, RequestLane};
-    pub use graylane_http::{BoxError, OutboundRequest, mirror, router, server};
 
     macro_rules! renamed {
         ($($name:ident $(<$($p:tt),+>)?),+ $(,)?) => {$(

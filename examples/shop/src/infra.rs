@@ -107,10 +107,13 @@ const BROKERS: &str = "GRAYLANE_KAFKA_BROKERS";
 /// Kafka: the broker [`BROKERS`] names (with the shop's topics created when missing), or else
 /// an embedded one with the shop's topics (kept alive by the returned [`MockBroker`]); and a
 /// line saying which.
-pub(crate) async fn broker()
--> Result<(rdkafka::ClientConfig, Option<MockBroker>, String), BoxError> {
+pub(crate) async fn broker() -> Result<(rdkafka::ClientConfig, Option<MockBroker>, String), BoxError>
+{
     if let Some(config) = shared_broker().await? {
-        let brokers = config.get("bootstrap.servers").unwrap_or_default().to_owned();
+        let brokers = config
+            .get("bootstrap.servers")
+            .unwrap_or_default()
+            .to_owned();
         return Ok((config, None, brokers));
     }
     let broker = MockBroker::start(1)?;

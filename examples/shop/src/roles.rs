@@ -67,7 +67,8 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
         "inventory" => serve_inventory(&app, &hops, &listen).await?,
         "orders" => serve_orders(&app, &hops, &listen, lane).await?,
         "fulfillment" => {
-            consumer = Some(fulfillment::spawn(&app, &shared_broker(role).await?, lane, &hops).await?);
+            consumer =
+                Some(fulfillment::spawn(&app, &shared_broker(role).await?, lane, &hops).await?);
             println!(
                 "shop fulfillment {} (lane {lane}) consuming {TOPIC}",
                 version_of(lane)

@@ -85,12 +85,27 @@ impl Shop {
         self.redis.clone()
     }
 
-    /// Stops the gray `fulfillment` consumer gracefully (base takes its messages over).
+    /// Stops the gray `fulfillment` consumer gracefully, and waits until base has taken its
+    /// partitions back (it handles the gray messages from then on). Base releases a stopped
+    /// lane within a tick, unless other instances of the lane still look live: right after
+    /// base starts, those of earlier runs whose heartbeats it read on a real broker's control
+    /// topic count as live until their lease has passed.
     pub async fn stop_gray_fulfillment(&mut self) -> Result<(), BoxError> {
         let gray = Lane::new("gray")?;
         if let Some(i) = self.fulfillment.iter().position(|h| h.lane() == gray) {
             let stats = self.fulfillment.remove(i).stop().await?;
             self.gray_before += stats.processed;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .fulfillment
+            .iter()
+            .any(|h| h.lane().is_base() && h.stats().granted > 0)
+        {
+            if Instant::now() > deadline {
+                return Err("base did not take the gray partitions back in 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok(())
     }
@@ -103,25 +118,41 @@ impl Shop {
         Ok(())
     }
 
-    /// Waits until base has granted the gray consumer every partition (right after
-    /// [`start`](Self::start_gray_fulfillment), gray messages are still base's).
-    pub async fn gray_fulfillment_ready(&self) -> Result<(), BoxError> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    /// Waits until the fulfillment consumers are ready for traffic: every consumer's group has
+    /// given it its partitions, and base has granted every partition to the gray consumer when
+    /// one runs. Right after [`start`](Self::start_gray_fulfillment) gray messages are still
+    /// base's, and on a broker with an initial rebalance delay (Apache Kafka's default: 3 s)
+    /// a group takes that long to form.
+    pub async fn fulfillment_ready(&self) -> Result<(), BoxError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let all = PARTITIONS as u64;
         loop {
-            let base = self.fulfillment.iter().find(|h| h.lane().is_base());
-            let stats = base.map(ConsumerHandle::stats).unwrap_or_default();
-            if stats.grants.saturating_sub(stats.releases) >= PARTITIONS as u64 {
+            let formed = self.fulfillment.iter().all(|h| h.stats().partitions == all);
+            // A grant may be older than this run: what counts is that the gray consumer holds
+            // every partition now.
+            let granted = self
+                .fulfillment
+                .iter()
+                .filter(|h| !h.lane().is_base())
+                .all(|h| h.stats().granted == all);
+            if formed && granted {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err("the gray consumer was not granted its partitions in 10 s".into());
+                return Err(format!(
+                    "fulfillment not ready in 30 s (groups formed: {formed}, gray granted: \
+                     {granted})"
+                )
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
-    /// Stops the consumers gracefully.
+    /// Stops the consumers gracefully, lane consumers first.
     pub async fn shutdown(mut self) -> Result<(), BoxError> {
+        // Lane consumers first: base, still running, takes their partitions back.
+        self.fulfillment.sort_by_key(|h| h.lane().is_base());
         for h in self.fulfillment.drain(..) {
             h.stop().await?;
         }

@@ -1,8 +1,12 @@
-//! The demo is the proof: run it (small traffic) against the real PostgreSQL and Redis and the
-//! embedded broker, and hold it to its audit line.
+//! The demo is the proof: run it (small traffic) against the real PostgreSQL and Redis, on each
+//! Kafka broker (its embedded one, and the real one `GRAYLANE_KAFKA_BROKERS` names), and hold it
+//! to its audit line.
 
 use std::process::Command;
 
+use graylane_testkit::kafka::TestBroker;
+
+/// The shop on its embedded broker.
 fn shop() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
     cmd.env_remove("GRAYLANE_KAFKA_BROKERS");
@@ -18,9 +22,18 @@ fn field(line: &str, key: &str) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn gray_traffic_and_data_stay_gray_and_nothing_is_lost() {
-    let out = shop().env("SHOP_REQUESTS", "160").output().unwrap();
+graylane_testkit::kafka_tests!(gray_traffic_and_data_stay_gray_and_nothing_is_lost);
+
+async fn gray_traffic_and_data_stay_gray_and_nothing_is_lost(broker: TestBroker) {
+    // One demo at a time: each provisions the shop's schemas, and a run is named by the second
+    // it started in.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut shop = shop();
+    if broker.is_real() {
+        shop.env("GRAYLANE_KAFKA_BROKERS", broker.bootstrap());
+    }
+    let out = shop.env("SHOP_REQUESTS", "160").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last = stdout.lines().last().unwrap_or_default();
@@ -32,6 +45,8 @@ fn gray_traffic_and_data_stay_gray_and_nothing_is_lost() {
     assert!(last.starts_with("lane audit: requests=160 "), "{last}");
     assert_eq!(field(last, "lost"), 0, "{stdout}");
     assert_eq!(field(last, "leaks"), 0, "{stdout}");
+    assert_eq!(field(last, "idle"), 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("gray consumer share: shipped "), "{stdout}");
     // Beta users, testers and the sticky 10% are gray: well over a third of the traffic.
     assert!(field(last, "gray") >= 160 * 3 / 10, "{last}");
     // gateway and inventory have no gray version: every gray request falls back there.

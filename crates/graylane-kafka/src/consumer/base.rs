@@ -78,7 +78,7 @@ impl BaseRole {
         let now = Instant::now();
         let lanes: Vec<Lane> = core.control.lanes().non_base().collect();
         let keys: Vec<PartitionKey> = core.parts.keys().copied().collect();
-        for lane in lanes {
+        for &lane in &lanes {
             let mut live = core.control.lock().live(lane, now, core.timing.grace);
             let granted = keys.iter().any(|k| {
                 core.control
@@ -113,6 +113,19 @@ impl BaseRole {
                 }
             }
         }
+        let state = core.control.lock();
+        let granted = lanes
+            .iter()
+            .flat_map(|&lane| keys.iter().map(move |k| (lane, k)))
+            .filter(|(lane, k)| {
+                state
+                    .owned(*lane, &core.topics[k.topic], k.partition)
+                    .is_some_and(|o| o.intervals.open_from().is_some())
+            })
+            .count();
+        core.counters
+            .granted
+            .store(granted as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -178,16 +191,16 @@ async fn grant(
     mut intervals: Intervals,
 ) -> KafkaResult<()> {
     let topic = core.topics[key.topic].clone();
-    // Base has handled nothing at or past its next offset; if it has not received anything
-    // yet, everything it will receive is below the high watermark.
-    let position = match core.parts.get(&key).and_then(|part| part.next) {
+    let next = core.parts.get(&key).and_then(|part| part.next);
+    let position = match next {
         Some(next) => next,
         None => {
-            let (consumer, topic) = (consumer.clone(), topic.clone());
-            let p = key.partition;
-            off_runtime(move || consumer.fetch_watermarks(&topic, p, BROKER_CALL))
+            let (c, t, p) = (consumer.clone(), topic.clone(), key.partition);
+            let high = off_runtime(move || c.fetch_watermarks(&t, p, BROKER_CALL))
                 .await?
-                .1
+                .1;
+            let committed = committed(consumer.clone(), &topic, key.partition).await?;
+            unreceived_grant(high, committed)
         }
     };
     intervals.grant(position.max(intervals.end()));
@@ -196,6 +209,15 @@ async fn grant(
         .await?;
     bump(&core.counters.grants);
     Ok(())
+}
+
+/// Where to grant a partition on which base has received nothing in this assignment: at or past
+/// everything it has proven it handled (its group's committed offset) and everything it may
+/// still receive from before the grant (the high watermark). A watermark alone can be below
+/// the commit — a lagging `ListOffsets` answer, or a race with base's own commit — and would
+/// hand the lane records base already handled.
+fn unreceived_grant(high_watermark: i64, committed: Option<i64>) -> i64 {
+    committed.map_or(high_watermark, |c| c.max(high_watermark))
 }
 
 /// The committed offset of `consumer`'s group on a partition, off the runtime.
@@ -217,4 +239,17 @@ where
             }))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreceived_grant;
+
+    #[test]
+    fn a_grant_without_a_received_record_is_past_what_base_committed() {
+        assert_eq!(unreceived_grant(40, None), 40);
+        assert_eq!(unreceived_grant(40, Some(12)), 40);
+        // A watermark behind the commit: the commit is what base proved.
+        assert_eq!(unreceived_grant(7, Some(12)), 12);
+    }
 }

@@ -17,7 +17,7 @@ use super::ConsumerHandle;
 use super::base::BaseRole;
 use super::lane::LaneRole;
 use super::rebalance::Callbacks;
-use super::run::{Core, DataConsumer, Role, Runner, run};
+use super::run::{Core, DataConsumer, Role, Runner, Trouble, run};
 use super::stats::Counters;
 use crate::blocking::off_runtime;
 use crate::control::Control;
@@ -174,6 +174,12 @@ impl LaneConsumerBuilder {
         let crashed = Arc::new(AtomicBool::new(false));
         let callbacks = Callbacks::new(self.topics.clone(), crashed.clone());
         let mut data = self.config.clone();
+        if !self.lane.is_base() {
+            // A lane group is graylane's own: it must start no later than the grant base gives
+            // it, which may be below the partition's end (base lags). `latest` would lose the
+            // records in between; from the start, the first record moves it up to the grant.
+            data.set("auto.offset.reset", "earliest");
+        }
         data.set("group.id", self.group_of(self.lane))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -204,6 +210,8 @@ impl LaneConsumerBuilder {
             },
             role,
             last_commit: Instant::now(),
+            catch_up_due: false,
+            trouble: Trouble::default(),
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = tokio::spawn(run(Arc::new(consumer), runner, handler, stop_rx));

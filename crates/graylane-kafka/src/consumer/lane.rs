@@ -91,6 +91,22 @@ impl LaneRole {
         core: &mut Core,
         consumer: &Arc<DataConsumer>,
     ) -> KafkaResult<()> {
+        let granted = if self.lease.valid() {
+            let state = core.control.lock();
+            core.parts
+                .keys()
+                .filter(|k| {
+                    state
+                        .owned(self.lane, &core.topics[k.topic], k.partition)
+                        .is_some_and(|o| o.intervals.open_from().is_some())
+                })
+                .count()
+        } else {
+            0
+        };
+        core.counters
+            .granted
+            .store(granted as u64, std::sync::atomic::Ordering::Relaxed);
         if !self.lease.valid() {
             return Ok(());
         }

@@ -24,7 +24,8 @@ use crate::blocking::off_runtime;
 use crate::carrier::extract_from;
 use crate::control::Control;
 use crate::timing::{
-    BROKER_CALL, CATCH_UP, ERROR_BACKOFF, FINAL_COMMIT, FINAL_COMMIT_POLL, Timing,
+    BROKER_CALL, CATCH_UP, ERROR_BACKOFF, FINAL_COMMIT, FINAL_COMMIT_POLL, RETRY_FIRST,
+    RETRY_LOG_EVERY, RETRY_MAX, Timing,
 };
 
 /// The consumer of the data topics.
@@ -75,6 +76,60 @@ pub(super) struct Runner {
     pub(super) core: Core,
     pub(super) role: Role,
     pub(super) last_commit: Instant,
+    /// A base consumer was given partitions and has not yet read the control topic up to
+    /// what their previous owner wrote.
+    pub(super) catch_up_due: bool,
+    pub(super) trouble: Trouble,
+}
+
+/// Errors of the broker and control-topic calls the loop makes. None of them ends the
+/// consumer: the call is retried (a tick's at the next tick, a record's with backoff before
+/// the record is decided), so that an outage pauses handling and it resumes when the broker is
+/// back. Logged when they start, every [`RETRY_LOG_EVERY`] while they last, and when they end.
+#[derive(Debug, Default)]
+pub(super) struct Trouble {
+    since: Option<Instant>,
+    last_log: Option<Instant>,
+    count: u64,
+}
+
+impl Trouble {
+    fn failed(&mut self, counters: &Counters, what: &str, e: &KafkaError) {
+        bump(&counters.retries);
+        self.count += 1;
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if self
+            .last_log
+            .is_none_or(|l| now.duration_since(l) >= RETRY_LOG_EVERY)
+        {
+            self.last_log = Some(now);
+            tracing::warn!(
+                error = %e,
+                failures = self.count,
+                for_ms = u64::try_from(now.duration_since(since).as_millis()).unwrap_or(u64::MAX),
+                "graylane lane consumer: {what} failed; retrying"
+            );
+        }
+    }
+
+    fn recovered(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                failures = self.count,
+                after_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "graylane lane consumer: recovered"
+            );
+            self.count = 0;
+            self.last_log = None;
+        }
+    }
+}
+
+/// The pause before the `n`th retry in a row of a record's call: doubling from
+/// [`RETRY_FIRST`] up to [`RETRY_MAX`].
+fn backoff(n: u32) -> std::time::Duration {
+    RETRY_FIRST.saturating_mul(1 << n.min(16)).min(RETRY_MAX)
 }
 
 pub(super) async fn run<F, Fut>(
@@ -96,10 +151,13 @@ where
         tokio::select! {
             biased;
             _ = &mut stop => break,
-            _ = tick.tick() => runner.on_tick(&consumer).await?,
+            _ = tick.tick() => match runner.on_tick(&consumer).await {
+                Ok(()) => runner.trouble.recovered(),
+                Err(e) => runner.trouble.failed(&runner.core.counters, "a tick", &e),
+            },
             message = messages.next() => match message {
                 Some(Ok(m)) => {
-                    runner.on_message(&consumer, m, &mut handler).await?;
+                    runner.on_message(&consumer, m, &mut handler).await;
                     // Records librdkafka has already fetched are handled without going back
                     // through the `select!` (its polls cost more than a record's handling),
                     // a batch bounded in count and in time (slow handlers: a tick at most) so
@@ -112,7 +170,7 @@ where
                         }
                         match ready_now(messages.next()) {
                             Some(Some(Ok(m))) => {
-                                runner.on_message(&consumer, m, &mut handler).await?
+                                runner.on_message(&consumer, m, &mut handler).await;
                             }
                             _ => break,
                         }
@@ -190,16 +248,17 @@ pub(super) async fn seek(
 }
 
 impl Runner {
-    async fn apply_events(&mut self, consumer: &DataConsumer) -> KafkaResult<()> {
+    fn apply_events(&mut self, consumer: &DataConsumer) {
         let callbacks = consumer.context();
-        let mut assigned = false;
         for event in callbacks.take_events() {
             match event {
                 Assignment::Assigned(keys) => {
                     for key in keys {
                         let commit = callbacks.offset(key).unwrap_or_default();
                         self.core.parts.insert(key, Partition::new(commit));
-                        assigned = true;
+                        // The previous owner's grants and releases happened before it gave
+                        // the partitions up: base reads them before deciding anything.
+                        self.catch_up_due |= matches!(self.role, Role::Base(_));
                     }
                 }
                 Assignment::Revoked(keys) => {
@@ -213,12 +272,38 @@ impl Runner {
             .counters
             .partitions
             .store(self.core.parts.len() as u64, Ordering::Relaxed);
-        if assigned && matches!(self.role, Role::Base(_)) {
-            // The previous owner's grants and releases happened before it gave the partitions
-            // up: read them before deciding anything.
+    }
+
+    async fn catch_up(&mut self) -> KafkaResult<()> {
+        if self.catch_up_due {
             self.core.control.catch_up(CATCH_UP).await?;
+            self.catch_up_due = false;
         }
         Ok(())
+    }
+
+    /// Runs a call a record's decision needs until it succeeds: the record waits, it is never
+    /// decided without it.
+    async fn until_ok<T, Fut: Future<Output = KafkaResult<T>>>(
+        trouble: &mut Trouble,
+        counters: &Counters,
+        what: &str,
+        mut call: impl FnMut() -> Fut,
+    ) -> T {
+        let mut n = 0;
+        loop {
+            match call().await {
+                Ok(v) => {
+                    trouble.recovered();
+                    return v;
+                }
+                Err(e) => {
+                    trouble.failed(counters, what, &e);
+                    tokio::time::sleep(backoff(n)).await;
+                    n += 1;
+                }
+            }
+        }
     }
 
     async fn on_message<F, Fut>(
@@ -226,15 +311,25 @@ impl Runner {
         consumer: &Arc<DataConsumer>,
         m: BorrowedMessage<'_>,
         handler: &mut F,
-    ) -> KafkaResult<()>
-    where
+    ) where
         F: FnMut(OwnedMessage) -> Fut,
         Fut: Future<Output = ()>,
     {
         // A plain load first: the swap's locked write is paid only after a rebalance.
         let dirty = &consumer.context().dirty;
         if dirty.load(Ordering::Acquire) && dirty.swap(false, Ordering::AcqRel) {
-            self.apply_events(consumer).await?;
+            self.apply_events(consumer);
+        }
+        if self.catch_up_due {
+            let control = self.core.control.clone();
+            Self::until_ok(
+                &mut self.trouble,
+                &self.core.counters,
+                "reading the control topic",
+                || control.catch_up(CATCH_UP),
+            )
+            .await;
+            self.catch_up_due = false;
         }
         let core = &mut self.core;
         // Reading a record's topic name costs a `strlen` and a UTF-8 check: only compare names
@@ -243,7 +338,7 @@ impl Runner {
             1 => 0,
             _ => match core.topics.iter().position(|t| t == m.topic()) {
                 Some(t) => t,
-                None => return Ok(()),
+                None => return,
             },
         };
         let key = PartitionKey {
@@ -252,7 +347,7 @@ impl Runner {
         };
         let Some(part) = core.parts.get_mut(&key) else {
             // Delivered after a revoke: the new owner handles it.
-            return Ok(());
+            return;
         };
         let at = At {
             topic: &core.topics[topic],
@@ -271,9 +366,12 @@ impl Runner {
         };
         let committable = match verdict {
             Verdict::SeekBack(back) => {
-                seek(consumer, at.topic, at.partition, back).await?;
+                Self::until_ok(&mut self.trouble, &core.counters, "a seek", || {
+                    seek(consumer, at.topic, at.partition, back)
+                })
+                .await;
                 part.next = Some(back);
-                return Ok(());
+                return;
             }
             Verdict::Handle(ctx, committable) => {
                 // The handler's synchronous part runs in the lane too, not only its future: it
@@ -298,13 +396,13 @@ impl Runner {
         if let Some(c) = committable {
             part.commit.store(c, Ordering::Release);
         }
-        Ok(())
     }
 
     async fn on_tick(&mut self, consumer: &Arc<DataConsumer>) -> KafkaResult<()> {
         if consumer.context().dirty.swap(false, Ordering::AcqRel) {
-            self.apply_events(consumer).await?;
+            self.apply_events(consumer);
         }
+        self.catch_up().await?;
         match &mut self.role {
             Role::Base(base) => base.tick(&mut self.core, consumer).await?,
             Role::Lane(lane) => lane.tick(&mut self.core, consumer).await?,

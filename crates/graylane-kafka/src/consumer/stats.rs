@@ -20,6 +20,13 @@ pub struct ConsumerStats {
     pub releases: u64,
     /// Partitions currently assigned to this consumer.
     pub partitions: u64,
+    /// Partitions granted to a lane, as of the last tick: of a base consumer's partitions,
+    /// those a lane owns (one per lane and partition); of a lane consumer's, those its lane
+    /// owns. A lane consumer is ready when this equals `partitions`.
+    pub granted: u64,
+    /// Failed broker or control-topic calls, retried (an outage pauses the consumer; it does
+    /// not end it).
+    pub retries: u64,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +38,8 @@ pub(super) struct Counters {
     pub(super) grants: AtomicU64,
     pub(super) releases: AtomicU64,
     pub(super) partitions: AtomicU64,
+    pub(super) granted: AtomicU64,
+    pub(super) retries: AtomicU64,
 }
 
 impl Counters {
@@ -44,6 +53,8 @@ impl Counters {
             grants: get(&self.grants),
             releases: get(&self.releases),
             partitions: get(&self.partitions),
+            granted: get(&self.granted),
+            retries: get(&self.retries),
         }
     }
 }

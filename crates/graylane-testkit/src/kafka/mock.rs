@@ -33,7 +33,9 @@ impl MockBroker {
         Ok(MockBroker { client })
     }
 
-    fn cluster(
+    /// The mock cluster, for fault injection: partition leaders, brokers down and up, group
+    /// coordinators, request errors (rdkafka's [`MockCluster`](rdkafka::mocking::MockCluster)).
+    pub fn cluster(
         &self,
     ) -> rdkafka::mocking::MockCluster<'_, rdkafka::producer::DefaultProducerContext> {
         self.client

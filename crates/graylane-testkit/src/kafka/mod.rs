@@ -102,10 +102,17 @@ impl TestBroker {
             _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
                 "CI=true and {var} names no broker: start one with `scripts/kafka up{}` and \
                  export the line it prints",
-                if flavor == Flavor::Stock { " --stock" } else { "" }
+                if flavor == Flavor::Stock {
+                    " --stock"
+                } else {
+                    ""
+                }
             ),
             _ => {
-                eprintln!("skipped on the {} broker: {var} is not set", flavor.as_str());
+                eprintln!(
+                    "skipped on the {} broker: {var} is not set",
+                    flavor.as_str()
+                );
                 None
             }
         }

@@ -4,7 +4,9 @@
 //! reservations (two: for the order, for the pick) and its shipment (one), and its lane's
 //! Redis namespace its cached status: anything missing is **lost**. Any of them in the other
 //! lane's storage, a forged lane header that changed a lane, and a mirror copy that wrote base
-//! data are **leaks**. [`gather`] reads the storage, [`judge`] decides, without I/O.
+//! data are **leaks**. A lane version (an HTTP or gRPC service, a Kafka consumer) that ran while
+//! its lane's traffic flowed and handled none of it is **idle**: a release that never ran.
+//! [`gather`] reads the storage; [`judge`] and [`idle`] decide, without I/O.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,6 +17,7 @@ use graylane::spec::LaneSpec;
 use graylane::sqlx::quote_ident;
 use graylane::{Edge, Lane};
 
+use super::hops::Hop;
 use super::traffic::{Kind, Sent};
 use crate::infra::BASE_SCHEMA;
 
@@ -70,6 +73,8 @@ pub(crate) struct Evidence {
     pub(crate) mirrored: HashSet<String>,
     /// Rows that mirror copies wrote in base: each one is a leak.
     pub(crate) mirrored_in_base: u64,
+    /// The carrier of each live gray shipment (`drone`: fulfillment v2, `truck`: v1).
+    pub(crate) gray_carriers: HashMap<String, String>,
 }
 
 /// Reads what the run `run` left in `stores`.
@@ -97,6 +102,16 @@ pub(crate) async fn gather(
         let rows = ids(admin, &stores[0].schema, table, run, true).await?;
         evidence.mirrored_in_base += rows.len() as u64;
     }
+    let sql = format!(
+        "SELECT request_id, carrier FROM {}.shipments WHERE request_id LIKE $1 AND NOT mirror",
+        quote_ident(&stores[1].schema)
+    );
+    evidence.gray_carriers = sqlx::query_as(&sql)
+        .bind(format!("{run}-%"))
+        .fetch_all(admin)
+        .await?
+        .into_iter()
+        .collect();
     Ok(evidence)
 }
 
@@ -107,13 +122,63 @@ pub(crate) struct Audit {
     pub(crate) lost: u64,
     /// Pieces of data where they do not belong.
     pub(crate) leaks: u64,
+    /// Lane versions that handled none of their lane's traffic (see [`idle`]).
+    pub(crate) idle: u64,
 }
 
 impl Audit {
-    /// Nothing lost, nothing leaked.
+    /// Nothing lost, nothing leaked, no lane version idle.
     pub(crate) fn is_clean(&self) -> bool {
-        self.lost == 0 && self.leaks == 0
+        self.lost == 0 && self.leaks == 0 && self.idle == 0
     }
+}
+
+/// The lane versions of `spec` (`service@lane`) that handled none of their lane's traffic,
+/// by the `hops` they recorded, while `sent` carried some of it. Every version of the demo runs
+/// while traffic flows (the gray consumer with a pause in the middle), so one that handled
+/// nothing never got its lane's traffic: a broken release, however clean its data.
+pub(crate) fn idle(spec: &LaneSpec, hops: &[(Hop, u64)], sent: &[Sent]) -> Vec<String> {
+    let mut idle = Vec::new();
+    for def in spec.lanes.iter().filter(|l| !l.name.is_base()) {
+        let lane = def.name.as_str();
+        if !sent.iter().any(|s| s.ok && s.lane == lane) {
+            continue;
+        }
+        for service in &def.services {
+            let handled: u64 = hops
+                .iter()
+                .filter(|((s, _, requested, served), _)| {
+                    s == service && requested == lane && served == lane
+                })
+                .map(|(_, n)| n)
+                .sum();
+            if handled == 0 {
+                idle.push(format!("{service}@{lane}"));
+            }
+        }
+    }
+    idle
+}
+
+/// Of the gray requests sent while the gray consumer ran with its partitions granted, how many
+/// it shipped itself (the rest base shipped for it): `(shipped by gray, sent)`. Requests sent
+/// just before it stopped may be left to base, so this is a share, not a check.
+pub(crate) fn gray_consumer_share(sent: &[Sent], evidence: &Evidence) -> (usize, usize) {
+    let while_held: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.ok && s.lane == "gray" && s.gray_consumer)
+        .collect();
+    let by_gray = while_held
+        .iter()
+        .filter(|s| {
+            evidence
+                .gray_carriers
+                .get(&s.request_id)
+                .map(String::as_str)
+                == Some("drone")
+        })
+        .count();
+    (by_gray, while_held.len())
 }
 
 /// Holds every request of `sent` to `evidence`. `edge` says which lane a forger would have
@@ -121,8 +186,8 @@ impl Audit {
 /// request counts nothing in the edge's metrics.
 pub(crate) fn judge(sent: &[Sent], evidence: &Evidence, stores: &[Store; 2], edge: &Edge) -> Audit {
     let mut audit = Audit {
-        lost: 0,
         leaks: evidence.mirrored_in_base,
+        ..Audit::default()
     };
     for s in sent {
         if !s.ok {
@@ -221,6 +286,7 @@ mod tests {
             kind,
             lane: lane.into(),
             ok: true,
+            gray_consumer: true,
         }
     }
 
@@ -257,12 +323,26 @@ mod tests {
             &stores,
             &edge,
         );
-        assert_eq!(audit, Audit { lost: 4, leaks: 4 });
+        assert_eq!(
+            audit,
+            Audit {
+                lost: 4,
+                leaks: 4,
+                idle: 0
+            }
+        );
         // A failed request is lost.
         let mut failed = sent("r-2", Kind::Ordinary, "base");
         failed.ok = false;
         let audit = judge(&[failed], &evidence, &stores, &edge);
-        assert_eq!(audit, Audit { lost: 1, leaks: 0 });
+        assert_eq!(
+            audit,
+            Audit {
+                lost: 1,
+                leaks: 0,
+                idle: 0
+            }
+        );
     }
 
     #[test]
@@ -294,6 +374,42 @@ mod tests {
         let mut forged = sent("r-9", Kind::Forger, "gray");
         forged.user_id = user;
         let audit = judge(&[forged], &evidence, &stores, &edge);
-        assert_eq!(audit, Audit { lost: 0, leaks: 1 });
+        assert_eq!(
+            audit,
+            Audit {
+                lost: 0,
+                leaks: 1,
+                idle: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_lane_version_that_handled_none_of_its_traffic_is_idle() {
+        let spec = crate::app::spec().unwrap();
+        let hop = |service: &'static str, version: &'static str, lane: &str, served: &str| {
+            (service, version, lane.to_owned(), served.to_owned())
+        };
+        let gray_traffic = [sent("r-1", Kind::Beta, "gray")];
+        // Gray requests reached orders v2, but fulfillment v2 handled none: base did.
+        let hops = [
+            (hop("orders", "v2", "gray", "gray"), 5),
+            (hop("fulfillment", "v1", "gray", "base"), 5),
+            (hop("orders", "v2", "gray (mirror)", "gray"), 3),
+        ];
+        assert_eq!(idle(&spec, &hops, &gray_traffic), ["fulfillment@gray"]);
+        // Mirror copies are not the lane's traffic.
+        let mirrored_only = [(hop("orders", "v2", "gray (mirror)", "gray"), 3)];
+        assert_eq!(
+            idle(&spec, &mirrored_only, &gray_traffic),
+            ["orders@gray", "fulfillment@gray"]
+        );
+        let both = [
+            (hop("orders", "v2", "gray", "gray"), 5),
+            (hop("fulfillment", "v2", "gray", "gray"), 5),
+        ];
+        assert!(idle(&spec, &both, &gray_traffic).is_empty());
+        // No gray traffic: nothing to say.
+        assert!(idle(&spec, &[], &[sent("r-0", Kind::Ordinary, "base")]).is_empty());
     }
 }

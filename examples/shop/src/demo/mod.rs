@@ -49,6 +49,9 @@ pub async fn run(demo: Demo) -> Result<ExitCode, BoxError> {
         ..Options::default()
     })
     .await?;
+    // Traffic waits for the consumer groups: a lane version that misses its lane's traffic
+    // would make the run say nothing about it (and the audit counts it idle).
+    shop.fulfillment_ready().await?;
     let run = format!(
         "r{}",
         SystemTime::now()

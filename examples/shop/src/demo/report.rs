@@ -38,15 +38,27 @@ pub(crate) async fn report(
             keys.len()
         );
     }
-    let audit = audit::judge(sent, &evidence, &stores, &shop.app.edge);
+    let (by_gray, while_held) = audit::gray_consumer_share(sent, &evidence);
     println!(
-        "lane audit: requests={} gray={} fallbacks={} mirrored={} lost={} leaks={}",
+        "gray consumer share: shipped {by_gray} of the {while_held} gray orders sent while it held \
+         its partitions ({}%)",
+        (by_gray * 100).checked_div(while_held).unwrap_or(0)
+    );
+    let mut audit = audit::judge(sent, &evidence, &stores, &shop.app.edge);
+    let hops: Vec<_> = shop.hops.snapshot().into_iter().collect();
+    for version in audit::idle(shop.spec(), &hops, sent) {
+        eprintln!("idle: {version} handled none of its lane's traffic");
+        audit.idle += 1;
+    }
+    println!(
+        "lane audit: requests={} gray={} fallbacks={} mirrored={} lost={} leaks={} idle={}",
         sent.len(),
         sent.iter().filter(|s| s.lane == "gray").count(),
         fallbacks,
         mirror.sent,
         audit.lost,
-        audit.leaks
+        audit.leaks,
+        audit.idle
     );
     Ok(if audit.is_clean() {
         ExitCode::SUCCESS

@@ -122,6 +122,9 @@ pub(crate) struct Sent {
     pub(crate) lane: String,
     /// Whether the checkout succeeded.
     pub(crate) ok: bool,
+    /// Whether the gray fulfillment consumer was running, with its partitions granted, when
+    /// the request was sent.
+    pub(crate) gray_consumer: bool,
 }
 
 /// Sends `n` checkouts with ids `{run}-{i}`, eight at a time, stopping the gray fulfillment
@@ -142,9 +145,11 @@ pub(crate) async fn drive(shop: &mut Shop, run: &str, n: usize) -> Result<Vec<Se
     let customer = Customer::new(shop.gateway());
     let mut sent = Vec::with_capacity(n);
     let started = Instant::now();
+    let mut gray_consumer = true;
     for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
         if chunk.contains(&(n * 4 / 10)) {
             shop.stop_gray_fulfillment().await?;
+            gray_consumer = false;
             eprintln!(
                 "  gray fulfillment stopped after {} messages",
                 shop.gray_before
@@ -152,6 +157,8 @@ pub(crate) async fn drive(shop: &mut Shop, run: &str, n: usize) -> Result<Vec<Se
         }
         if chunk.contains(&(n * 7 / 10)) {
             shop.start_gray_fulfillment().await?;
+            shop.fulfillment_ready().await?;
+            gray_consumer = true;
             eprintln!("  gray fulfillment restarted");
         }
         let calls = chunk.iter().map(|&i| {
@@ -175,6 +182,7 @@ pub(crate) async fn drive(shop: &mut Shop, run: &str, n: usize) -> Result<Vec<Se
                     kind,
                     lane: r.lane,
                     ok: r.status.is_success(),
+                    gray_consumer,
                 })
             }
         });
