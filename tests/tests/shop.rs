@@ -31,8 +31,11 @@ const GRAY_PATH: &str = "gateway v1 (lane gray, served base) -> orders v2 (lane 
 async fn start(mirror_percent: f64) -> Shop {
     static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one_at_a_time = STARTING.lock().await;
+    // Shops of concurrent tests would share the real broker's consumer groups: each gets an
+    // embedded one (the demo's test and the roles test run the shop on the real broker).
     let shop = shop::start(Options {
         mirror_percent,
+        embedded_kafka: true,
         ..Options::default()
     })
     .await

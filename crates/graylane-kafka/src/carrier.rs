@@ -25,10 +25,23 @@ impl<H: Headers> Extractor for HeaderExtractor<'_, H> {
 /// (a record has few): `HeaderExtractor` would read them again for every key the propagator
 /// asks for, each time through FFI, `strlen` and a UTF-8 check.
 pub(crate) fn extract_from<H: Headers>(propagator: &Propagator, headers: &H) -> LaneContext {
+    match try_extract_from(propagator, headers) {
+        Ok(ctx) => ctx.unwrap_or_else(LaneContext::base),
+        // Counted as `Propagator::extract` counts it.
+        Err(_) => propagator.extract(&HeaderExtractor(headers)),
+    }
+}
+
+/// Like [`extract_from`], but a refused lane mark (an unknown lane, a malformed or oversized
+/// value) is an error, uncounted, for the consumer to apply its policy to.
+pub(crate) fn try_extract_from<H: Headers>(
+    propagator: &Propagator,
+    headers: &H,
+) -> Result<Option<LaneContext>, graylane_core::Rejection> {
     const READ_ONCE: usize = 4;
     let n = headers.count();
     if n > READ_ONCE {
-        return propagator.extract(&HeaderExtractor(headers));
+        return propagator.try_extract(&HeaderExtractor(headers));
     }
     let mut read: [(&str, Option<&[u8]>); READ_ONCE] = [("", None); READ_ONCE];
     let mut len = 0;
@@ -38,7 +51,7 @@ pub(crate) fn extract_from<H: Headers>(propagator: &Propagator, headers: &H) -> 
             len += 1;
         }
     }
-    propagator.extract(&ReadExtractor(&read[..len]))
+    propagator.try_extract(&ReadExtractor(&read[..len]))
 }
 
 /// Headers already read, first value per key wins (as for [`HeaderExtractor`]).

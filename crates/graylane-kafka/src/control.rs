@@ -20,7 +20,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::blocking::off_runtime;
 use crate::handover::{Instance, Intervals};
-use crate::timing::{CATCH_UP_POLL, CONTROL_CALL, CONTROL_READ_BACKOFF, CONTROL_SEND};
+use crate::timing::{
+    CATCH_UP_POLL, CONTROL_CALL, CONTROL_READ_BACKOFF, CONTROL_SEND, DESCRIBE_CALL,
+};
 
 /// Ownership of one lane on one partition, with the version of the record that set it.
 #[derive(Clone, Debug, Default)]
@@ -185,6 +187,7 @@ impl Control {
                  create it compacted, e.g. kafka-topics --create --topic {topic} --partitions 1 --config cleanup.policy=compact"
             )));
         }
+        check_settings(config, topic).await?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
         reader.assign(&tpl)?;
@@ -296,6 +299,90 @@ impl Control {
         &self.lanes
     }
 }
+
+/// The control topic's settings that the protocol relies on, where the broker answers
+/// DescribeConfigs: it must be compacted (with `delete`, the broker's default, grants vanish
+/// after the retention time and lanes lose ownership they still hold). A broker that does not
+/// answer (librdkafka's mock) is said so once per process.
+async fn check_settings(config: &ClientConfig, topic: &str) -> KafkaResult<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+
+    // Brokers that did not answer, by bootstrap address: asked once per process, since each
+    // question costs the whole wait.
+    static SILENT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let bootstrap = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_owned();
+    let silent = || SILENT.lock().unwrap_or_else(PoisonError::into_inner);
+    if silent().contains(&bootstrap) {
+        return Ok(());
+    }
+    let config = config.clone();
+    let admin: AdminClient<DefaultClientContext> = off_runtime(move || config.create()).await?;
+    let options = AdminOptions::new().request_timeout(Some(DESCRIBE_CALL));
+    let described = tokio::time::timeout(
+        DESCRIBE_CALL,
+        admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options),
+    )
+    .await;
+    let resource = match described {
+        Ok(Ok(mut results)) if results.len() == 1 => results.pop().and_then(Result::ok),
+        _ => None,
+    };
+    let Some(resource) = resource else {
+        tracing::info!(
+            topic,
+            bootstrap,
+            "graylane control topic: the broker did not describe its settings; \
+             cleanup.policy=compact is not checked"
+        );
+        silent().push(bootstrap);
+        return Ok(());
+    };
+    let value = |name: &str| resource.get(name).and_then(|e| e.value.clone());
+    let policy = value("cleanup.policy").unwrap_or_default();
+    if !policy.split(',').any(|p| p.trim() == "compact") {
+        return Err(KafkaError::ClientCreation(format!(
+            "graylane control topic `{topic}` has cleanup.policy={policy}: it must be compact \
+             (grants would be deleted after the retention time); \
+             kafka-configs --alter --entity-type topics --entity-name {topic} \
+             --add-config cleanup.policy=compact"
+        )));
+    }
+    // The active segment is never compacted: until it rolls, every start reads every record
+    // written since.
+    if let Some(ms) = value("segment.ms").and_then(|v| v.parse::<u64>().ok())
+        && ms > RECOMMENDED_SEGMENT_MS
+    {
+        tracing::warn!(
+            topic,
+            segment_ms = ms,
+            "graylane control topic: segment.ms above {RECOMMENDED_SEGMENT_MS} keeps old \
+             heartbeats uncompacted that long, and every start reads them; \
+             set segment.ms={RECOMMENDED_SEGMENT_MS}"
+        );
+    }
+    Ok(())
+}
+
+/// `segment.ms` recommended for a control topic (1 hour): compaction can then drop old
+/// heartbeats within about an hour.
+const RECOMMENDED_SEGMENT_MS: u64 = 3_600_000;
+
+/// The settings to create a control topic with (one partition): compacted, and with segments
+/// that roll hourly so that compaction keeps what a start reads small.
+///
+/// ```
+/// # use rdkafka::admin::{NewTopic, TopicReplication};
+/// let topic = graylane_kafka::CONTROL_TOPIC_SETTINGS
+///     .iter()
+///     .fold(NewTopic::new("graylane-control", 1, TopicReplication::Fixed(3)), |t, (k, v)| t.set(k, v));
+/// # let _ = topic;
+/// ```
+pub const CONTROL_TOPIC_SETTINGS: [(&str, &str); 2] =
+    [("cleanup.policy", "compact"), ("segment.ms", "3600000")];
 
 async fn read_loop(
     reader: Arc<StreamConsumer>,

@@ -50,7 +50,9 @@ mod timing;
 pub use carrier::{HeaderExtractor, lane_of};
 pub use consumer::{
     ConsumerHandle, ConsumerStats, DEFAULT_CONTROL_TOPIC, LaneConsumer, LaneConsumerBuilder,
+    UnknownLanes,
 };
+pub use control::CONTROL_TOPIC_SETTINGS;
 #[allow(deprecated)]
 pub use producer::{LaneProducer, Stamper, stamp_base_record, stamp_headers, stamp_record};
 pub use timing::Timing;

@@ -69,6 +69,9 @@ pub(crate) const CATCH_UP_POLL: Duration = Duration::from_millis(2);
 pub(crate) const CONTROL_SEND: Duration = Duration::from_secs(10);
 /// One request to the broker about the control topic: its metadata, its high watermark.
 pub(crate) const CONTROL_CALL: Duration = Duration::from_secs(10);
+/// DescribeConfigs of the control topic at start-up: a broker answers within milliseconds; one
+/// that does not (librdkafka's mock) is not asked again by the process.
+pub(crate) const DESCRIBE_CALL: Duration = Duration::from_secs(2);
 /// One request to the broker on a consumer's behalf: a seek, a watermark or committed-offset
 /// fetch.
 pub(crate) const BROKER_CALL: Duration = Duration::from_secs(5);

@@ -373,6 +373,131 @@ async fn a_control_topic_outage_pauses_base_and_it_resumes() {
     eprintln!("control outage: base {stats:?}, duplicates={duplicates}");
 }
 
+graylane_testkit::kafka_tests!(records_of_a_lane_the_consumer_does_not_know_never_reach_base_data);
+
+/// A producer whose spec has a lane `blue` the consumers' spec lacks (a rollout, a typo): by
+/// default nobody handles those records (base counts them); a quarantine lane handles them in
+/// that lane's context; `Base` is the old rule, on request.
+async fn records_of_a_lane_the_consumer_does_not_know_never_reach_base_data(broker: TestBroker) {
+    use graylane_kafka::UnknownLanes;
+    use rdkafka::message::{Header, OwnedHeaders};
+
+    let w = World::new(broker, "unknown");
+    for id in 0..30u64 {
+        let id_s = id.to_string();
+        let mut record = FutureRecord::to(&w.topic).key(&id_s).payload(&id_s);
+        if id % 3 == 0 {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "x-gray-lane",
+                value: Some(if id % 2 == 0 { "blue" } else { "Bl;ue" }),
+            }));
+        }
+        w.producer
+            .inner()
+            .send(record, Duration::from_secs(5))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let run = |policy: UnknownLanes, group: String| {
+        let seen = seen.clone();
+        LaneConsumer::builder(w.broker.client_config(), propagator(), group)
+            .topic(&w.topic)
+            .control_topic(&w.control)
+            .timing(timing())
+            .unknown_lanes(policy)
+            .spawn(move |m| {
+                let id: u64 = m.payload_view::<str>().unwrap().unwrap().parse().unwrap();
+                seen.lock()
+                    .unwrap()
+                    .push((id, LaneContext::current().lane()));
+                std::future::ready(())
+            })
+    };
+    let handled = |n: usize| {
+        let seen = seen.clone();
+        async move {
+            until("records handled", Duration::from_secs(30), || {
+                seen.lock().unwrap().len() >= n
+            })
+            .await;
+            std::mem::take(&mut *seen.lock().unwrap())
+        }
+    };
+
+    // Skip: the 20 plain records are handled, the 10 refused ones are not, and are counted.
+    let skip = run(UnknownLanes::default(), unique("skip")).await.unwrap();
+    let got = handled(20).await;
+    until("every record decided", Duration::from_secs(30), || {
+        skip.stats().unknown == 10
+    })
+    .await;
+    let stats = skip.stop().await.unwrap();
+    assert_eq!(stats.processed, 20);
+    assert!(
+        got.iter().all(|(id, lane)| id % 3 != 0 && lane.is_base()),
+        "{got:?}"
+    );
+
+    // A quarantine lane: handled by base in gray's context (no gray consumer runs).
+    let quarantine = run(UnknownLanes::Lane(gray()), unique("quarantine"))
+        .await
+        .unwrap();
+    let got = handled(30).await;
+    let stats = quarantine.stop().await.unwrap();
+    assert_eq!((stats.fallback, stats.unknown), (10, 10));
+    for (id, lane) in got {
+        assert_eq!(
+            lane,
+            if id % 3 == 0 { gray() } else { Lane::BASE },
+            "record {id}"
+        );
+    }
+
+    // Base, on request.
+    let base = run(UnknownLanes::Base, unique("as_base")).await.unwrap();
+    let got = handled(30).await;
+    base.stop().await.unwrap();
+    assert!(got.iter().all(|(_, lane)| lane.is_base()));
+
+    // A quarantine lane must be a configured one.
+    let blue = Lane::new("blue").unwrap();
+    assert!(run(UnknownLanes::Lane(blue), unique("bad")).await.is_err());
+}
+
+graylane_testkit::kafka_tests!(a_control_topic_that_is_not_compacted_is_refused);
+
+/// With `cleanup.policy=delete` (a broker's default for a topic created without settings) the
+/// grants would be deleted after the retention time: where the broker describes the topic's
+/// settings, the consumer refuses to start. The mock does not; there it starts.
+async fn a_control_topic_that_is_not_compacted_is_refused(broker: TestBroker) {
+    let name = unique("deleting");
+    let (topic, control) = (format!("{name}-events"), format!("{name}-control"));
+    broker.create_topic(&topic, 1).unwrap();
+    broker.create_topic(&control, 1).unwrap();
+    let started = Instant::now();
+    let spawned = LaneConsumer::builder(broker.client_config(), propagator(), &name)
+        .topic(&topic)
+        .control_topic(&control)
+        .spawn(|_| std::future::ready(()))
+        .await;
+    if broker.is_real() {
+        let err = spawned.expect_err("refused").to_string();
+        assert!(
+            err.contains("cleanup.policy=delete") && err.contains("compact"),
+            "{err}"
+        );
+    } else {
+        spawned.unwrap().stop().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
 graylane_testkit::kafka_tests!(stock: out_of_the_box_a_lane_consumer_takes_over_and_hands_back);
 
 /// What users get with no tuning: graylane's default `Timing`, and on the stock broker Apache

@@ -1,8 +1,10 @@
 //! Test support for graylane and for the services built on it, the way `tower-test` serves
 //! tower: what graylane's own tests use, published so that yours can use it too.
 //!
-//! - [`kafka::MockBroker`] (feature `kafka`): librdkafka's mock cluster, a real Kafka-protocol
-//!   broker in process on loopback, and the `graylane-kafka-broker` binary that hosts one;
+//! - [`kafka`] (feature `kafka`): Kafka tests written once and run on each broker
+//!   ([`kafka::TestBroker`], [`kafka_tests!`]): librdkafka's mock cluster in process
+//!   ([`kafka::MockBroker`], and the `graylane-kafka-broker` binary that hosts one) and the
+//!   real Apache Kafka brokers the environment names;
 //! - [`services`]: where the local PostgreSQL, MariaDB and Redis are (`scripts/services up`
 //!   starts them; `DATABASE_URL`, `MYSQL_URL`, `REDIS_URL` override), and unique names for a
 //!   test's schemas, databases and keys;

@@ -105,11 +105,12 @@ pub(crate) fn base_options(root: &PgConnectOptions) -> PgConnectOptions {
 const BROKERS: &str = "GRAYLANE_KAFKA_BROKERS";
 
 /// Kafka: the broker [`BROKERS`] names (with the shop's topics created when missing), or else
-/// an embedded one with the shop's topics (kept alive by the returned [`MockBroker`]); and a
-/// line saying which.
-pub(crate) async fn broker() -> Result<(rdkafka::ClientConfig, Option<MockBroker>, String), BoxError>
-{
-    if let Some(config) = shared_broker().await? {
+/// (or when `embedded`) an embedded one with the shop's topics (kept alive by the returned
+/// [`MockBroker`]); and a line saying which.
+pub(crate) async fn broker(
+    embedded: bool,
+) -> Result<(rdkafka::ClientConfig, Option<MockBroker>, String), BoxError> {
+    if !embedded && let Some(config) = shared_broker().await? {
         let brokers = config
             .get("bootstrap.servers")
             .unwrap_or_default()
@@ -154,8 +155,10 @@ async fn create_topics(config: &rdkafka::ClientConfig) -> Result<(), BoxError> {
     };
     let topics: Vec<NewTopic<'_>> = [
         NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1)),
-        NewTopic::new(CONTROL_TOPIC, 1, TopicReplication::Fixed(1))
-            .set("cleanup.policy", "compact"),
+        graylane::kafka::CONTROL_TOPIC_SETTINGS.iter().fold(
+            NewTopic::new(CONTROL_TOPIC, 1, TopicReplication::Fixed(1)),
+            |topic, (key, value)| topic.set(key, value),
+        ),
     ]
     .into_iter()
     .filter(|t| !exists(t.name))

@@ -30,6 +30,10 @@ pub struct Options {
     pub serve: bool,
     /// The share of gateway traffic mirrored to the gray lane, 0 to 100.
     pub mirror_percent: f64,
+    /// Use the embedded broker even when `GRAYLANE_KAFKA_BROKERS` names one: for several shops
+    /// in one process (each would otherwise join the same consumer groups on the real broker
+    /// and share its partitions).
+    pub embedded_kafka: bool,
 }
 
 impl Default for Options {
@@ -37,6 +41,7 @@ impl Default for Options {
         Options {
             serve: false,
             mirror_percent: 10.0,
+            embedded_kafka: false,
         }
     }
 }
@@ -218,7 +223,7 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
     );
 
     // Kafka, then orders v1 and v2.
-    let (kafka, broker, bootstrap) = infra::broker().await?;
+    let (kafka, broker, bootstrap) = infra::broker(options.embedded_kafka).await?;
     eprintln!("kafka: {bootstrap}");
     let producer = app.producer(&kafka)?;
     for (listener, version, lane) in [

@@ -58,6 +58,29 @@ pub struct LaneConsumerBuilder {
     pub(super) control_topic: String,
     pub(super) lane_groups: HashMap<Lane, String>,
     pub(super) timing: Timing,
+    pub(super) unknown_lanes: UnknownLanes,
+}
+
+/// What the consumers of a group do with a record whose lane mark they refuse: a lane their
+/// propagator does not know (producer and consumer specs differ, during a rollout or after a
+/// typo), or a malformed or oversized value.
+///
+/// For a request, "unknown is base" is right: it is served, by base, and nothing is stored
+/// under a lane that does not exist. A record is stored work of a lane: handled as base, its
+/// side effects land in base data. So by default nobody handles it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnknownLanes {
+    /// Nobody in the group handles it; base counts it in [`ConsumerStats::unknown`] and commits
+    /// past it. Read it again from the topic once the specs agree (its offset is in the log).
+    #[default]
+    Skip,
+    /// Handle it as a record of this configured lane (a quarantine lane, say, whose data
+    /// namespaces hold nothing else): by that lane's consumer, or by base in that lane's
+    /// context when it has none. Counted in [`ConsumerStats::unknown`] too.
+    Lane(Lane),
+    /// Handle it as a base record, the HTTP rule: its side effects land in base data.
+    Base,
 }
 
 impl std::fmt::Debug for LaneConsumerBuilder {
@@ -115,6 +138,14 @@ impl LaneConsumerBuilder {
         self
     }
 
+    /// What to do with records whose lane mark is refused (default [`UnknownLanes::Skip`]);
+    /// every consumer of a group should say the same. A [`UnknownLanes::Lane`] must be a
+    /// configured lane, or [`spawn`](Self::spawn) fails.
+    pub fn unknown_lanes(mut self, policy: UnknownLanes) -> Self {
+        self.unknown_lanes = policy;
+        self
+    }
+
     fn group_of(&self, lane: Lane) -> String {
         if lane.is_base() {
             return self.group.clone();
@@ -146,6 +177,14 @@ impl LaneConsumerBuilder {
             return Err(KafkaError::ClientCreation(format!(
                 "LaneConsumer: lane `{}` is not a configured lane",
                 self.lane
+            )));
+        }
+        if let UnknownLanes::Lane(l) = self.unknown_lanes
+            && (l.is_base() || !self.propagator.lanes().contains(l))
+        {
+            return Err(KafkaError::ClientCreation(format!(
+                "LaneConsumer: unknown_lanes(Lane({l})): not a configured lane (use \
+                 UnknownLanes::Base for base)"
             )));
         }
         let instance = instance_id();
@@ -202,6 +241,7 @@ impl LaneConsumerBuilder {
             core: Core {
                 instance: instance.clone(),
                 propagator: self.propagator,
+                unknown_lanes: self.unknown_lanes,
                 control,
                 timing: self.timing,
                 topics: self.topics,

@@ -26,7 +26,7 @@ use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, KafkaResult};
 use tokio::sync::oneshot;
 
-pub use builder::{DEFAULT_CONTROL_TOPIC, LaneConsumerBuilder};
+pub use builder::{DEFAULT_CONTROL_TOPIC, LaneConsumerBuilder, UnknownLanes};
 pub use stats::ConsumerStats;
 
 use stats::Counters;
@@ -52,6 +52,7 @@ impl LaneConsumer {
             control_topic: DEFAULT_CONTROL_TOPIC.to_owned(),
             lane_groups: HashMap::new(),
             timing: crate::Timing::default(),
+            unknown_lanes: UnknownLanes::default(),
         }
     }
 

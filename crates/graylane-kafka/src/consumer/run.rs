@@ -16,12 +16,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
 use super::base::BaseRole;
+use super::builder::UnknownLanes;
 use super::lane::LaneRole;
 use super::partition::{Partition, PartitionKey};
 use super::rebalance::{Assignment, Callbacks};
 use super::stats::{Counters, bump};
 use crate::blocking::off_runtime;
-use crate::carrier::extract_from;
+use crate::carrier::try_extract_from;
 use crate::control::Control;
 use crate::timing::{
     BROKER_CALL, CATCH_UP, ERROR_BACKOFF, FINAL_COMMIT, FINAL_COMMIT_POLL, RETRY_FIRST,
@@ -38,6 +39,7 @@ const BATCH: usize = 64;
 pub(super) struct Core {
     pub(super) instance: String,
     pub(super) propagator: Propagator,
+    pub(super) unknown_lanes: UnknownLanes,
     pub(super) control: Arc<Control>,
     pub(super) timing: Timing,
     pub(super) topics: Vec<String>,
@@ -359,7 +361,29 @@ impl Runner {
         // `headers()` on a record without any allocates, parses and frees a buffer again
         // (`BorrowedMessage::detach` would be a second).
         let headers = m.headers();
-        let ctx = headers.map_or_else(LaneContext::base, |h| extract_from(&core.propagator, h));
+        let ctx = match headers.map(|h| try_extract_from(&core.propagator, h)) {
+            None | Some(Ok(None)) => LaneContext::base(),
+            Some(Ok(Some(ctx))) => ctx,
+            Some(Err(_)) => {
+                let is_base = matches!(self.role, Role::Base(_));
+                if is_base {
+                    // Counted once per group, by the consumer that would have handled it.
+                    bump(&core.counters.unknown);
+                }
+                match core.unknown_lanes {
+                    UnknownLanes::Base => LaneContext::base(),
+                    UnknownLanes::Lane(lane) => LaneContext::new(lane),
+                    UnknownLanes::Skip => {
+                        // Base commits past every record it decided; a lane consumer's commit
+                        // stays where its own records allow.
+                        if is_base {
+                            part.commit.store(at.offset + 1, Ordering::Release);
+                        }
+                        return;
+                    }
+                }
+            }
+        };
         let verdict = match &self.role {
             Role::Base(_) => BaseRole::on_record(part, &core.control, &core.counters, at, ctx),
             Role::Lane(lane) => lane.on_record(part, &core.control, &core.counters, at, ctx),

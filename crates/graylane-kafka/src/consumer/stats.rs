@@ -20,6 +20,9 @@ pub struct ConsumerStats {
     pub releases: u64,
     /// Partitions currently assigned to this consumer.
     pub partitions: u64,
+    /// Records whose lane mark was refused (an unknown lane, a malformed value), dealt with by
+    /// the group's [`UnknownLanes`](crate::UnknownLanes) policy; counted by base consumers.
+    pub unknown: u64,
     /// Partitions granted to a lane, as of the last tick: of a base consumer's partitions,
     /// those a lane owns (one per lane and partition); of a lane consumer's, those its lane
     /// owns. A lane consumer is ready when this equals `partitions`.
@@ -38,6 +41,7 @@ pub(super) struct Counters {
     pub(super) grants: AtomicU64,
     pub(super) releases: AtomicU64,
     pub(super) partitions: AtomicU64,
+    pub(super) unknown: AtomicU64,
     pub(super) granted: AtomicU64,
     pub(super) retries: AtomicU64,
 }
@@ -53,6 +57,7 @@ impl Counters {
             grants: get(&self.grants),
             releases: get(&self.releases),
             partitions: get(&self.partitions),
+            unknown: get(&self.unknown),
             granted: get(&self.granted),
             retries: get(&self.retries),
         }

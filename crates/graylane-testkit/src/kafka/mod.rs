@@ -164,11 +164,14 @@ impl TestBroker {
         self.create(NewTopic::new(topic, partitions, TopicReplication::Fixed(1)))
     }
 
-    /// Creates a control topic for graylane's lane consumers: one partition, compacted (the
-    /// mock ignores topic settings).
+    /// Creates a control topic for graylane's lane consumers: one partition, compacted, with
+    /// hourly segments (graylane-kafka's `CONTROL_TOPIC_SETTINGS`; the mock ignores topic
+    /// settings).
     pub fn create_control_topic(&self, topic: &str) -> KafkaResult<()> {
         self.create(
-            NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"),
+            NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact")
+                .set("segment.ms", "3600000"),
         )
     }
 
