@@ -40,7 +40,8 @@ const USAGE: &str =
   grpc   the same tonic unary method over a channel, without vs. with graylane's layers
   redis  the same GET/SET mix, raw redis-rs vs. LaneRedis in a gray lane (needs REDIS_URL)
   sql    the same SELECT/INSERT mix, plain PgPool vs. lane-routed pools (needs DATABASE_URL)
-  kafka  produce and consume on a mock broker, plain rdkafka vs. LaneProducer/LaneConsumer
+  kafka  produce and consume, plain rdkafka vs. LaneProducer/LaneConsumer, on the broker in
+         GRAYLANE_KAFKA_BROKERS when set and non-empty, else on a mock broker
   handover  how late a 1 ms ticker on base's runtime fires while base grants partitions to a gray
          consumer and takes them back vs. the same time with no handover; the gray consumer on
          a runtime of its own, then on base's (--rounds handovers each, default 20, of
@@ -148,9 +149,9 @@ fn main() -> ExitCode {
             }
         },
         "kafka" => match runtime.block_on(kafka::run(&args)) {
-            Ok((consume, produce)) => format!(
-                "kafka consume_ratio={:.3} produce_ratio={:.3}",
-                consume.throughput, produce.throughput
+            Ok(r) => format!(
+                "kafka consume_ratio={:.3} produce_ratio={:.3} produce_own_ratio={:.3}",
+                r.consume.throughput, r.produce.throughput, r.produce_own.throughput
             ),
             Err(e) => {
                 eprintln!("kafka: {e}");
@@ -240,8 +241,8 @@ mod tests {
             assert!(c.ratio.is_finite() && c.ratio > 0.0);
             assert!(c.p99_added_us.is_finite());
         }
-        let (consume, produce) = rt.block_on(kafka::run(&small)).unwrap();
-        for r in [consume, produce] {
+        let kafka = rt.block_on(kafka::run(&small)).unwrap();
+        for r in [kafka.consume, kafka.produce, kafka.produce_own] {
             assert!(r.throughput.is_finite() && r.throughput > 0.0);
             assert!(r.cpu.is_finite() && r.cpu > 0.0);
         }

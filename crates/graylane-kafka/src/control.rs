@@ -5,6 +5,14 @@
 //!
 //! - `{group}/hb/{lane}/{instance}` → `live {lease_ms}` or `stop`
 //! - `{group}/own/{lane}/{partition}/{topic}` → `{version}:{intervals}` (see [`Intervals`])
+//! - `{group}/barrier/{instance}` → a sequence number: written by a reader that catches up, to
+//!   know where "up to now" ends (not a lane: other readers pass over it)
+//!
+//! Values are in format [`FORMAT`] (1). A value may say its format first, `v{n};{value}`; one
+//! without is format 1. A reader applies the formats it knows (up to [`FORMAT`]) and ignores,
+//! counts and reports any newer one, so it never half-applies a record it cannot read. Writers
+//! write format 1 without the marker, which every graylane reads; a later format is written
+//! only once every consumer of the group reads it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -59,6 +67,22 @@ pub(crate) struct ControlState {
     /// the ownership they look up on every message and refresh them when this moves.
     changes: Arc<AtomicU64>,
     pub(crate) malformed: u64,
+    /// Records of a format newer than [`FORMAT`], ignored.
+    pub(crate) future: u64,
+}
+
+/// The newest control-record format this graylane reads and the one it writes.
+pub(crate) const FORMAT: u32 = 1;
+
+/// A value's format and the value without its marker (`v{n};`), if it has a well-formed one.
+fn format_of(value: &str) -> Option<(u32, &str)> {
+    match value.strip_prefix('v').and_then(|r| r.split_once(';')) {
+        Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((n.parse().ok()?, rest))
+        }
+        Some(_) => None,
+        None => Some((1, value)),
+    }
 }
 
 impl ControlState {
@@ -72,6 +96,25 @@ impl ControlState {
         let (kind, lane) = (parts.next(), parts.next().map(str::as_bytes));
         let Some(lane) = lane.and_then(|l| lanes.get(l)).filter(|l| !l.is_base()) else {
             return;
+        };
+        let value = match format_of(value) {
+            Some((n, value)) if n <= FORMAT => value,
+            Some((n, _)) => {
+                self.future += 1;
+                if self.future == 1 {
+                    tracing::warn!(
+                        key,
+                        format = n,
+                        "graylane control topic: a record of format {n}, newer than this \
+                         graylane's ({FORMAT}), ignored; upgrade this consumer"
+                    );
+                }
+                return;
+            }
+            None => {
+                self.malformed += 1;
+                return;
+            }
         };
         let ok = match kind {
             Some("hb") => parts
@@ -146,9 +189,11 @@ pub(crate) struct Control {
     changes: Arc<AtomicU64>,
     /// One past the offset of the last record applied.
     applied: Arc<AtomicI64>,
-    reader: Arc<StreamConsumer>,
     producer: FutureProducer,
     task: tokio::task::JoinHandle<()>,
+    /// This consumer's barrier key, and how many barriers it wrote.
+    barrier: String,
+    barriers: AtomicU64,
 }
 
 impl Drop for Control {
@@ -216,9 +261,10 @@ impl Control {
             state,
             changes,
             applied,
-            reader,
             producer,
             task,
+            barrier: format!("{group}/barrier/{instance}"),
+            barriers: AtomicU64::new(0),
         })
     }
 
@@ -232,17 +278,17 @@ impl Control {
         self.changes.load(Ordering::Acquire)
     }
 
-    /// Waits until every record written before this call has been applied.
+    /// Waits until every record written before this call has been applied: writes a barrier
+    /// record and reads up to it. A high watermark would do only if it were never stale; the
+    /// broker's acknowledgement of this consumer's own record says where "now" is.
     pub(crate) async fn catch_up(&self, timeout: Duration) -> KafkaResult<()> {
-        let reader = self.reader.clone();
-        let topic = self.topic.clone();
-        let (_, high) =
-            off_runtime(move || reader.fetch_watermarks(&topic, 0, CONTROL_CALL)).await?;
+        let n = self.barriers.fetch_add(1, Ordering::Relaxed);
+        let barrier = self.write(self.barrier.clone(), n.to_string()).await?;
         let deadline = Instant::now() + timeout;
-        while self.applied.load(Ordering::Acquire) < high {
+        while self.applied.load(Ordering::Acquire) <= barrier {
             if Instant::now() > deadline {
                 return Err(KafkaError::ClientCreation(format!(
-                    "graylane control topic `{}`: could not read up to offset {high} in {timeout:?}",
+                    "graylane control topic `{}`: could not read up to offset {barrier} in {timeout:?}",
                     self.topic
                 )));
             }
@@ -251,8 +297,10 @@ impl Control {
         Ok(())
     }
 
-    async fn write(&self, key: String, value: String) -> KafkaResult<()> {
-        self.producer
+    /// Writes a record; its offset once acknowledged.
+    async fn write(&self, key: String, value: String) -> KafkaResult<i64> {
+        let delivery = self
+            .producer
             .send(
                 FutureRecord::to(&self.topic)
                     .partition(0)
@@ -262,7 +310,7 @@ impl Control {
             )
             .await
             .map_err(|(e, _)| e)?;
-        Ok(())
+        Ok(delivery.offset)
     }
 
     pub(crate) async fn heartbeat(
@@ -274,6 +322,7 @@ impl Control {
         let value = lease.map_or_else(|| "stop".to_owned(), |l| format!("live {}", l.as_millis()));
         self.write(format!("{}/hb/{lane}/{instance}", self.group), value)
             .await
+            .map(drop)
     }
 
     /// Writes ownership of `lane` on `topic`/`partition`, and applies it once acknowledged.
@@ -490,6 +539,44 @@ mod tests {
         }
         assert_eq!(s.malformed, 6);
         assert!(!s.live(gray, Instant::now(), Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn records_of_a_newer_format_are_ignored_and_counted_never_half_applied() {
+        let gray = Lane::new("gray").unwrap();
+        let lanes = LaneSet::new([gray]);
+        let mut s = ControlState::default();
+        // Format 1, with and without its marker.
+        s.apply("orders", &lanes, "orders/own/gray/3/events", "v1;1:10-");
+        assert_eq!(
+            s.owned(gray, "events", 3).unwrap().intervals.open_from(),
+            Some(10)
+        );
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "live 2000");
+        // A newer graylane's records: nothing of them is applied, however they look.
+        s.apply("orders", &lanes, "orders/own/gray/3/events", "v2;2:10-20");
+        s.apply(
+            "orders",
+            &lanes,
+            "orders/own/gray/3/events",
+            "v7;anything at all",
+        );
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "v2;stop");
+        assert_eq!(s.future, 3);
+        assert_eq!(
+            s.owned(gray, "events", 3).unwrap().intervals.open_from(),
+            Some(10)
+        );
+        assert!(s.live(gray, Instant::now(), Duration::ZERO));
+        // A broken marker is malformed, not a format.
+        for v in ["v;1:1-", "vx;1:1-", "v99999999999;1:1-"] {
+            s.apply("orders", &lanes, "orders/own/gray/4/events", v);
+        }
+        assert_eq!((s.malformed, s.future), (3, 3));
+        assert!(s.owned(gray, "events", 4).is_none());
+        // Barriers are nobody's lane: passed over.
+        s.apply("orders", &lanes, "orders/barrier/123-0-ff", "7");
+        assert_eq!(s.malformed, 3);
     }
 
     #[test]

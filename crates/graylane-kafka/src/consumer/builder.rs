@@ -222,11 +222,23 @@ impl LaneConsumerBuilder {
         data.set("group.id", self.group_of(self.lane))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set_default_if_absent("auto.offset.reset", "earliest")
+            .set_default_if_absent("auto.offset.reset", "earliest");
+        match data.get("group.protocol") {
+            // KIP-848's protocol: the broker assigns, always incrementally; librdkafka refuses
+            // an assignment strategy there.
+            Some("consumer") => {}
+            Some(p) if p != "classic" => {
+                return Err(KafkaError::ClientCreation(format!(
+                    "LaneConsumer: group.protocol={p} is neither `classic` nor `consumer`"
+                )));
+            }
             // Incremental rebalances keep the group generation valid while partitions are
             // revoked, so the revoke-time commit succeeds (an eager rebalance rejects it and
             // the next owner handles the same messages again).
-            .set_default_if_absent("partition.assignment.strategy", "cooperative-sticky");
+            _ => {
+                data.set_default_if_absent("partition.assignment.strategy", "cooperative-sticky");
+            }
+        }
         let topics = self.topics.clone();
         let consumer: DataConsumer = off_runtime(move || {
             let consumer: DataConsumer = data.create_with_context(callbacks)?;

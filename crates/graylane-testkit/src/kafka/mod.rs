@@ -85,6 +85,19 @@ impl TestBroker {
         }
     }
 
+    /// The real broker `GRAYLANE_KAFKA_BROKERS` names, else a new mock: for benchmarks and
+    /// demos that run on whichever there is (never fails under `CI=true`).
+    pub fn from_env() -> TestBroker {
+        match std::env::var(BROKERS_VAR) {
+            Ok(bootstrap) if !bootstrap.trim().is_empty() => TestBroker {
+                flavor: Flavor::Kafka,
+                bootstrap: bootstrap.trim().to_owned(),
+                mock: None,
+            },
+            _ => TestBroker::mock(),
+        }
+    }
+
     /// The broker of `flavor`: a new mock, or the real broker its variable names (`None` when
     /// it names none, or a panic under `CI=true`).
     pub fn get(flavor: Flavor) -> Option<TestBroker> {
