@@ -154,6 +154,12 @@ impl ControlState {
         self.changes.fetch_add(1, Ordering::Release);
     }
 
+    /// Whether `lane` holds an open grant on `topic`/`partition`.
+    pub(crate) fn granted(&self, lane: Lane, topic: &str, partition: i32) -> bool {
+        self.owned(lane, topic, partition)
+            .is_some_and(|o| o.intervals.open_from().is_some())
+    }
+
     pub(crate) fn owned(&self, lane: Lane, topic: &str, partition: i32) -> Option<&Owned> {
         self.owners
             .get(&(lane, partition))?
@@ -194,6 +200,9 @@ pub(crate) struct Control {
     /// This consumer's barrier key, and how many barriers it wrote.
     barrier: String,
     barriers: AtomicU64,
+    /// An ownership write failed: it may have landed all the same (a delivery timeout), so
+    /// this consumer's view is uncertain until a catch-up has read past it.
+    uncertain: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Control {
@@ -265,6 +274,7 @@ impl Control {
             task,
             barrier: format!("{group}/barrier/{instance}"),
             barriers: AtomicU64::new(0),
+            uncertain: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -294,7 +304,14 @@ impl Control {
             }
             tokio::time::sleep(CATCH_UP_POLL).await;
         }
+        self.uncertain.store(false, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether an ownership write failed since the last catch-up: whether it landed is not
+    /// known, so no record may be decided on this view.
+    pub(crate) fn uncertain(&self) -> bool {
+        self.uncertain.load(Ordering::Acquire)
     }
 
     /// Writes a record; its offset once acknowledged.
@@ -339,7 +356,10 @@ impl Control {
             .map_or(1, |o| o.version + 1);
         let owned = Owned { version, intervals };
         let key = format!("{}/own/{lane}/{partition}/{topic}", self.group);
-        self.write(key, owned.encode()).await?;
+        if let Err(e) = self.write(key, owned.encode()).await {
+            self.uncertain.store(true, Ordering::Release);
+            return Err(e);
+        }
         self.lock().set_owned(lane, topic, partition, owned);
         Ok(())
     }
@@ -376,26 +396,47 @@ async fn check_settings(config: &ClientConfig, topic: &str) -> KafkaResult<()> {
         admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options),
     )
     .await;
+    // Closing an admin client joins its thread: not on a worker.
+    off_runtime(move || {
+        drop(admin);
+        Ok(())
+    })
+    .await?;
     let resource = match described {
         Ok(Ok(mut results)) if results.len() == 1 => results.pop().and_then(Result::ok),
-        _ => None,
+        Ok(answer) => {
+            // An answer, but not the settings (an ACL, a broker starting): not checked this
+            // time, asked again by the next consumer.
+            tracing::info!(
+                topic,
+                ?answer,
+                "graylane control topic: settings not described"
+            );
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::info!(
+                topic,
+                bootstrap,
+                "graylane control topic: the broker does not describe topic settings; \
+                 cleanup.policy=compact is not checked"
+            );
+            silent().push(bootstrap);
+            return Ok(());
+        }
     };
     let Some(resource) = resource else {
-        tracing::info!(
-            topic,
-            bootstrap,
-            "graylane control topic: the broker did not describe its settings; \
-             cleanup.policy=compact is not checked"
-        );
-        silent().push(bootstrap);
         return Ok(());
     };
     let value = |name: &str| resource.get(name).and_then(|e| e.value.clone());
     let policy = value("cleanup.policy").unwrap_or_default();
-    if !policy.split(',').any(|p| p.trim() == "compact") {
+    let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
+    // `compact,delete` deletes too, after the retention time, unless that is infinite.
+    let deletes = policies.contains(&"delete") && value("retention.ms").as_deref() != Some("-1");
+    if !policies.contains(&"compact") || deletes {
         return Err(KafkaError::ClientCreation(format!(
             "graylane control topic `{topic}` has cleanup.policy={policy}: it must be compact \
-             (grants would be deleted after the retention time); \
+             alone (grants would be deleted after the retention time); \
              kafka-configs --alter --entity-type topics --entity-name {topic} \
              --add-config cleanup.policy=compact"
         )));
@@ -470,6 +511,9 @@ pub(crate) struct Lease {
     origin: Instant,
     acked_sent_at: AtomicU64,
     length: Duration,
+    /// How many times the lease lapsed and was regained: while it had lapsed, base may have
+    /// taken the lane's partitions back.
+    lapses: AtomicU64,
 }
 
 impl Lease {
@@ -478,6 +522,7 @@ impl Lease {
             origin: Instant::now(),
             acked_sent_at: AtomicU64::new(0),
             length,
+            lapses: AtomicU64::new(0),
         }
     }
 
@@ -485,9 +530,27 @@ impl Lease {
         now_ms(self.origin)
     }
 
+    /// A heartbeat sent at `sent_at` was acknowledged. Called by one task at a time.
     pub(crate) fn acked(&self, sent_at: u64) {
         // Stored plus one: zero means "never acknowledged".
+        let previous = self.acked_sent_at.load(Ordering::Acquire);
+        if previous > sent_at + 1 {
+            // An older heartbeat's acknowledgement, overtaken.
+            return;
+        }
+        // The previous lease ran out before this acknowledgement came: it lapsed in between
+        // (whether or not anyone looked while it had). Counted before the lease is renewed, so
+        // no reader sees it valid again without the lapse.
+        let length = u64::try_from(self.length.as_millis()).unwrap_or(u64::MAX);
+        if previous != 0 && now_ms(self.origin) >= (previous - 1).saturating_add(length) {
+            self.lapses.fetch_add(1, Ordering::AcqRel);
+        }
         self.acked_sent_at.fetch_max(sent_at + 1, Ordering::AcqRel);
+    }
+
+    /// How many times the lease has lapsed so far.
+    pub(crate) fn lapses(&self) -> u64 {
+        self.lapses.load(Ordering::Acquire)
     }
 
     /// Whether this instance still holds its lease (may process and commit).
@@ -585,7 +648,18 @@ mod tests {
         assert!(!lease.valid());
         lease.acked(lease.sent_at());
         assert!(lease.valid());
+        lease.acked(lease.sent_at());
+        assert_eq!(lease.lapses(), 0, "renewed in time");
         std::thread::sleep(Duration::from_millis(60));
         assert!(!lease.valid());
+        // Renewed after it ran out: valid again, and the lapse is counted.
+        lease.acked(lease.sent_at());
+        assert!(lease.valid());
+        assert_eq!(lease.lapses(), 1);
+        // Sent in time but acknowledged after the lease ran out: a lapse too.
+        let sent = lease.sent_at();
+        std::thread::sleep(Duration::from_millis(60));
+        lease.acked(sent);
+        assert_eq!(lease.lapses(), 2);
     }
 }

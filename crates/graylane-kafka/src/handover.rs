@@ -394,6 +394,12 @@ mod tests {
             BaseRead,
             /// The lane's control reader catches up: it sees the latest grants and releases.
             LaneRead,
+            /// The lane instance's lease lapses (a pause, a network cut): it stops acting and
+            /// committing, and its heartbeats stop reaching base.
+            LaneLapse,
+            /// It comes back: heartbeats flow again, and (the fix) it reads the control topic
+            /// up to now before acting.
+            LaneReturn,
         }
 
         fn step() -> impl Strategy<Value = Step> {
@@ -410,6 +416,8 @@ mod tests {
                 2 => Just(Step::LaneTick),
                 2 => Just(Step::BaseRead),
                 2 => Just(Step::LaneRead),
+                1 => Just(Step::LaneLapse),
+                1 => Just(Step::LaneReturn),
             ]
         }
 
@@ -421,6 +429,9 @@ mod tests {
             /// Base reads the control topic to its end before releasing a silent lane (the fix
             /// for a lagging reader; off only to show that the model catches its absence).
             no_catch_up: bool,
+            /// A lane back from a lapse reads the control topic to its end before acting (off
+            /// only to show that the model catches its absence).
+            no_return_catch_up: bool,
             // Base.
             b_pos: i64,
             b_commit: i64,
@@ -429,6 +440,8 @@ mod tests {
             b_sees_live: bool,
             // Lane.
             l_running: bool,
+            /// Its lease has lapsed: it neither acts nor heartbeats.
+            l_lapsed: bool,
             l_pos: i64,
             l_commit: i64,
             l_cursor: LaneCursor,
@@ -457,6 +470,18 @@ mod tests {
             fn len(&self) -> i64 {
                 self.log.len() as i64
             }
+            /// Whether the lane's heartbeats reach base.
+            fn live(&self) -> bool {
+                self.l_running && !self.l_lapsed
+            }
+            fn lane_return(&mut self) {
+                if self.l_lapsed {
+                    self.l_lapsed = false;
+                    if !self.no_return_catch_up {
+                        self.l_iv = self.iv.clone();
+                    }
+                }
+            }
             fn base_step(&mut self) {
                 if self.b_pos >= self.len() {
                     return;
@@ -475,7 +500,8 @@ mod tests {
                 }
                 let o = self.l_pos;
                 let lane = self.log[o as usize];
-                match self.l_cursor.decide(gray(), lane, o, self.l_iv.open_from()) {
+                let open = self.l_iv.open_from().filter(|_| !self.l_lapsed);
+                match self.l_cursor.decide(gray(), lane, o, open) {
                     LaneAction::Process => {
                         self.by_lane[o as usize] += 1;
                         self.l_since_commit.push(o);
@@ -491,6 +517,7 @@ mod tests {
             /// The consumer's tick: goes back for waited messages even when none arrive.
             fn lane_tick(&mut self) {
                 if self.l_running
+                    && !self.l_lapsed
                     && let Some(from) = self.l_iv.open_from()
                     && let Some(back) = self.l_cursor.granted(from, self.l_pos)
                 {
@@ -498,7 +525,7 @@ mod tests {
                 }
             }
             fn lane_commit(&mut self) {
-                if self.l_running && self.l_iv.open_from().is_some() {
+                if self.l_running && !self.l_lapsed && self.l_iv.open_from().is_some() {
                     self.l_commit = self.l_cursor.committable(self.l_pos);
                     self.l_since_commit.clear();
                 }
@@ -513,7 +540,7 @@ mod tests {
                     (false, Some(from)) => {
                         if !self.no_catch_up {
                             // Silent as far as base has read: read to the end, then decide.
-                            self.b_sees_live = self.l_running;
+                            self.b_sees_live = self.live();
                             if self.b_sees_live {
                                 return;
                             }
@@ -539,11 +566,20 @@ mod tests {
                         Step::LaneCommit => self.lane_commit(),
                         Step::LaneTick => self.lane_tick(),
                         Step::Tick => self.tick(),
-                        Step::BaseRead => self.b_sees_live = self.l_running,
+                        Step::BaseRead => self.b_sees_live = self.live(),
                         Step::LaneRead => self.l_iv = self.iv.clone(),
+                        Step::LaneLapse if self.l_running && !self.l_lapsed => {
+                            // Like a crash: base may take over from its last commit.
+                            let c = self.l_commit;
+                            self.allowed_dups
+                                .extend(self.l_since_commit.drain(..).filter(|&o| o >= c));
+                            self.l_lapsed = true;
+                        }
+                        Step::LaneReturn => self.lane_return(),
                         Step::LaneStart if !self.l_running => {
                             // A new instance reads the control topic to its end first.
                             self.l_running = true;
+                            self.l_lapsed = false;
                             self.l_pos = self.l_commit;
                             self.l_cursor = LaneCursor::default();
                             self.l_iv = self.iv.clone();
@@ -551,6 +587,7 @@ mod tests {
                         Step::LaneStop if self.l_running => {
                             self.lane_commit();
                             self.l_running = false;
+                            self.l_lapsed = false;
                         }
                         Step::LaneCrash if self.l_running => {
                             // What it processed at or past its committed offset may be
@@ -559,6 +596,7 @@ mod tests {
                             self.allowed_dups
                                 .extend(self.l_since_commit.drain(..).filter(|&o| o >= c));
                             self.l_running = false;
+                            self.l_lapsed = false;
                         }
                         Step::BaseRestart => {
                             // Base's commit may have moved back to a release offset: all it
@@ -572,9 +610,11 @@ mod tests {
                         _ => {}
                     }
                 }
-                // Drain: settle ownership, then both consumers read to the end.
+                // Drain: the lane comes back if it lapsed; settle ownership, then both consumers
+                // read to the end.
+                self.lane_return();
                 for _ in 0..2 {
-                    self.b_sees_live = self.l_running;
+                    self.b_sees_live = self.live();
                     self.tick();
                     self.l_iv = self.iv.clone();
                     self.lane_tick();
@@ -626,6 +666,31 @@ mod tests {
             let broken = unfixed
                 .violation()
                 .expect("without the catch-up, base double-handles");
+            assert!(broken.contains("outside a crash window"), "{broken}");
+        }
+
+        /// The lane's lease lapses; base, no longer seeing it, releases and re-reads the gap;
+        /// the lane comes back. Acting on the grant its reader last saw, it would handle the
+        /// gap's records a second time: it must read the control topic first and wait for a
+        /// new grant.
+        #[test]
+        fn a_lane_back_from_a_lapse_waits_for_a_new_grant() {
+            use Step::*;
+            let steps = [
+                LaneStart, BaseRead, Tick, LaneRead, Lane, LaneCommit, LaneLapse, BaseRead, Tick,
+                Base, Base, Base, LaneReturn, Lane, Lane, Lane,
+            ];
+            let lanes = [true, false, true, true];
+            let mut w = World::new(&lanes);
+            w.run(&steps);
+            assert_eq!(w.violation(), None);
+
+            let mut unfixed = World::new(&lanes);
+            unfixed.no_return_catch_up = true;
+            unfixed.run(&steps);
+            let broken = unfixed
+                .violation()
+                .expect("acting on a stale grant, the lane double-handles");
             assert!(broken.contains("outside a crash window"), "{broken}");
         }
 

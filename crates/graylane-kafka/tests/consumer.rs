@@ -302,50 +302,17 @@ async fn a_control_topic_outage_pauses_base_and_it_resumes() {
     use graylane_testkit::kafka::MockBroker;
     use rdkafka::mocking::MockCoordinator;
 
-    let mock = MockBroker::start(2).unwrap();
-    let name = unique("outage");
-    let (topic, control, group) = (
-        format!("{name}-events"),
-        format!("{name}-control"),
-        format!("{name}-g"),
-    );
-    mock.create_topic(&topic, PARTITIONS).unwrap();
-    mock.create_topic(&control, 1).unwrap();
-    let cluster = mock.cluster();
+    let w = World::new(TestBroker::from(MockBroker::start(2).unwrap()), "outage");
+    let cluster = w.broker.as_mock().unwrap().cluster();
     for p in 0..PARTITIONS {
-        cluster.partition_leader(&topic, p, Some(1)).unwrap();
+        cluster.partition_leader(&w.topic, p, Some(1)).unwrap();
     }
-    cluster.partition_leader(&control, 0, Some(2)).unwrap();
-    for g in [group.clone(), format!("{group}.lane.gray")] {
+    cluster.partition_leader(&w.control, 0, Some(2)).unwrap();
+    for g in [w.group.clone(), format!("{}.lane.gray", w.group)] {
         cluster.coordinator(MockCoordinator::Group(g), 1).unwrap();
     }
-    let w = World {
-        broker: TestBroker::mock(),
-        producer: LaneProducer::new(mock.client_config().create().unwrap(), propagator()),
-        topic,
-        control,
-        group,
-        ledger: Ledger::default(),
-        sent: Arc::default(),
-    };
-    let base = w
-        .consumer_on(
-            "base-1",
-            Lane::BASE,
-            timing(),
-            mock.client_config(),
-            Duration::ZERO,
-        )
-        .await;
-    let gray_1 = w
-        .consumer_on(
-            "gray-1",
-            gray(),
-            timing(),
-            mock.client_config(),
-            Duration::ZERO,
-        )
-        .await;
+    let base = w.consumer("base-1", Lane::BASE).await;
+    let gray_1 = w.consumer("gray-1", gray()).await;
     until("gray granted", Duration::from_secs(10), || {
         grants(&[&base]) >= PARTITIONS as u64
     })
@@ -659,8 +626,11 @@ async fn chaos(flavor: Flavor, run: usize) -> (usize, Duration, Duration) {
     // Let any replay finish before counting duplicates.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let duplicates = w.audit(total, &["gray-2"]);
-    b1.stop().await.unwrap();
-    b2.stop().await.unwrap();
+    let (s1, s2) = (b1.stop().await.unwrap(), b2.stop().await.unwrap());
+    eprintln!(
+        "chaos run {run}: base retries {} {}",
+        s1.retries, s2.retries
+    );
     (duplicates, graceful, crash)
 }
 

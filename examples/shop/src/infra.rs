@@ -138,40 +138,68 @@ pub(crate) async fn shared_broker() -> Result<Option<rdkafka::ClientConfig>, Box
 
 /// Creates the orders topic and the control topic (compacted, one partition) unless they exist,
 /// as docker-compose's `kafka-init` does: every process of the shop may be first. Existing
-/// topics are left alone (and never asked for: the mock broker's Admin API does not answer).
+/// topics are left alone (and never asked for: the mock broker's Admin API does not answer);
+/// new ones are waited on until each partition has a leader.
 async fn create_topics(config: &rdkafka::ClientConfig) -> Result<(), BoxError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
     use rdkafka::types::RDKafkaErrorCode;
 
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = config.create()?;
-    let metadata = tokio::task::block_in_place(|| {
-        admin.inner().fetch_metadata(None, Duration::from_secs(10))
-    })?;
-    let exists = |name: &str| {
-        metadata
-            .topics()
-            .iter()
-            .any(|t| t.name() == name && t.error().is_none())
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let admin = std::sync::Arc::new(admin);
+    // (name, partitions) of the shop's topics that are there, every partition led.
+    let present = {
+        let admin = admin.clone();
+        move || -> Result<Vec<(String, usize)>, BoxError> {
+            let metadata = admin
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(10))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none() && t.partitions().iter().all(|p| p.leader() >= 0))
+                .map(|t| (t.name().to_owned(), t.partitions().len()))
+                .collect())
+        }
     };
-    let topics: Vec<NewTopic<'_>> = [
-        NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1)),
-        graylane::kafka::CONTROL_TOPIC_SETTINGS.iter().fold(
-            NewTopic::new(CONTROL_TOPIC, 1, TopicReplication::Fixed(1)),
-            |topic, (key, value)| topic.set(key, value),
-        ),
-    ]
-    .into_iter()
-    .filter(|t| !exists(t.name))
-    .collect();
-    if topics.is_empty() {
+    let wanted = [(TOPIC, PARTITIONS), (CONTROL_TOPIC, 1)];
+    let missing = |present: &[(String, usize)]| {
+        wanted
+            .iter()
+            .filter(|(name, n)| !present.iter().any(|(p, m)| p == name && *m == *n as usize))
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    let first = tokio::task::spawn_blocking(present.clone()).await??;
+    let to_create: Vec<NewTopic<'_>> = missing(&first)
+        .into_iter()
+        .map(|(name, partitions)| {
+            let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+            if name == CONTROL_TOPIC {
+                graylane::kafka::CONTROL_TOPIC_SETTINGS
+                    .iter()
+                    .fold(topic, |topic, (key, value)| topic.set(key, value))
+            } else {
+                topic
+            }
+        })
+        .collect();
+    if to_create.is_empty() {
         return Ok(());
     }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(&topics, &options).await? {
+    for result in admin.create_topics(&to_create, &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => return Err(format!("creating topic {topic}: {code}").into()),
         }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !missing(&tokio::task::spawn_blocking(present.clone()).await??).is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err("the shop's topics have no partition leaders after 15 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }

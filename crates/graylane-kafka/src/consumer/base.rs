@@ -78,54 +78,66 @@ impl BaseRole {
         let now = Instant::now();
         let lanes: Vec<Lane> = core.control.lanes().non_base().collect();
         let keys: Vec<PartitionKey> = core.parts.keys().copied().collect();
+        // One lane's trouble (say, its group's offsets cannot be read) holds up no other.
+        let mut first_error = None;
         for &lane in &lanes {
-            let mut live = core.control.lock().live(lane, now, core.timing.grace);
-            let granted = keys.iter().any(|k| {
-                core.control
-                    .lock()
-                    .owned(lane, &core.topics[k.topic], k.partition)
-                    .is_some_and(|o| o.intervals.open_from().is_some())
-            });
-            if !live && granted {
-                // Silence may be this reader's lag, not the lane's: read the control topic to
-                // its end before taking anything back, so only a lane whose heartbeats really
-                // stopped (or that said `stop`) is released.
-                core.control.catch_up(CATCH_UP).await?;
-                live = core
-                    .control
-                    .lock()
-                    .live(lane, Instant::now(), core.timing.grace);
-            }
-            for &key in &keys {
-                let intervals = core
-                    .control
-                    .lock()
-                    .owned(lane, &core.topics[key.topic], key.partition)
-                    .map(|o| o.intervals.clone())
-                    .unwrap_or_default();
-                match (live, intervals.open_from()) {
-                    (true, None) => grant(core, consumer, lane, key, intervals).await?,
-                    (false, Some(from)) => {
-                        self.release(core, consumer, lane, key, from, intervals)
-                            .await?;
-                    }
-                    _ => {}
-                }
+            if let Err(e) = self.tick_lane(core, consumer, lane, &keys, now).await {
+                first_error.get_or_insert(e);
             }
         }
         let state = core.control.lock();
         let granted = lanes
             .iter()
             .flat_map(|&lane| keys.iter().map(move |k| (lane, k)))
-            .filter(|(lane, k)| {
-                state
-                    .owned(*lane, &core.topics[k.topic], k.partition)
-                    .is_some_and(|o| o.intervals.open_from().is_some())
-            })
+            .filter(|(lane, k)| state.granted(*lane, &core.topics[k.topic], k.partition))
             .count();
         core.counters
             .granted
             .store(granted as u64, Ordering::Relaxed);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Grants `lane` the partitions of `keys` if it is live, and takes them back if not.
+    async fn tick_lane(
+        &mut self,
+        core: &mut Core,
+        consumer: &Arc<DataConsumer>,
+        lane: Lane,
+        keys: &[PartitionKey],
+        now: Instant,
+    ) -> KafkaResult<()> {
+        let mut live = core.control.lock().live(lane, now, core.timing.grace);
+        let granted = keys.iter().any(|k| {
+            core.control
+                .lock()
+                .granted(lane, &core.topics[k.topic], k.partition)
+        });
+        if !live && granted {
+            // Silence may be this reader's lag, not the lane's: read the control topic to
+            // its end before taking anything back, so only a lane whose heartbeats really
+            // stopped (or that said `stop`) is released.
+            core.control.catch_up(CATCH_UP).await?;
+            live = core
+                .control
+                .lock()
+                .live(lane, Instant::now(), core.timing.grace);
+        }
+        for &key in keys {
+            let intervals = core
+                .control
+                .lock()
+                .owned(lane, &core.topics[key.topic], key.partition)
+                .map(|o| o.intervals.clone())
+                .unwrap_or_default();
+            match (live, intervals.open_from()) {
+                (true, None) => grant(core, consumer, lane, key, intervals).await?,
+                (false, Some(from)) => {
+                    self.release(core, consumer, lane, key, from, intervals)
+                        .await?;
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 

@@ -71,8 +71,9 @@ pub struct LaneConsumerBuilder {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UnknownLanes {
-    /// Nobody in the group handles it; base counts it in [`ConsumerStats::unknown`] and commits
-    /// past it. Read it again from the topic once the specs agree (its offset is in the log).
+    /// Nobody in the group handles it; base counts it in [`ConsumerStats::unknown`], logs its
+    /// topic, partition and offset (the 1st, 2nd, 4th, 8th … time), and commits past it. It
+    /// stays in the topic, to be read again once the specs agree.
     #[default]
     Skip,
     /// Handle it as a record of this configured lane (a quarantine lane, say, whose data
@@ -223,7 +224,12 @@ impl LaneConsumerBuilder {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set_default_if_absent("auto.offset.reset", "earliest");
-        match data.get("group.protocol") {
+        // librdkafka reads the value case-insensitively.
+        match data
+            .get("group.protocol")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             // KIP-848's protocol: the broker assigns, always incrementally; librdkafka refuses
             // an assignment strategy there.
             Some("consumer") => {}
@@ -264,6 +270,7 @@ impl LaneConsumerBuilder {
             last_commit: Instant::now(),
             catch_up_due: false,
             trouble: Trouble::default(),
+            stopping: false,
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         let task = tokio::spawn(run(Arc::new(consumer), runner, handler, stop_rx));

@@ -12,12 +12,16 @@ use super::run::{At, Core, DataConsumer, Verdict, seek};
 use super::stats::{Counters, bump};
 use crate::control::{Control, Lease};
 use crate::handover::LaneAction;
-use crate::timing::Timing;
+use crate::timing::{CATCH_UP, Timing};
 
 /// What a lane consumer keeps besides the loop's [`Core`].
 pub(super) struct LaneRole {
     lane: Lane,
     lease: Arc<Lease>,
+    /// The lease's lapses this instance has caught up on: after a lapse, base may have taken
+    /// the partitions back, and what this instance's reader last saw may be a grant that is
+    /// gone. It acts again only once it has read the control topic up to now.
+    caught_up_lapses: std::sync::atomic::AtomicU64,
     /// Stopped with the consumer, whether it ends, fails or is aborted (a crash simulation
     /// must silence both).
     heartbeat: tokio::task::JoinHandle<()>,
@@ -54,8 +58,19 @@ impl LaneRole {
         Ok(LaneRole {
             lane,
             lease,
+            caught_up_lapses: std::sync::atomic::AtomicU64::new(0),
             heartbeat,
         })
+    }
+
+    /// Whether this instance may act on what its reader has read: its lease holds, and it has
+    /// caught up since the lease last lapsed.
+    fn acting(&self) -> bool {
+        self.lease.valid()
+            && self.lease.lapses()
+                == self
+                    .caught_up_lapses
+                    .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The lane handles its own records within its grant while its lease holds.
@@ -67,7 +82,7 @@ impl LaneRole {
         at: At<'_>,
         ctx: LaneContext,
     ) -> Verdict {
-        let open = if self.lease.valid() {
+        let open = if self.acting() {
             part.owned(control, self.lane, at.topic, at.partition)
                 .and_then(|own| own.intervals.open_from())
         } else {
@@ -91,15 +106,23 @@ impl LaneRole {
         core: &mut Core,
         consumer: &Arc<DataConsumer>,
     ) -> KafkaResult<()> {
-        let granted = if self.lease.valid() {
+        let lapses = self.lease.lapses();
+        if self.lease.valid()
+            && lapses
+                != self
+                    .caught_up_lapses
+                    .load(std::sync::atomic::Ordering::Acquire)
+        {
+            // Back from a lapse: a grant it last saw may have been released meanwhile.
+            core.control.catch_up(CATCH_UP).await?;
+            self.caught_up_lapses
+                .store(lapses, std::sync::atomic::Ordering::Release);
+        }
+        let granted = if self.acting() {
             let state = core.control.lock();
             core.parts
                 .keys()
-                .filter(|k| {
-                    state
-                        .owned(self.lane, &core.topics[k.topic], k.partition)
-                        .is_some_and(|o| o.intervals.open_from().is_some())
-                })
+                .filter(|k| state.granted(self.lane, &core.topics[k.topic], k.partition))
                 .count()
         } else {
             0
@@ -107,7 +130,7 @@ impl LaneRole {
         core.counters
             .granted
             .store(granted as u64, std::sync::atomic::Ordering::Relaxed);
-        if !self.lease.valid() {
+        if !self.acting() {
             return Ok(());
         }
         for (key, part) in &mut core.parts {
@@ -123,7 +146,11 @@ impl LaneRole {
             if let Some(from) = open
                 && let Some(back) = part.lane.granted(from, next)
             {
-                seek(consumer, topic, key.partition, back).await?;
+                if let Err(e) = seek(consumer, topic, key.partition, back).await {
+                    // Still waiting on them: the next tick or record seeks again.
+                    part.lane.pending = Some(back);
+                    return Err(e);
+                }
                 part.next = Some(back);
             }
         }

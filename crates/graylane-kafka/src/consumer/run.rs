@@ -82,6 +82,8 @@ pub(super) struct Runner {
     /// what their previous owner wrote.
     pub(super) catch_up_due: bool,
     pub(super) trouble: Trouble,
+    /// A stop was requested while a record waited on a retried call.
+    pub(super) stopping: bool,
 }
 
 /// Errors of the broker and control-topic calls the loop makes. None of them ends the
@@ -93,6 +95,10 @@ pub(super) struct Trouble {
     since: Option<Instant>,
     last_log: Option<Instant>,
     count: u64,
+    /// Failed ticks in a row, and when the next one may run: a tick that fails (an outage)
+    /// backs off, so the records that need no control call are still handled in between.
+    failed_ticks: u32,
+    next_tick: Option<Instant>,
 }
 
 impl Trouble {
@@ -115,7 +121,18 @@ impl Trouble {
         }
     }
 
+    fn tick_failed(&mut self) {
+        self.next_tick = Some(Instant::now() + backoff(self.failed_ticks).max(RETRY_FIRST));
+        self.failed_ticks = self.failed_ticks.saturating_add(1);
+    }
+
+    fn tick_due(&self) -> bool {
+        self.next_tick.is_none_or(|at| Instant::now() >= at)
+    }
+
     fn recovered(&mut self) {
+        self.failed_ticks = 0;
+        self.next_tick = None;
         if let Some(since) = self.since.take() {
             tracing::info!(
                 failures = self.count,
@@ -149,17 +166,14 @@ where
     // One stream for the consumer's life: each `recv()` would make one, registering and then
     // removing a waker slot under a lock, for every message.
     let mut messages = consumer.stream();
-    loop {
+    while !runner.stopping {
         tokio::select! {
             biased;
             _ = &mut stop => break,
-            _ = tick.tick() => match runner.on_tick(&consumer).await {
-                Ok(()) => runner.trouble.recovered(),
-                Err(e) => runner.trouble.failed(&runner.core.counters, "a tick", &e),
-            },
+            _ = tick.tick() => runner.on_tick(&consumer).await,
             message = messages.next() => match message {
                 Some(Ok(m)) => {
-                    runner.on_message(&consumer, m, &mut handler).await;
+                    runner.on_message(&consumer, m, &mut handler, &mut stop).await;
                     // Records librdkafka has already fetched are handled without going back
                     // through the `select!` (its polls cost more than a record's handling),
                     // a batch bounded in count and in time (slow handlers: a tick at most) so
@@ -167,12 +181,14 @@ where
                     let batch_started = Instant::now();
                     for i in 1..BATCH {
                         // The clock is read every 8 records: cheap next to their handling.
-                        if i % 8 == 0 && batch_started.elapsed() >= runner.core.timing.tick {
+                        if runner.stopping
+                            || (i % 8 == 0 && batch_started.elapsed() >= runner.core.timing.tick)
+                        {
                             break;
                         }
                         match ready_now(messages.next()) {
                             Some(Some(Ok(m))) => {
-                                runner.on_message(&consumer, m, &mut handler).await;
+                                runner.on_message(&consumer, m, &mut handler, &mut stop).await;
                             }
                             _ => break,
                         }
@@ -276,33 +292,33 @@ impl Runner {
             .store(self.core.parts.len() as u64, Ordering::Relaxed);
     }
 
-    async fn catch_up(&mut self) -> KafkaResult<()> {
-        if self.catch_up_due {
-            self.core.control.catch_up(CATCH_UP).await?;
-            self.catch_up_due = false;
-        }
-        Ok(())
+    /// Whether records must wait for a catch-up: partitions came to base, or an ownership
+    /// write failed and may have landed.
+    fn must_catch_up(&self) -> bool {
+        self.catch_up_due || self.core.control.uncertain()
     }
 
-    /// Runs a call a record's decision needs until it succeeds: the record waits, it is never
-    /// decided without it.
-    async fn until_ok<T, Fut: Future<Output = KafkaResult<T>>>(
-        trouble: &mut Trouble,
-        counters: &Counters,
-        what: &str,
-        mut call: impl FnMut() -> Fut,
-    ) -> T {
+    /// Reads the control topic up to now, retried until it succeeds or a stop is requested
+    /// (`false`): records wait meanwhile, none is decided on a view that may be wrong.
+    async fn catch_up_for_records(&mut self, stop: &mut oneshot::Receiver<()>) -> bool {
         let mut n = 0;
         loop {
-            match call().await {
-                Ok(v) => {
-                    trouble.recovered();
-                    return v;
+            match self.core.control.catch_up(CATCH_UP).await {
+                Ok(()) => {
+                    self.catch_up_due = false;
+                    self.trouble.recovered();
+                    return true;
                 }
                 Err(e) => {
-                    trouble.failed(counters, what, &e);
+                    self.trouble
+                        .failed(&self.core.counters, "reading the control topic", &e);
                     tokio::time::sleep(backoff(n)).await;
                     n += 1;
+                    // The sender dropped counts as a stop, as in the loop.
+                    if !matches!(stop.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+                        self.stopping = true;
+                        return false;
+                    }
                 }
             }
         }
@@ -313,25 +329,24 @@ impl Runner {
         consumer: &Arc<DataConsumer>,
         m: BorrowedMessage<'_>,
         handler: &mut F,
+        stop: &mut oneshot::Receiver<()>,
     ) where
         F: FnMut(OwnedMessage) -> Fut,
         Fut: Future<Output = ()>,
     {
-        // A plain load first: the swap's locked write is paid only after a rebalance.
         let dirty = &consumer.context().dirty;
-        if dirty.load(Ordering::Acquire) && dirty.swap(false, Ordering::AcqRel) {
-            self.apply_events(consumer);
-        }
-        if self.catch_up_due {
-            let control = self.core.control.clone();
-            Self::until_ok(
-                &mut self.trouble,
-                &self.core.counters,
-                "reading the control topic",
-                || control.catch_up(CATCH_UP),
-            )
-            .await;
-            self.catch_up_due = false;
+        loop {
+            // A plain load first: the swap's locked write is paid only after a rebalance.
+            if dirty.load(Ordering::Acquire) && dirty.swap(false, Ordering::AcqRel) {
+                self.apply_events(consumer);
+            }
+            if !self.must_catch_up() {
+                break;
+            }
+            // After the wait, the assignment is looked at again: the partition may be gone.
+            if !self.catch_up_for_records(stop).await {
+                return;
+            }
         }
         let core = &mut self.core;
         // Reading a record's topic name costs a `strlen` and a UTF-8 check: only compare names
@@ -364,11 +379,24 @@ impl Runner {
         let ctx = match headers.map(|h| try_extract_from(&core.propagator, h)) {
             None | Some(Ok(None)) => LaneContext::base(),
             Some(Ok(Some(ctx))) => ctx,
-            Some(Err(_)) => {
+            Some(Err(rejection)) => {
                 let is_base = matches!(self.role, Role::Base(_));
                 if is_base {
-                    // Counted once per group, by the consumer that would have handled it.
+                    // Counted (and logged, the 1st, 2nd, 4th, 8th … time) once per group, by
+                    // base, whoever handles it.
                     bump(&core.counters.unknown);
+                    let n = core.counters.unknown.load(Ordering::Relaxed);
+                    if n.is_power_of_two() {
+                        tracing::warn!(
+                            topic = at.topic,
+                            partition = at.partition,
+                            offset = at.offset,
+                            ?rejection,
+                            policy = ?core.unknown_lanes,
+                            count = n,
+                            "graylane lane consumer: a record's lane mark was refused"
+                        );
+                    }
                 }
                 match core.unknown_lanes {
                     UnknownLanes::Base => LaneContext::base(),
@@ -390,11 +418,15 @@ impl Runner {
         };
         let committable = match verdict {
             Verdict::SeekBack(back) => {
-                Self::until_ok(&mut self.trouble, &core.counters, "a seek", || {
-                    seek(consumer, at.topic, at.partition, back)
-                })
-                .await;
-                part.next = Some(back);
+                match seek(consumer, at.topic, at.partition, back).await {
+                    Ok(()) => part.next = Some(back),
+                    Err(e) => {
+                        // This record stays undecided, and the lane still waits on `back`:
+                        // the next record of the partition (or a tick) seeks again.
+                        part.lane.pending = Some(back);
+                        self.trouble.failed(&core.counters, "a seek", &e);
+                    }
+                }
                 return;
             }
             Verdict::Handle(ctx, committable) => {
@@ -422,22 +454,40 @@ impl Runner {
         }
     }
 
-    async fn on_tick(&mut self, consumer: &Arc<DataConsumer>) -> KafkaResult<()> {
+    /// A tick: the role's duties (backed off after a failure), then the periodic commit,
+    /// whatever became of them.
+    async fn on_tick(&mut self, consumer: &Arc<DataConsumer>) {
         if consumer.context().dirty.swap(false, Ordering::AcqRel) {
             self.apply_events(consumer);
         }
-        self.catch_up().await?;
-        match &mut self.role {
-            Role::Base(base) => base.tick(&mut self.core, consumer).await?,
-            Role::Lane(lane) => lane.tick(&mut self.core, consumer).await?,
+        if self.trouble.tick_due() {
+            match self.role_tick(consumer).await {
+                Ok(()) => self.trouble.recovered(),
+                Err(e) => {
+                    self.trouble.failed(&self.core.counters, "a tick", &e);
+                    self.trouble.tick_failed();
+                }
+            }
         }
         if self.last_commit.elapsed() >= self.core.timing.commit {
             self.last_commit = Instant::now();
             let commits = consumer.context().commit_list(None);
-            if commits.count() > 0 {
-                consumer.commit(&commits, CommitMode::Async)?;
+            if commits.count() > 0
+                && let Err(e) = consumer.commit(&commits, CommitMode::Async)
+            {
+                self.trouble.failed(&self.core.counters, "a commit", &e);
             }
         }
-        Ok(())
+    }
+
+    async fn role_tick(&mut self, consumer: &Arc<DataConsumer>) -> KafkaResult<()> {
+        if self.must_catch_up() {
+            self.core.control.catch_up(CATCH_UP).await?;
+            self.catch_up_due = false;
+        }
+        match &mut self.role {
+            Role::Base(base) => base.tick(&mut self.core, consumer).await,
+            Role::Lane(lane) => lane.tick(&mut self.core, consumer).await,
+        }
     }
 }

@@ -74,15 +74,26 @@ impl std::fmt::Debug for TestBroker {
     }
 }
 
-impl TestBroker {
-    /// A fresh one-broker mock cluster.
-    pub fn mock() -> TestBroker {
-        let mock = MockBroker::start(1).expect("start a mock broker");
+impl From<MockBroker> for TestBroker {
+    /// A test broker on `mock` (say, a cluster of several brokers for fault injection).
+    fn from(mock: MockBroker) -> TestBroker {
         TestBroker {
             flavor: Flavor::Mock,
             bootstrap: mock.bootstrap(),
             mock: Some(mock),
         }
+    }
+}
+
+impl TestBroker {
+    /// The mock cluster, if this is one (for fault injection).
+    pub fn as_mock(&self) -> Option<&MockBroker> {
+        self.mock.as_ref()
+    }
+
+    /// A fresh one-broker mock cluster.
+    pub fn mock() -> TestBroker {
+        TestBroker::from(MockBroker::start(1).expect("start a mock broker"))
     }
 
     /// The real broker `GRAYLANE_KAFKA_BROKERS` names, else a new mock: for benchmarks and
