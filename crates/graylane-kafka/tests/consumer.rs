@@ -436,33 +436,41 @@ async fn records_of_a_lane_the_consumer_does_not_know_never_reach_base_data(brok
 
 graylane_testkit::kafka_tests!(a_control_topic_that_is_not_compacted_is_refused);
 
-/// With `cleanup.policy=delete` (a broker's default for a topic created without settings) the
-/// grants would be deleted after the retention time: where the broker describes the topic's
-/// settings, the consumer refuses to start. The mock does not; there it starts.
+/// With `cleanup.policy=delete` (a broker's default for a topic created without settings), or
+/// `compact,delete` with a finite retention, the grants would be deleted after the retention
+/// time: where the broker describes the topic's settings, the consumer refuses to start. The mock does not; there it starts.
 async fn a_control_topic_that_is_not_compacted_is_refused(broker: TestBroker) {
     let name = unique("deleting");
-    let (topic, control) = (format!("{name}-events"), format!("{name}-control"));
+    let topic = format!("{name}-events");
     broker.create_topic(&topic, 1).unwrap();
-    broker.create_topic(&control, 1).unwrap();
-    let started = Instant::now();
-    let spawned = LaneConsumer::builder(broker.client_config(), propagator(), &name)
-        .topic(&topic)
-        .control_topic(&control)
-        .spawn(|_| std::future::ready(()))
-        .await;
-    if broker.is_real() {
-        let err = spawned.expect_err("refused").to_string();
-        assert!(
-            err.contains("cleanup.policy=delete") && err.contains("compact"),
-            "{err}"
-        );
-    } else {
-        spawned.unwrap().stop().await.unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
+    // The broker's default (delete), and compact with a finite retention: both delete grants.
+    for (i, settings) in [&[][..], &[("cleanup.policy", "compact,delete")][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let control = format!("{name}-control{i}");
+        broker.create_topic_with(&control, 1, settings).unwrap();
+        let started = Instant::now();
+        let spawned = LaneConsumer::builder(broker.client_config(), propagator(), &name)
+            .topic(&topic)
+            .control_topic(&control)
+            .spawn(|_| std::future::ready(()))
+            .await;
+        if broker.is_real() {
+            let err = spawned.expect_err("refused").to_string();
+            assert!(
+                err.contains("cleanup.policy=") && err.contains("compact"),
+                "{err}"
+            );
+        } else {
+            spawned.unwrap().stop().await.unwrap();
+            // At most one unanswered DescribeConfigs (2 s), then on as before.
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+        }
     }
 }
 

@@ -185,17 +185,32 @@ impl TestBroker {
     /// leader. On a real broker this is the Admin API; an existing topic is an error (tests use
     /// [`unique`](crate::services::unique) names).
     pub fn create_topic(&self, topic: &str, partitions: i32) -> KafkaResult<()> {
-        self.create(NewTopic::new(topic, partitions, TopicReplication::Fixed(1)))
+        self.create_topic_with(topic, partitions, &[])
+    }
+
+    /// Like [`create_topic`](Self::create_topic), with topic settings (`("cleanup.policy",
+    /// "compact")`, …) on a real broker; the mock ignores them.
+    pub fn create_topic_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        settings: &[(&str, &str)],
+    ) -> KafkaResult<()> {
+        let new = settings.iter().fold(
+            NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+            |new, (key, value)| new.set(key, value),
+        );
+        self.create(new)
     }
 
     /// Creates a control topic for graylane's lane consumers: one partition, compacted, with
-    /// hourly segments (graylane-kafka's `CONTROL_TOPIC_SETTINGS`; the mock ignores topic
-    /// settings).
+    /// hourly segments (the values of graylane-kafka's `CONTROL_TOPIC_SETTINGS`, which this
+    /// crate does not depend on).
     pub fn create_control_topic(&self, topic: &str) -> KafkaResult<()> {
-        self.create(
-            NewTopic::new(topic, 1, TopicReplication::Fixed(1))
-                .set("cleanup.policy", "compact")
-                .set("segment.ms", "3600000"),
+        self.create_topic_with(
+            topic,
+            1,
+            &[("cleanup.policy", "compact"), ("segment.ms", "3600000")],
         )
     }
 
