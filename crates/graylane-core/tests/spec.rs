@@ -181,6 +181,18 @@ fn each_mistake_gives_one_located_error() {
             "trust.token.key",
             "at least 16",
         ),
+        (
+            "data:\n  redis_scripts:\n    - e0e1f9fabfc9d4800c877a703b823ac0578ff831\n    - abc\n",
+            4,
+            "data.redis_scripts[1]",
+            "SHA-1",
+        ),
+        (
+            "data:\n  redis_functions: [ok_1, 'no:colons']\n",
+            2,
+            "data.redis_functions[1]",
+            "function name",
+        ),
     ];
     for (src, line, path, words) in cases {
         let e = yaml_err(src);

@@ -42,6 +42,15 @@ impl KeySet {
         }
     }
 
+    /// Whether no argument is in the set.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            KeySet::Range { first, last, .. } => first > last,
+            KeySet::DestAnd { dest, from, to } => !dest && from >= to,
+            KeySet::List(v) => v.is_empty(),
+        }
+    }
+
     #[cfg(test)]
     fn to_vec(&self, n: usize) -> Vec<usize> {
         (0..n).filter(|i| self.contains(*i)).collect()
@@ -61,7 +70,11 @@ pub(crate) fn key_positions(
 ) -> RedisResult<KeySet> {
     let n = args.len();
     let positions = match spec.keys {
-        KeyRule::None | KeyRule::Scan | KeyRule::KeysPattern => Ok(KeySet::NONE),
+        KeyRule::None => Ok(KeySet::NONE),
+        // Patterns are moved into the namespace like keys.
+        KeyRule::KeysPattern if n > 1 => Ok(range(1, 1, 1, n)),
+        KeyRule::KeysPattern => Err("KEYS needs a pattern"),
+        KeyRule::Scan => scan(args),
         KeyRule::Channel => Ok(KeySet::DestAnd {
             dest: false,
             from: 1,
@@ -69,7 +82,8 @@ pub(crate) fn key_positions(
         }),
         KeyRule::Range { first, last, step } => Ok(range(first, last, step, n)),
         KeyRule::NumKeys { numkeys_at, dest } => num_keys(args, numkeys_at, dest),
-        KeyRule::Eval => eval(name, args),
+        KeyRule::Script => script(args),
+        KeyRule::Copy => copy(args),
         KeyRule::SubThenKey => Ok(sub_then_key(n)),
         KeyRule::Streams => streams(args),
         KeyRule::Sort => Ok(sort(args)),
@@ -112,28 +126,46 @@ fn num_keys(args: &Args<'_>, numkeys_at: usize, dest: bool) -> Result<KeySet, Un
     })
 }
 
-/// [`KeyRule::Eval`]: the declared keys, if the script can only touch those.
-fn eval(name: &str, args: &Args<'_>) -> Result<KeySet, Unsure> {
-    let k = number(args, 2)?;
-    if 3 + k > args.len() {
-        return Err("numkeys exceeds the arguments");
+/// [`KeyRule::Script`]: the declared keys. (Whether the script may run at all is the
+/// allow-list's call, in `rewrite`: its text cannot tell.)
+fn script(args: &Args<'_>) -> Result<KeySet, Unsure> {
+    num_keys(args, 2, false)
+}
+
+/// [`KeyRule::Copy`]: `DB` would put lane data in another database, out of every namespace
+/// (why `SELECT` and `MOVE` are refused). Redis reads `DB` anywhere after the keys.
+fn copy(args: &Args<'_>) -> Result<KeySet, Unsure> {
+    if args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"DB")) {
+        return Err("COPY ... DB copies lane data into another database");
     }
-    if k == 0 {
-        let script = args.get(1).unwrap_or_default();
-        let touches = name == "EVALSHA"
-            || script.windows(10).any(|w| w == b"redis.call")
-            || script.windows(11).any(|w| w == b"redis.pcall");
-        if touches {
-            return Err(
-                "a script that declares no keys may build key names the wrapper cannot see; pass them as KEYS",
-            );
+    Ok(range(1, 2, 1, args.len()))
+}
+
+/// [`KeyRule::Scan`]: every `MATCH` pattern, read the way Redis reads the options (pairs from
+/// index 2, the last `MATCH` wins, so each is moved into the namespace). An option Redis would
+/// refuse is refused here, so that no reading of the command differs from the server's.
+fn scan(args: &Args<'_>) -> Result<KeySet, Unsure> {
+    let mut patterns = Vec::new();
+    let mut i = 2;
+    while i < args.len() {
+        let option = args.get(i).unwrap_or_default();
+        if i + 1 >= args.len() {
+            return Err("a SCAN option lacks its value");
         }
+        if option.eq_ignore_ascii_case(b"MATCH") {
+            patterns.push(i + 1);
+        } else if !(option.eq_ignore_ascii_case(b"COUNT") || option.eq_ignore_ascii_case(b"TYPE")) {
+            return Err("SCAN takes only MATCH, COUNT and TYPE");
+        } else if option.eq_ignore_ascii_case(b"COUNT")
+            && std::str::from_utf8(args.get(i + 1).unwrap_or_default())
+                .map_or(true, |c| c.parse::<u64>().is_err())
+        {
+            // `COUNT MATCH *` is a bad count to Redis, not a pattern.
+            return Err("COUNT needs a number");
+        }
+        i += 2;
     }
-    Ok(KeySet::DestAnd {
-        dest: false,
-        from: 3,
-        to: 3 + k,
-    })
+    Ok(KeySet::List(patterns))
 }
 
 /// [`KeyRule::SubThenKey`] over `n` arguments.
@@ -149,22 +181,37 @@ fn sub_then_key(n: usize) -> KeySet {
     }
 }
 
-/// [`KeyRule::Streams`].
+/// [`KeyRule::Streams`]: the options read the way Redis reads them (`GROUP` takes two
+/// arguments, `COUNT` and `BLOCK` one, `NOACK` none), up to `STREAMS`, after which the first
+/// half are keys. A keyword searched for anywhere else could be a group or consumer name.
 fn streams(args: &Args<'_>) -> Result<KeySet, Unsure> {
     let n = args.len();
-    let at = args
-        .iter()
-        .position(|a| a.eq_ignore_ascii_case(b"STREAMS"))
-        .ok_or("STREAMS is missing")?;
-    let rest = n - at - 1;
-    if rest == 0 || !rest.is_multiple_of(2) {
-        return Err("STREAMS needs as many ids as keys");
+    let mut i = 1;
+    while i < n {
+        let o = args.get(i).unwrap_or_default();
+        let more = n - i - 1;
+        let takes = if o.eq_ignore_ascii_case(b"STREAMS") && more > 0 {
+            if !more.is_multiple_of(2) {
+                return Err("STREAMS needs as many ids as keys");
+            }
+            return Ok(KeySet::DestAnd {
+                dest: false,
+                from: i + 1,
+                to: i + 1 + more / 2,
+            });
+        } else if (o.eq_ignore_ascii_case(b"COUNT") || o.eq_ignore_ascii_case(b"BLOCK")) && more > 0
+        {
+            1
+        } else if o.eq_ignore_ascii_case(b"GROUP") && more >= 2 {
+            2
+        } else if o.eq_ignore_ascii_case(b"NOACK") {
+            0
+        } else {
+            return Err("an XREAD option Redis would refuse");
+        };
+        i += 1 + takes;
     }
-    Ok(KeySet::DestAnd {
-        dest: false,
-        from: at + 1,
-        to: at + 1 + rest / 2,
-    })
+    Err("STREAMS is missing")
 }
 
 /// [`KeyRule::Sort`].
@@ -231,9 +278,21 @@ mod tests {
             positions(&["EVAL", "return 1", "0"]).unwrap(),
             Vec::<usize>::new()
         );
-        assert!(positions(&["EVAL", "return redis.call('GET', 'x')", "0"]).is_err());
-        assert!(positions(&["EVALSHA", "abc", "0"]).is_err());
-        assert!(positions(&["EVAL", "return redis.pcall('DEL', 'x')", "0"]).is_err());
+        assert_eq!(
+            positions(&["FCALL", "f", "2", "a", "b", "x"]).unwrap(),
+            [3, 4]
+        );
+        assert_eq!(
+            positions(&["SCAN", "0", "MATCH", "a", "COUNT", "9", "MATCH", "b"]).unwrap(),
+            [3, 7]
+        );
+        assert_eq!(
+            positions(&["SCAN", "0", "TYPE", "MATCH"]).unwrap(),
+            Vec::<usize>::new()
+        );
+        assert_eq!(positions(&["KEYS", "a*"]).unwrap(), [1]);
+        assert_eq!(positions(&["COPY", "a", "b", "REPLACE"]).unwrap(), [1, 2]);
+        assert!(positions(&["COPY", "a", "b", "db", "2"]).is_err());
         assert!(positions(&["EVAL", "x", "5", "a"]).is_err());
         assert_eq!(
             positions(&["XREAD", "COUNT", "2", "STREAMS", "s1", "s2", "0", "0"]).unwrap(),

@@ -42,7 +42,8 @@
 // A lane command goes `connection` -> `rewrite` (its keys found by `keys` over `args`, by the
 // command's rule in `table`) -> the inner connection -> `reply`. `namespaces` holds the prefixes
 // and the read-through patterns (matched by `glob`); `scratch` pools the rewrite buffers;
-// `error` is the refusal every unsafe command gets.
+// `error` is the refusal every unsafe command gets; `transaction` follows hand-written
+// `MULTI` ... `EXEC`.
 mod args;
 mod connection;
 mod error;
@@ -53,6 +54,7 @@ mod reply;
 mod rewrite;
 mod scratch;
 mod table;
+mod transaction;
 
 pub use connection::LaneRedis;
 pub use namespaces::Namespaces;

@@ -1,5 +1,5 @@
-//! Where each lane's keys live: the key prefix of every non-base lane, and the key patterns
-//! whose lane reads may fall back to base (read-through).
+//! Where each lane's keys live: the key prefix of every non-base lane, the key patterns whose
+//! lane reads may fall back to base (read-through), and the scripts a lane may run.
 
 use graylane_core::Lane;
 use graylane_core::spec::LaneSpec;
@@ -11,6 +11,9 @@ use crate::glob::glob_match;
 pub struct Namespaces {
     prefixes: Vec<(Lane, Vec<u8>)>,
     read_through: Vec<String>,
+    /// SHA-1 digests, lower-case hex.
+    scripts: Vec<String>,
+    functions: Vec<String>,
 }
 
 impl Namespaces {
@@ -23,7 +26,38 @@ impl Namespaces {
                 .map(|lane| (lane, spec.data_names(lane).redis_prefix.into_bytes()))
                 .collect(),
             read_through: Vec::new(),
+            scripts: Vec::new(),
+            functions: Vec::new(),
         }
+        .allow_scripts(&spec.data.redis_scripts)
+        .allow_functions(&spec.data.redis_functions)
+    }
+
+    /// Lets lane code run these Lua scripts (`EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`), by
+    /// the SHA-1 of their text in hex (any case), besides those the spec lists in
+    /// `data.redis_scripts`. Every other script is refused in a lane: a script can build key
+    /// names, reach `redis.call` under another name, or ignore the keys it declares, so its
+    /// text says nothing certain about what it touches. Listing one vouches that it touches only
+    /// the keys it is passed; those are moved into the lane like any other key.
+    #[must_use]
+    pub fn allow_scripts(mut self, sha1: impl IntoIterator<Item = impl AsRef<str>>) -> Namespaces {
+        self.scripts
+            .extend(sha1.into_iter().map(|s| s.as_ref().to_ascii_lowercase()));
+        self
+    }
+
+    /// Lets lane code call these Redis functions (`FCALL`, `FCALL_RO`) by name (as Redis
+    /// spells it), besides the spec's `data.redis_functions`; the same promise as
+    /// [`allow_scripts`](Self::allow_scripts). Loading functions (`FUNCTION LOAD`) stays an
+    /// operator task: a name vouches for the library an operator loaded under it.
+    #[must_use]
+    pub fn allow_functions(
+        mut self,
+        names: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Namespaces {
+        self.functions
+            .extend(names.into_iter().map(|s| s.as_ref().to_owned()));
+        self
     }
 
     /// Lets lane reads of keys matching these glob patterns (`*` and `?`) fall back to the base
@@ -63,6 +97,37 @@ impl Namespaces {
                 .iter()
                 .any(|p| glob_match(p.as_bytes(), key))
     }
+}
+
+impl Namespaces {
+    /// Whether `command` (canonical: `EVAL`, `EVALSHA`, `FCALL`, or their `_RO` forms) may run
+    /// `target` (its script text, SHA-1 or function name) in a lane.
+    pub(crate) fn allows_script(&self, command: &str, target: &[u8]) -> bool {
+        match command {
+            "EVAL" | "EVAL_RO" => {
+                let sha = sha1_hex(target);
+                self.scripts.contains(&sha)
+            }
+            "EVALSHA" | "EVALSHA_RO" => self
+                .scripts
+                .iter()
+                .any(|s| s.as_bytes().eq_ignore_ascii_case(target)),
+            "FCALL" | "FCALL_RO" => self.functions.iter().any(|f| f.as_bytes() == target),
+            _ => false,
+        }
+    }
+}
+
+/// The SHA-1 of `text` in lower-case hex: the name Redis gives a script.
+fn sha1_hex(text: &[u8]) -> String {
+    use sha1::Digest;
+    use std::fmt::Write;
+    sha1::Sha1::digest(text)
+        .iter()
+        .fold(String::with_capacity(40), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// The commands that may read through to base (see [`Namespaces::read_through`]).

@@ -17,6 +17,8 @@ use crate::table::{self, KeyRule, REFUSED, Reply};
 
 /// How to translate the reply of a rewritten command.
 pub(crate) struct Rewritten {
+    /// The command's canonical name.
+    pub(crate) command: &'static str,
     pub(crate) reply: Reply,
     /// Read-through: on a miss, run the caller's command as it is (on the base key).
     pub(crate) read_through: bool,
@@ -31,7 +33,8 @@ pub(crate) fn rewrite(
     out: &mut Cmd,
 ) -> RedisResult<Rewritten> {
     match rewrite_fixed(shared, cmd, prefix, out) {
-        Some(reply) => Ok(Rewritten {
+        Some((command, reply)) => Ok(Rewritten {
+            command,
             reply,
             read_through: false,
         }),
@@ -43,7 +46,12 @@ pub(crate) fn rewrite(
 /// writes them into `out` in one pass (`None`: anything else, left to [`rewrite`]). Kept small
 /// and apart, so that the common path is a few cache lines of code.
 #[inline(never)]
-fn rewrite_fixed(shared: &Shared, cmd: &Cmd, prefix: &[u8], out: &mut Cmd) -> Option<Reply> {
+fn rewrite_fixed(
+    shared: &Shared,
+    cmd: &Cmd,
+    prefix: &[u8],
+    out: &mut Cmd,
+) -> Option<(&'static str, Reply)> {
     if cmd.in_scan_mode() {
         return None;
     }
@@ -72,7 +80,7 @@ fn rewrite_fixed(shared: &Shared, cmd: &Cmd, prefix: &[u8], out: &mut Cmd) -> Op
         }
     }
     out.set_no_response(cmd.is_no_response());
-    Some(spec.reply)
+    Some((canonical, spec.reply))
 }
 
 /// [`rewrite`] for any command in the table.
@@ -101,29 +109,28 @@ fn rewrite_general(
         );
         return Err(refused(why));
     };
+    if spec.keys == KeyRule::Script
+        && !shared
+            .namespaces
+            .allows_script(name, args.get(1).unwrap_or_default())
+    {
+        return Err(refused(
+            "no one can tell from a script which keys it touches; list its SHA-1 in the spec's data.redis_scripts (functions: data.redis_functions) once it is known to touch only the keys it is passed",
+        ));
+    }
     let positions = key_positions(name, spec, &args, lane).inspect_err(|_| {
         shared.refused.fetch_add(1, Ordering::Relaxed);
     })?;
-    // Patterns: the KEYS pattern, the SCAN MATCH pattern (added when absent).
-    let pattern_at = match spec.keys {
-        KeyRule::KeysPattern if args.len() > 1 => Some(1),
-        KeyRule::KeysPattern => return Err(refused("KEYS needs a pattern")),
-        KeyRule::Scan => match args.iter().position(|a| a.eq_ignore_ascii_case(b"MATCH")) {
-            Some(at) if at + 1 < args.len() => Some(at + 1),
-            Some(_) => return Err(refused("MATCH needs a pattern")),
-            None => None,
-        },
-        _ => None,
-    };
     out.clear();
     for (i, a) in args.iter().enumerate() {
-        if positions.contains(i) || pattern_at == Some(i) {
+        if positions.contains(i) {
             out.arg(Prefixed(prefix, a));
         } else {
             out.arg(a);
         }
     }
-    if spec.keys == KeyRule::Scan && pattern_at.is_none() {
+    // A SCAN without MATCH would list every namespace.
+    if spec.keys == KeyRule::Scan && positions.is_empty() {
         out.arg("MATCH").arg(Prefixed(prefix, b"*"));
     }
     out.set_no_response(cmd.is_no_response());
@@ -131,6 +138,7 @@ fn rewrite_general(
         .get(1)
         .is_some_and(|k| shared.namespaces.reads_through(name, k));
     Ok(Rewritten {
+        command: name,
         reply: spec.reply,
         read_through,
     })

@@ -28,8 +28,11 @@ pub(crate) enum KeyRule {
     Scan,
     /// `KEYS pattern`.
     KeysPattern,
-    /// `EVAL` / `EVALSHA script numkeys key ...`.
-    Eval,
+    /// `EVAL script numkeys key ...`, `EVALSHA sha ...`, `FCALL function ...` (and `_RO`):
+    /// the declared keys, and only for a script or function the spec allow-lists.
+    Script,
+    /// `COPY source destination [DB n] [REPLACE]`: keys at 1 and 2, and no `DB` in a lane.
+    Copy,
     /// `PUBLISH channel message`: the channel is namespaced like a key.
     Channel,
 }
@@ -70,6 +73,8 @@ const ALL: Spec = range(1, -1, 1);
 const fn with(keys: KeyRule, reply: Reply) -> Spec {
     Spec { keys, reply }
 }
+
+const SCRIPT: Spec = with(KeyRule::Script, Reply::Plain);
 
 /// The supported commands, by upper-case name. Kept sorted; [`SUPPORTED`] lists the names for
 /// documentation and tests.
@@ -132,20 +137,24 @@ pub(crate) const TABLE: &[(&str, Spec)] = &[
             Reply::FirstIsKey,
         ),
     ),
-    ("COPY", TWO),
+    ("COPY", with(KeyRule::Copy, Reply::Plain)),
     ("DECR", ONE),
     ("DECRBY", ONE),
     ("DEL", ALL),
     ("DISCARD", with(KeyRule::None, Reply::Plain)),
     ("DUMP", ONE),
     ("ECHO", with(KeyRule::None, Reply::Plain)),
-    ("EVAL", with(KeyRule::Eval, Reply::Plain)),
-    ("EVALSHA", with(KeyRule::Eval, Reply::Plain)),
+    ("EVAL", SCRIPT),
+    ("EVALSHA", SCRIPT),
+    ("EVALSHA_RO", SCRIPT),
+    ("EVAL_RO", SCRIPT),
     ("EXEC", with(KeyRule::None, Reply::Plain)),
     ("EXISTS", ALL),
     ("EXPIRE", ONE),
     ("EXPIREAT", ONE),
     ("EXPIRETIME", ONE),
+    ("FCALL", SCRIPT),
+    ("FCALL_RO", SCRIPT),
     ("GEOADD", ONE),
     ("GEODIST", ONE),
     ("GEOPOS", ONE),
@@ -404,7 +413,6 @@ pub const REFUSED: &[(&str, &str)] = &[
         "PSUBSCRIBE",
         "subscribe to `LaneRedis::channel(name)` on a dedicated connection instead",
     ),
-    ("FCALL", "functions may name keys the wrapper cannot see"),
     (
         "SCRIPT",
         "script management is an operator task, not lane traffic",

@@ -117,6 +117,16 @@ pub struct DataTemplates {
     pub pg_schema: String,
     /// Suffix appended to Kafka consumer group ids. Default `.lane.{lane}`.
     pub kafka_group_suffix: String,
+    /// The Lua scripts lane code may run (`EVAL`, `EVALSHA` and their `_RO` forms), by the
+    /// SHA-1 of their text in hex (what `SCRIPT LOAD` answers). In a lane every other script is
+    /// refused: no one can tell from a script's text which keys it touches, so listing one
+    /// vouches that it touches only the keys it is passed (which are moved into the lane).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redis_scripts: Vec<String>,
+    /// The Redis functions lane code may call (`FCALL`, `FCALL_RO`), by name; the same promise
+    /// as [`redis_scripts`](Self::redis_scripts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redis_functions: Vec<String>,
 }
 
 impl Default for DataTemplates {
@@ -125,6 +135,8 @@ impl Default for DataTemplates {
             redis_prefix: "lane:{lane}:".into(),
             pg_schema: "lane_{lane}".into(),
             kafka_group_suffix: ".lane.{lane}".into(),
+            redis_scripts: Vec::new(),
+            redis_functions: Vec::new(),
         }
     }
 }

@@ -26,6 +26,7 @@ impl LaneSpec {
         routing(self)?;
         mesh(self)?;
         data_names(self)?;
+        redis_scripts(self)?;
         self.rule_set()?;
         trust(self)
     }
@@ -265,6 +266,29 @@ fn data_names(spec: &LaneSpec) -> Result<(), SpecError> {
             path("kafka_group_suffix", o.kafka_group_suffix.is_some()),
             &mut suffixes,
         )?;
+    }
+    Ok(())
+}
+
+/// Allow-listed scripts are SHA-1 digests in hex, functions are names Redis accepts.
+fn redis_scripts(spec: &LaneSpec) -> Result<(), SpecError> {
+    for (i, sha) in spec.data.redis_scripts.iter().enumerate() {
+        if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return fail(
+                format!("data.redis_scripts[{i}]"),
+                format!(
+                    "{sha:?} is not a script's SHA-1 in hex (40 digits, as SCRIPT LOAD answers)"
+                ),
+            );
+        }
+    }
+    for (i, name) in spec.data.redis_functions.iter().enumerate() {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return fail(
+                format!("data.redis_functions[{i}]"),
+                format!("{name:?} is not a Redis function name (letters, digits and `_`)"),
+            );
+        }
     }
     Ok(())
 }
