@@ -34,6 +34,19 @@ pub struct MySqlShadows {
     base: MySqlConnectOptions,
 }
 
+/// Objects outside database `?` that depend on it: foreign keys into it, and views whose
+/// definition names one of its tables (the server stores view definitions with every name
+/// qualified and quoted, so the text search is exact).
+const OUTSIDE_DEPENDENTS: &str = "
+SELECT CONCAT('foreign key ', CONSTRAINT_NAME, ' on ', TABLE_SCHEMA, '.', TABLE_NAME)
+FROM information_schema.KEY_COLUMN_USAGE
+WHERE REFERENCED_TABLE_SCHEMA = ? AND TABLE_SCHEMA <> ?
+UNION
+SELECT CONCAT('view ', TABLE_SCHEMA, '.', TABLE_NAME)
+FROM information_schema.VIEWS
+WHERE LOCATE(CONCAT('`', REPLACE(?, '`', '``'), '`.'), VIEW_DEFINITION) > 0 AND TABLE_SCHEMA <> ?
+ORDER BY 1";
+
 impl MySqlShadows {
     /// Shadow databases named by `spec`, on the server `base` connects to.
     pub fn new(spec: &LaneSpec, base: MySqlConnectOptions) -> MySqlShadows {
@@ -104,8 +117,10 @@ impl MySqlShadows {
         Ok(())
     }
 
-    /// Drops the lane's database. Refuses base, unknown lanes and unmarked databases; a missing
-    /// database is a no-op (`false`).
+    /// Drops the lane's database. Refuses base, unknown lanes, unmarked databases, and
+    /// databases that objects elsewhere depend on ([`ShadowError::Dependents`]: a view over
+    /// one of its tables would be left broken, and a foreign key into it would make the drop
+    /// fail half-way). A missing database is a no-op (`false`).
     pub async fn drop(&self, lane: Lane) -> Result<bool, ShadowError> {
         let db = self.database(lane)?;
         let mut conn = MySqlConnection::connect_with(&self.base).await?;
@@ -113,6 +128,19 @@ impl MySqlShadows {
             None => Ok(false),
             Some(false) => Err(ShadowError::NotOurs { schema: db }),
             Some(true) => {
+                let objects: Vec<String> = sqlx::query_scalar(OUTSIDE_DEPENDENTS)
+                    .bind(&db)
+                    .bind(&db)
+                    .bind(&db)
+                    .bind(&db)
+                    .fetch_all(&mut conn)
+                    .await?;
+                if !objects.is_empty() {
+                    return Err(ShadowError::Dependents {
+                        schema: db,
+                        objects,
+                    });
+                }
                 sqlx::query(&format!("DROP DATABASE {}", quote_ident(&db)))
                     .execute(&mut conn)
                     .await?;

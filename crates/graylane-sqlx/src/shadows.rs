@@ -25,6 +25,7 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Why a shadow operation failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ShadowError {
     /// The lane is base: base data is never provisioned, seeded or dropped by graylane.
     Base,
@@ -34,6 +35,15 @@ pub enum ShadowError {
     NotOurs {
         /// The schema.
         schema: String,
+    },
+    /// Objects outside the shadow depend on objects in it (a base view over a shadow table, a
+    /// base column default using a shadow sequence, a foreign key, ...): dropping it would
+    /// drop or change them, so it is refused.
+    Dependents {
+        /// The shadow schema (PostgreSQL) or database (MySQL).
+        schema: String,
+        /// Each dependent object, as the database names it (`view public.v`, ...).
+        objects: Vec<String>,
     },
     /// A name is not a plain identifier.
     BadIdentifier(String),
@@ -53,6 +63,12 @@ impl fmt::Display for ShadowError {
             ShadowError::NotOurs { schema } => write!(
                 f,
                 "{schema} exists but was not created by graylane (no '{SHADOW_MARKER}' mark); refusing"
+            ),
+            ShadowError::Dependents { schema, objects } => write!(
+                f,
+                "refusing to drop {schema}: objects outside it depend on it and would be dropped \
+                 or changed with it: {}; drop or change them first",
+                objects.join(", ")
             ),
             ShadowError::BadIdentifier(s) => write!(f, "{s:?} is not a plain SQL identifier"),
             ShadowError::Sql(e) => write!(f, "database error: {e}"),
@@ -136,6 +152,41 @@ pub(crate) fn shadow_name(spec: &LaneSpec, lane: Lane) -> Result<String, ShadowE
     }
     Ok(name)
 }
+
+/// What `DROP SCHEMA $1 CASCADE` would drop outside the schema: every object that depends,
+/// directly or through others, on the schema, whose own schema (or, for objects without one —
+/// rules, column defaults, triggers —, that of the object they belong to) is another one.
+/// Objects internal to another doomed object (a foreign key's triggers) are left out: the
+/// object they belong to is named.
+const OUTSIDE_DEPENDENTS: &str = "
+WITH RECURSIVE doomed(classid, objid) AS (
+    SELECT 'pg_namespace'::regclass::oid, oid FROM pg_namespace WHERE nspname = $1
+    UNION
+    SELECT d.classid, d.objid
+    FROM pg_depend d JOIN doomed o ON d.refclassid = o.classid AND d.refobjid = o.objid
+    WHERE d.deptype IN ('n', 'a', 'i')
+)
+SELECT DISTINCT CASE
+           -- A view's rule: name the view.
+           WHEN it.type = 'rule' AND owner.identity IS NOT NULL
+               THEN owner.type || ' ' || owner.identity
+           ELSE it.type || ' ' || it.identity
+       END
+FROM doomed p
+CROSS JOIN LATERAL pg_identify_object(p.classid, p.objid, 0) it
+LEFT JOIN LATERAL (
+    SELECT o.type, o.schema, o.identity
+    FROM pg_depend d, LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) o
+    WHERE d.classid = p.classid AND d.objid = p.objid AND d.deptype IN ('a', 'i')
+    LIMIT 1
+) owner ON true
+WHERE coalesce(it.schema, owner.schema) IS DISTINCT FROM $1
+  AND coalesce(it.schema, owner.schema) IS DISTINCT FROM 'pg_toast'
+  AND p.classid <> 'pg_namespace'::regclass
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_depend d JOIN doomed o ON d.refclassid = o.classid AND d.refobjid = o.objid
+      WHERE d.classid = p.classid AND d.objid = p.objid AND d.deptype = 'i')
+ORDER BY 1";
 
 impl Shadows {
     /// Shadow schemas named by `spec`, in the database `base` connects to.
@@ -242,8 +293,11 @@ impl Shadows {
         Ok(copied)
     }
 
-    /// Drops the lane's schema and everything in it. Refuses base, unknown lanes, and schemas
-    /// graylane did not create. Dropping a schema that does not exist is a no-op.
+    /// Drops the lane's schema and everything in it. Refuses base, unknown lanes, schemas
+    /// graylane did not create, and schemas that objects outside them depend on
+    /// ([`ShadowError::Dependents`], naming them): `DROP SCHEMA ... CASCADE` would drop a base
+    /// view over a shadow table, or a base column's default that uses a shadow sequence.
+    /// Dropping a schema that does not exist is a no-op.
     pub async fn drop(&self, lane: Lane) -> Result<bool, ShadowError> {
         let schema = self.schema(lane)?;
         let mut conn = self.admin().await?;
@@ -251,9 +305,20 @@ impl Shadows {
             None => Ok(false),
             Some(false) => Err(ShadowError::NotOurs { schema }),
             Some(true) => {
-                sqlx::query(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
-                    .execute(&mut conn)
+                // The check and the drop in one transaction.
+                let mut tx = conn.begin().await?;
+                let q = quote_ident(&schema);
+                let objects: Vec<String> = sqlx::query_scalar(OUTSIDE_DEPENDENTS)
+                    .bind(&schema)
+                    .fetch_all(&mut *tx)
                     .await?;
+                if !objects.is_empty() {
+                    return Err(ShadowError::Dependents { schema, objects });
+                }
+                sqlx::query(&format!("DROP SCHEMA {q} CASCADE"))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 tracing::info!(%lane, %schema, "dropped shadow schema");
                 Ok(true)
             }

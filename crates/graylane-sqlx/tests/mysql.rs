@@ -183,3 +183,47 @@ async fn drop_refuses_base_and_foreign_databases() {
     );
     f.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_shadow_drop_never_touches_base() {
+    let f = Fixture::new("mydeps").await;
+    let shadows = MySqlShadows::new(&f.spec, f.root.clone());
+    shadows.provision(gray(), &MIGRATOR).await.unwrap();
+    let (base, shadow) = (
+        quote_ident(&format!("{}_base", f.prefix)),
+        quote_ident(&shadows.database(gray()).unwrap()),
+    );
+    let mut conn = MySqlConnection::connect_with(&f.root).await.unwrap();
+    // A base view over a shadow table would be left broken, and a base foreign key into the
+    // shadow makes the drop fail half-way.
+    for sql in [
+        format!("CREATE VIEW {base}.gray_orders AS SELECT id FROM {shadow}.orders"),
+        format!(
+            "CREATE TABLE {base}.refs (o BIGINT, FOREIGN KEY (o) REFERENCES {shadow}.orders (id))"
+        ),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    let err = shadows.drop(gray()).await.unwrap_err();
+    let ShadowError::Dependents { objects, .. } = &err else {
+        panic!("{err}")
+    };
+    for name in ["gray_orders", "refs"] {
+        assert!(objects.iter().any(|o| o.contains(name)), "{name}: {err}");
+    }
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?")
+            .bind(shadows.database(gray()).unwrap())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(tables >= 2, "the shadow is whole: {tables}");
+    for sql in [
+        format!("DROP VIEW {base}.gray_orders"),
+        format!("DROP TABLE {base}.refs"),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    assert!(shadows.drop(gray()).await.unwrap());
+    f.cleanup().await;
+}

@@ -241,6 +241,66 @@ async fn provisioning_twice_is_a_no_op_and_status_reports() {
 }
 
 #[tokio::test]
+async fn a_shadow_drop_never_touches_base() {
+    let f = Fixture::new("dropdeps").await;
+    let shadows = f.shadows();
+    shadows.provision(gray(), &MIGRATOR).await.unwrap();
+    let (base, shadow) = (
+        quote_ident(&format!("{}_base", f.prefix)),
+        quote_ident(&shadows.schema(gray()).unwrap()),
+    );
+    let mut conn = PgConnection::connect_with(&f.base).await.unwrap();
+    // Base objects that lean on the shadow: CASCADE would drop the view and the default.
+    for sql in [
+        format!("CREATE VIEW {base}.gray_orders AS SELECT id FROM {shadow}.orders"),
+        format!("CREATE SEQUENCE {shadow}.ticket"),
+        format!("CREATE TABLE {base}.tickets (n bigint DEFAULT nextval('{shadow}.ticket'))"),
+        format!("CREATE TABLE {base}.refs (o bigint REFERENCES {shadow}.orders (id))"),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    let err = shadows.drop(gray()).await.unwrap_err();
+    let ShadowError::Dependents { objects, .. } = &err else {
+        panic!("{err}")
+    };
+    let text = err.to_string();
+    for name in ["gray_orders", "tickets", "refs_o_fkey"] {
+        assert!(
+            objects.iter().any(|o| o.contains(name)),
+            "{name} is named: {text}"
+        );
+    }
+    let view: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {base}.gray_orders"))
+        .fetch_one(&mut conn)
+        .await
+        .expect("the base view is still there");
+    assert_eq!(view, 0);
+    let default: Option<String> = sqlx::query_scalar(
+        "SELECT column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'tickets'",
+    )
+    .bind(format!("{}_base", f.prefix))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        default.is_some_and(|d| d.contains("nextval")),
+        "the default is still there"
+    );
+    let status = shadows.status().await.unwrap();
+    let gray_status = status.iter().find(|s| s.lane == gray()).unwrap();
+    assert_eq!(gray_status.tables, 2, "and the shadow too");
+    // Once base stops leaning on it, the shadow drops.
+    for sql in [
+        format!("DROP VIEW {base}.gray_orders"),
+        format!("DROP TABLE {base}.tickets"),
+        format!("DROP TABLE {base}.refs"),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    assert!(shadows.drop(gray()).await.unwrap());
+}
+
+#[tokio::test]
 async fn drop_refuses_base_and_foreign_schemas() {
     let f = Fixture::new("drop").await;
     let shadows = f.shadows();
