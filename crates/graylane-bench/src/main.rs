@@ -7,6 +7,7 @@
 //! cargo run --release -p graylane-bench -- grpc
 //! cargo run --release -p graylane-bench -- redis
 //! cargo run --release -p graylane-bench -- sql
+//! cargo run --release -p graylane-bench -- sql-tx
 //! cargo run --release -p graylane-bench -- kafka
 //! cargo run --release -p graylane-bench -- handover
 //! ```
@@ -34,12 +35,14 @@ pub(crate) struct Args {
 }
 
 const USAGE: &str =
-    "usage: graylane-bench <http|grpc|redis|sql|kafka|handover> [--requests N] [--rounds R] [--concurrency C] [--payload B]
+    "usage: graylane-bench <http|grpc|redis|sql|sql-tx|kafka|handover> [--requests N] [--rounds R] [--concurrency C] [--payload B]
 
   http   the same axum handler over a hyper client, without vs. with graylane's layers
   grpc   the same tonic unary method over a channel, without vs. with graylane's layers
   redis  the same GET/SET mix, raw redis-rs vs. LaneRedis in a gray lane (needs REDIS_URL)
   sql    the same SELECT/INSERT mix, plain PgPool vs. lane-routed pools (needs DATABASE_URL)
+  sql-tx the same mix in a transaction per request, plain BEGIN vs. LaneTransactions (BEGIN and
+         SET LOCAL search_path in one round trip, as behind a transaction pooler)
   kafka  produce and consume, plain rdkafka vs. LaneProducer/LaneConsumer, on the broker in
          GRAYLANE_KAFKA_BROKERS when set and non-empty, else on a mock broker
   handover  how late a 1 ms ticker on base's runtime fires while base grants partitions to a gray
@@ -145,6 +148,13 @@ fn main() -> ExitCode {
             Ok(c) => format!("sql ratio={:.3}", c.ratio),
             Err(e) => {
                 eprintln!("sql: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        "sql-tx" => match runtime.block_on(sql::run_tx(&args)) {
+            Ok(c) => format!("sql-tx ratio={:.3}", c.ratio),
+            Err(e) => {
+                eprintln!("sql-tx: {e}");
                 return ExitCode::FAILURE;
             }
         },

@@ -1,6 +1,10 @@
 //! `sql`: the same indexed SELECT/INSERT mix on PostgreSQL through a plain `PgPool` and through
 //! a lane-routed pool in a gray lane (its shadow schema), alternating rounds.
 //!
+//! `sql-tx`: the same mix, one transaction per request: a plain `BEGIN` vs. `LaneTransactions`
+//! in a gray lane (`BEGIN; SET LOCAL search_path TO ...` in the same round trip), as behind a
+//! transaction pooler.
+//!
 //! Uses `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and two schemas of
 //! its own, dropped at the end.
 
@@ -9,10 +13,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use graylane_core::spec::LaneSpec;
 use graylane_core::{Lane, LaneContext, LaneFutureExt};
-use graylane_sqlx::{LanePools, Shadows, quote_ident};
+use graylane_sqlx::{LanePools, LaneTransactions, Shadows, quote_ident};
 use graylane_testkit::services::{postgres_url, unique};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
 use crate::Args;
 use crate::load::{Comparison, side_by_side};
@@ -20,7 +24,7 @@ use crate::load::{Comparison, side_by_side};
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS items (id BIGSERIAL PRIMARY KEY, sku TEXT NOT NULL, qty INT NOT NULL);
 CREATE INDEX IF NOT EXISTS items_by_sku ON items (sku);";
 
-async fn mix(pool: &PgPool, n: i64) -> Result<(), String> {
+async fn mix<'e>(pool: impl sqlx::PgExecutor<'e>, n: i64) -> Result<(), String> {
     // Three indexed reads for every write: a typical OLTP mix.
     if n % 4 == 0 {
         sqlx::query("INSERT INTO items (sku, qty) VALUES ($1, $2)")
@@ -39,49 +43,89 @@ async fn mix(pool: &PgPool, n: i64) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) async fn run(args: &Args) -> Result<Comparison, String> {
-    let url = postgres_url();
-    let root: PgConnectOptions = url.parse().map_err(|e| format!("DATABASE_URL: {e}"))?;
-    let prefix = unique("bench");
-    let spec = LaneSpec::from_yaml_str(&format!(
-        "services: [{{name: bench}}]\nlanes: [{{name: gray, services: [bench]}}]\ndata: {{pg_schema: \"{prefix}_{{lane}}\"}}\n"
-    ))
-    .map_err(|e| e.to_string())?;
-    let base_schema = format!("{prefix}_base");
-    let mut admin = PgConnection::connect_with(&root)
-        .await
-        .map_err(|e| format!("cannot reach PostgreSQL at {url}: {e}"))?;
-    sqlx::query(&format!("CREATE SCHEMA {}", quote_ident(&base_schema)))
-        .execute(&mut admin)
-        .await
-        .map_err(|e| e.to_string())?;
-    let base = root
-        .clone()
-        .options([("search_path", base_schema.as_str())]);
-    let migrations = std::env::temp_dir().join(format!("{prefix}_migrations"));
-    std::fs::create_dir_all(&migrations).map_err(|e| e.to_string())?;
-    std::fs::write(migrations.join("0001_items.sql"), SCHEMA).map_err(|e| e.to_string())?;
-    let migrator = sqlx::migrate::Migrator::new(migrations.as_path())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut base_conn = PgConnection::connect_with(&base)
-        .await
-        .map_err(|e| e.to_string())?;
-    migrator
-        .run(&mut base_conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    let gray = Lane::from_static("gray");
-    Shadows::new(&spec, base.clone())
-        .provision(gray, &migrator)
-        .await
-        .map_err(|e| e.to_string())?;
+/// A base schema and a provisioned gray shadow of the benchmark's own.
+struct Schemas {
+    spec: LaneSpec,
+    prefix: String,
+    base: PgConnectOptions,
+    admin: PgConnection,
+    migrations: std::path::PathBuf,
+}
 
+impl Schemas {
+    async fn new() -> Result<Schemas, String> {
+        let url = postgres_url();
+        let root: PgConnectOptions = url.parse().map_err(|e| format!("DATABASE_URL: {e}"))?;
+        let prefix = unique("bench");
+        let spec = LaneSpec::from_yaml_str(&format!(
+            "services: [{{name: bench}}]\nlanes: [{{name: gray, services: [bench]}}]\ndata: {{pg_schema: \"{prefix}_{{lane}}\"}}\n"
+        ))
+        .map_err(|e| e.to_string())?;
+        let base_schema = format!("{prefix}_base");
+        let mut admin = PgConnection::connect_with(&root)
+            .await
+            .map_err(|e| format!("cannot reach PostgreSQL at {url}: {e}"))?;
+        sqlx::query(&format!("CREATE SCHEMA {}", quote_ident(&base_schema)))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        let base = root
+            .clone()
+            .options([("search_path", base_schema.as_str())]);
+        let migrations = std::env::temp_dir().join(format!("{prefix}_migrations"));
+        std::fs::create_dir_all(&migrations).map_err(|e| e.to_string())?;
+        std::fs::write(migrations.join("0001_items.sql"), SCHEMA).map_err(|e| e.to_string())?;
+        let migrator = sqlx::migrate::Migrator::new(migrations.as_path())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut base_conn = PgConnection::connect_with(&base)
+            .await
+            .map_err(|e| e.to_string())?;
+        migrator
+            .run(&mut base_conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Shadows::new(&spec, base.clone())
+            .provision(GRAY, &migrator)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Schemas {
+            spec,
+            prefix,
+            base,
+            admin,
+            migrations,
+        })
+    }
+
+    async fn drop(mut self) -> Result<(), String> {
+        for schema in [
+            format!("{}_base", self.prefix),
+            format!("{}_gray", self.prefix),
+        ] {
+            sqlx::query(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
+                .execute(&mut self.admin)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let _ = std::fs::remove_dir_all(&self.migrations);
+        Ok(())
+    }
+}
+
+const GRAY: Lane = Lane::from_static("gray");
+
+pub(crate) async fn run(args: &Args) -> Result<Comparison, String> {
+    let schemas = Schemas::new().await?;
     let options = PgPoolOptions::new().max_connections(args.concurrency.min(16) as u32);
-    let plain = options.clone().connect_lazy_with(base.clone());
-    let pools = Arc::new(LanePools::connect_lazy(&spec, base, options));
+    let plain = options.clone().connect_lazy_with(schemas.base.clone());
+    let pools = Arc::new(LanePools::connect_lazy(
+        &schemas.spec,
+        schemas.base.clone(),
+        options,
+    ));
     let counter = Arc::new(AtomicI64::new(0));
-    let ctx = LaneContext::new(gray);
+    let ctx = LaneContext::new(GRAY);
     let (c1, c2) = (counter.clone(), counter);
     let result = side_by_side(
         "sql",
@@ -102,12 +146,46 @@ pub(crate) async fn run(args: &Args) -> Result<Comparison, String> {
         },
     )
     .await;
-    for schema in [base_schema, format!("{prefix}_gray")] {
-        sqlx::query(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
-            .execute(&mut admin)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let _ = std::fs::remove_dir_all(&migrations);
+    schemas.drop().await?;
+    Ok(result)
+}
+
+pub(crate) async fn run_tx(args: &Args) -> Result<Comparison, String> {
+    let schemas = Schemas::new().await?;
+    let options = PgPoolOptions::new().max_connections(args.concurrency.min(16) as u32);
+    let plain = options.clone().connect_lazy_with(schemas.base.clone());
+    let lanes = Arc::new(LaneTransactions::connect_lazy(
+        &schemas.spec,
+        schemas.base.clone(),
+        options,
+    ));
+    let counter = Arc::new(AtomicI64::new(0));
+    let ctx = LaneContext::new(GRAY);
+    let (c1, c2) = (counter.clone(), counter);
+    let result = side_by_side(
+        "sql-tx",
+        args.rounds,
+        args.requests / 4,
+        args.concurrency,
+        move || {
+            let (pool, n) = (plain.clone(), c1.fetch_add(1, Ordering::Relaxed));
+            async move {
+                let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+                mix(&mut *tx, n).await?;
+                tx.commit().await.map_err(|e| e.to_string())
+            }
+        },
+        move || {
+            let (lanes, n) = (lanes.clone(), c2.fetch_add(1, Ordering::Relaxed));
+            async move {
+                let mut tx = lanes.begin().await.map_err(|e| e.to_string())?;
+                mix(&mut *tx, n).await?;
+                tx.commit().await.map_err(|e| e.to_string())
+            }
+            .with_lane(ctx)
+        },
+    )
+    .await;
+    schemas.drop().await?;
     Ok(result)
 }

@@ -11,7 +11,10 @@
 //! - [`LanePools`] holds one pool per lane whose connections start with `search_path` set to the
 //!   lane's schema (a startup parameter: no extra round trip per query). [`LanePools::current`]
 //!   is the pool of the lane in scope; `sqlx::query`, `query_as`, transactions and migrations
-//!   work unchanged on it.
+//!   work unchanged on it. Each lane connection checks once that it landed in the shadow, and
+//!   is refused ([`SearchPathIgnored`]) when a pooler dropped the parameter.
+//! - [`LaneTransactions`], behind a transaction pooler (PgBouncer): every transaction starts
+//!   `BEGIN; SET LOCAL search_path TO <shadow>` in one round trip.
 //!
 //! MySQL/MariaDB (feature `mysql`): a shadow *database* per lane, with the same API
 //! ([`mysql::MySqlShadows`], [`LanePools::connect_lazy_mysql`]).
@@ -56,9 +59,11 @@
 pub mod mysql;
 mod pools;
 mod shadows;
+mod transactions;
 
-pub use pools::{LanePools, NotProvisioned, ShadowMissing};
+pub use pools::{LanePools, NotProvisioned, SearchPathIgnored, ShadowMissing};
 pub use shadows::{SchemaStatus, ShadowError, Shadows, quote_ident};
+pub use transactions::LaneTransactions;
 
 /// The comment graylane puts on the PostgreSQL schemas it creates; [`Shadows::drop`] only drops
 /// schemas that carry it.

@@ -8,6 +8,8 @@
 //! - [`services`]: where the local PostgreSQL, MariaDB and Redis are (`scripts/services up`
 //!   starts them; `DATABASE_URL`, `MYSQL_URL`, `REDIS_URL` override), and unique names for a
 //!   test's schemas, databases and keys;
+//! - [`pgbouncer`]: a PgBouncer of the test's own in front of the local PostgreSQL, in session
+//!   or transaction mode;
 //! - [`otel`] (feature `otel`): in-memory span and metric exporters wired the way a service
 //!   wires graylane's OpenTelemetry parts;
 //! - [`grpc::Text`] (feature `grpc`): a one-string prost message, for unary gRPC tests without
@@ -25,6 +27,7 @@
 // graylane's published crates (the production crates forbid it), justified where it is.
 #![deny(unsafe_code)]
 
+pub mod pgbouncer;
 pub mod services;
 
 #[cfg(feature = "grpc")]
