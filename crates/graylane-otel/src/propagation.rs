@@ -1,6 +1,9 @@
 //! The lane as an OpenTelemetry `TextMapPropagator`, and the bridge between the OTel `Context`'s
 //! baggage and graylane's [`LaneContext`].
 
+use std::borrow::Cow;
+
+use graylane_core::wire::join_values;
 use graylane_core::{Extractor as LaneExtractor, LaneContext, Propagator};
 use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
@@ -58,6 +61,13 @@ struct Carrier<'a>(&'a dyn Extractor);
 impl LaneExtractor for Carrier<'_> {
     fn get(&self, key: &str) -> Option<&[u8]> {
         self.0.get(key).map(str::as_bytes)
+    }
+
+    /// Every value, through OTel's `get_all`: a carrier holding several lines of a header
+    /// gives them all, so a lane on a second `baggage` line is seen.
+    fn get_list(&self, key: &graylane_core::Key) -> Option<Cow<'_, [u8]>> {
+        let all = self.0.get_all(key.as_str())?;
+        join_values(all.into_iter().map(str::as_bytes))
     }
 }
 

@@ -269,3 +269,23 @@ fn rejections_tokens_and_stripped_headers_are_reported() {
         3
     );
 }
+
+#[test]
+fn every_baggage_line_is_read_through_otel() {
+    // A lane on the second `baggage` line: the lane propagator reads every line, as a proxy
+    // joining them would pass them on, and the OTel baggage then says the same.
+    let mut h = http::HeaderMap::new();
+    h.append("baggage", http::HeaderValue::from_static("team=checkout"));
+    h.append("baggage", http::HeaderValue::from_static("gray.lane=gray"));
+    let reader = graylane_otel::HeaderReader(&h);
+    assert_eq!(
+        opentelemetry::propagation::Extractor::get_all(&reader, "baggage"),
+        Some(vec!["team=checkout", "gray.lane=gray"])
+    );
+    let cx = composite(propagator()).extract(&reader);
+    assert_eq!(lane_context(&cx, &propagator()).lane(), "gray");
+    assert_eq!(
+        cx.baggage().get("gray.lane").map(|v| v.as_str()),
+        Some("gray")
+    );
+}

@@ -71,17 +71,24 @@ pub(crate) fn percent_decode(raw: &[u8], plus_is_space: bool) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// `header` without the members named in `keys`.
-pub(super) fn without_members(header: &str, keys: &[&str]) -> String {
-    header
-        .split(',')
-        .filter(|member| {
-            let kv = member.split(';').next().unwrap_or_default();
-            let key = kv.split('=').next().unwrap_or_default().trim();
-            !keys.contains(&key)
-        })
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .collect::<Vec<_>>()
-        .join(",")
+/// `header` without the members named in `keys`, or `None` when it has none of them (then
+/// the header is left as it came).
+pub(super) fn without_members(header: &str, keys: &[&str]) -> Option<String> {
+    let named = |member: &str| {
+        let kv = member.split(';').next().unwrap_or_default();
+        let key = kv.split('=').next().unwrap_or_default().trim();
+        keys.contains(&key)
+    };
+    if !header.split(',').any(named) {
+        return None;
+    }
+    Some(
+        header
+            .split(',')
+            .filter(|member| !named(member))
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }

@@ -170,28 +170,30 @@ impl Propagator {
         carrier: &C,
     ) -> Result<Option<LaneContext>, Rejection> {
         let names = &self.inner.names;
+        // Each field is read whole, every line of it (`get_list`): what a proxy joining the
+        // lines would pass on, and what Envoy matches. Two lane header lines are then one
+        // value, `gray,blue`, which is no lane.
+        let mirror_header = || {
+            carrier
+                .get_list(&names.mirror_header)
+                .is_some_and(|v| any_true(&v))
+        };
         // Header first: when the lane header is there, the headers alone decide (the injector
         // always writes header and baggage together), which spares a lookup on the hot path.
-        let (lane, mirror) = match carrier.get_key(&names.header) {
-            Some(raw) => (
-                Some(self.lane_from(raw)?),
-                carrier.get_key(&names.mirror_header).is_some_and(is_true),
-            ),
-            None => match carrier.get_key(&names.baggage) {
+        let (lane, mirror) = match carrier.get_list(&names.header) {
+            Some(raw) => (Some(self.lane_from(&raw)?), mirror_header()),
+            None => match carrier.get_list(&names.baggage) {
                 Some(baggage) => {
-                    let lane = match baggage_value(baggage, names.baggage_key)? {
+                    let lane = match baggage_value(&baggage, names.baggage_key)? {
                         Some(raw) => Some(self.lane_from(&raw)?),
                         None => None,
                     };
-                    let mirror = carrier.get_key(&names.mirror_header).is_some_and(is_true)
-                        || baggage_value(baggage, names.baggage_mirror_key)?
+                    let mirror = mirror_header()
+                        || baggage_value(&baggage, names.baggage_mirror_key)?
                             .is_some_and(|v| is_true(&v));
                     (lane, mirror)
                 }
-                None => (
-                    None,
-                    carrier.get_key(&names.mirror_header).is_some_and(is_true),
-                ),
+                None => (None, mirror_header()),
             },
         };
         Ok(match (lane, mirror) {
@@ -234,7 +236,8 @@ impl Propagator {
             !carrier.set_key_if_absent(&names.header, Cow::Borrowed(lane.as_str()))
         };
         if explicit {
-            let existing = carrier.get_key(&names.header).map(<[u8]>::trim_ascii);
+            let existing = carrier.get_list(&names.header);
+            let existing = existing.as_deref().map(<[u8]>::trim_ascii);
             if let Some(existing) = existing.and_then(|v| self.inner.lanes.get(v)) {
                 lane = existing;
             }
@@ -255,8 +258,10 @@ impl Propagator {
         if carrier.set_key_if_absent(&names.baggage, Cow::Borrowed(entry)) {
             return;
         }
-        let existing = carrier
-            .get_key(&names.baggage)
+        // Every line: the one written back replaces them all, and must keep their members.
+        let lines = carrier.get_list(&names.baggage);
+        let existing = lines
+            .as_deref()
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or_default();
         if existing.trim().is_empty() {
@@ -285,7 +290,8 @@ impl Propagator {
     }
 
     /// Removes every lane mark from `carrier` (the header, the mirror header, and the lane and
-    /// mirror baggage members, keeping the other members). Returns whether anything was removed.
+    /// mirror baggage members, keeping the other members), from every line of each header.
+    /// Returns whether anything was removed.
     ///
     /// The edge calls this on requests from untrusted clients.
     pub fn strip<C: Injector + Extractor + ?Sized>(&self, carrier: &mut C) -> bool {
@@ -297,25 +303,22 @@ impl Propagator {
                 stripped = true;
             }
         }
-        if let Some(baggage) = carrier.get(BAGGAGE_HEADER) {
+        // Every line, as one list: a member on any line reaches whatever joins them later.
+        let kept = carrier.get_list(&names.baggage).map(|baggage| {
             let keys = [names.baggage_key, names.baggage_mirror_key];
-            match std::str::from_utf8(baggage) {
-                Ok(text) => {
-                    let kept = without_members(text, &keys);
-                    if kept.len() != text.len() {
-                        stripped = true;
-                        if kept.is_empty() {
-                            carrier.remove(BAGGAGE_HEADER);
-                        } else {
-                            carrier.set(BAGGAGE_HEADER, Cow::Owned(kept));
-                        }
-                    }
-                }
+            match std::str::from_utf8(&baggage) {
+                Ok(text) => without_members(text, &keys),
                 // Not UTF-8: nobody can parse it, and it could hide a lane. Drop it whole.
-                Err(_) => {
-                    carrier.remove(BAGGAGE_HEADER);
-                    stripped = true;
-                }
+                Err(_) => Some(String::new()),
+            }
+        });
+        if let Some(Some(kept)) = kept {
+            stripped = true;
+            if kept.is_empty() {
+                carrier.remove(BAGGAGE_HEADER);
+            } else {
+                // One line replaces them all.
+                carrier.set(BAGGAGE_HEADER, Cow::Owned(kept));
             }
         }
         stripped
@@ -325,6 +328,12 @@ impl Propagator {
 /// Whether a mark's raw value says yes (`1` or `true`), in a header or a baggage member.
 fn is_true(raw: &[u8]) -> bool {
     matches!(raw.trim_ascii(), b"1" | b"true")
+}
+
+/// Whether any element of a mirror header's list says yes: a mark on any line makes a mirror
+/// copy, which is never taken for live traffic.
+fn any_true(list: &[u8]) -> bool {
+    list.split(|b| *b == b',').any(is_true)
 }
 
 #[cfg(test)]
