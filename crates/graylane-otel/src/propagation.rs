@@ -112,9 +112,11 @@ pub fn lane_context(cx: &Context, propagator: &Propagator) -> LaneContext {
     let lane = baggage
         .get(wire.baggage_key.as_str())
         .and_then(|v| propagator.lanes().get(v.as_str().trim().as_bytes()));
+    // The values graylane's propagator takes for a yes, so the two never disagree about a
+    // mirror copy: one read as live traffic would take a live lane's side effects.
     let mirror = baggage
         .get(wire.baggage_mirror_key.as_str())
-        .is_some_and(|v| v.as_str() == "1");
+        .is_some_and(|v| matches!(v.as_str().trim(), "1" | "true"));
     match lane {
         Some(lane) => LaneContext::new(lane).with_mirror(mirror),
         None => LaneContext::base().with_mirror(mirror),

@@ -185,12 +185,12 @@ impl Propagator {
             None => match carrier.get_list(&names.baggage) {
                 Some(baggage) => {
                     let lane = match baggage_value(&baggage, names.baggage_key)? {
-                        Some(raw) => Some(self.lane_from(&raw)?),
+                        Some(raw) => Some(self.lane_from(raw.as_bytes())?),
                         None => None,
                     };
                     let mirror = mirror_header()
                         || baggage_value(&baggage, names.baggage_mirror_key)?
-                            .is_some_and(|v| is_true(&v));
+                            .is_some_and(|v| is_true(v.as_bytes()));
                     (lane, mirror)
                 }
                 None => (None, mirror_header()),
@@ -544,6 +544,62 @@ mod tests {
         let mut only = map(&[("baggage", "gray.lane=gray")]);
         assert!(p.strip(&mut only));
         assert!(only.is_empty());
+    }
+
+    #[test]
+    fn every_spelling_of_the_lane_key_is_read_and_stripped() {
+        let p = prop();
+        // Each decodes to `gray.lane` (or `gray.mirror`) as W3C Baggage and OTel's
+        // `BaggagePropagator` read keys: percent-decoded, then trimmed of Unicode whitespace.
+        for member in [
+            "gray%2Elane=gray",
+            "gray%2elane=gray",
+            "%67ray.lane=gray",
+            "%67%72%61%79%2E%6C%61%6E%65=gray",
+            "%20gray.lane=gray",
+            "gray.lane%09=gray",
+            "gray.lane%C2%A0=gray",
+            "gray.lane%E2%80%83 =gray",
+            "gray.lane=%20gray%C2%A0",
+        ] {
+            let m = map(&[("baggage", &format!("a=1,{member};p=1,b=2"))]);
+            assert_eq!(p.extract(&m).lane(), gray(), "{member}");
+            let mut stripped = m.clone();
+            assert!(p.strip(&mut stripped), "{member}");
+            assert_eq!(stripped["baggage"], "a=1,b=2", "{member}");
+        }
+        for member in ["gray%2Emirror=1", "%20gray.mirror%20=%31"] {
+            let m = map(&[("baggage", &format!("gray.lane=gray,{member}"))]);
+            assert!(p.extract(&m).is_mirror(), "{member}");
+            let mut stripped = m.clone();
+            assert!(p.strip(&mut stripped));
+            assert!(stripped.is_empty(), "{member}: {stripped:?}");
+        }
+        // `+` is no space in baggage, but a form decoder would read one: stripped all the same.
+        let mut plus = map(&[("baggage", "gray.lane+=gray,a=1")]);
+        assert!(p.strip(&mut plus));
+        assert_eq!(plus["baggage"], "a=1");
+
+        // The last member wins, as in OTel's `Baggage` (a map); a member whose value is not
+        // UTF-8 once decoded is skipped, as OTel skips it, and alone it is malformed.
+        let last = map(&[("baggage", "gray.lane=blue,gray.lane=gray")]);
+        assert_eq!(p.extract(&last).lane(), gray());
+        let skipped = map(&[("baggage", "gray.lane=gray,gray.lane=%ff")]);
+        assert_eq!(p.extract(&skipped).lane(), gray());
+        let alone = map(&[("baggage", "gray.lane=%ff")]);
+        assert_eq!(p.try_extract(&alone), Err(Rejection::Malformed));
+
+        // Other keys are other keys.
+        for other in [
+            "gray.lanes=gray",
+            "gray%2Elane%2E=gray",
+            "Gray.lane=gray",
+            "gray.lane",
+        ] {
+            let mut m = map(&[("baggage", other)]);
+            assert_eq!(p.try_extract(&m), Ok(None), "{other}");
+            assert!(!p.strip(&mut m), "{other}");
+        }
     }
 
     #[test]
