@@ -38,7 +38,8 @@ struct Names {
     baggage: Key,
     baggage_key: &'static str,
     baggage_mirror_key: &'static str,
-    /// `(lane, "gray.lane=<lane>", "gray.lane=<lane>,gray.mirror=1")`.
+    /// `(lane, "gray.lane=<lane>", "gray.lane=<lane>,gray.mirror=1")`, in the `LaneSet`'s
+    /// order (by name), so that a lane's entry is found by bisection.
     entries: Vec<(Lane, &'static str, &'static str)>,
     mirror_entry: &'static str,
 }
@@ -66,9 +67,12 @@ impl Names {
 
     fn entry(&self, lane: Lane, mirror: bool) -> Option<&'static str> {
         self.entries
-            .iter()
-            .find(|(l, _, _)| *l == lane)
-            .map(|(_, plain, both)| if mirror { *both } else { *plain })
+            .binary_search_by(|(l, _, _)| l.cmp(&lane))
+            .ok()
+            .map(|i| {
+                let (_, plain, both) = self.entries[i];
+                if mirror { both } else { plain }
+            })
     }
 }
 
