@@ -48,7 +48,7 @@ use arc_swap::ArcSwap;
 use crate::lane::{Lane, LaneSet};
 use crate::percent::Percent;
 use crate::spec::rules::{MatchSpec, RuleSpec, ValueMatchSpec};
-use crate::wire::Extractor;
+use crate::wire::{Extractor, Key as WireKey};
 
 /// What coloring rules may look at in a request.
 ///
@@ -146,6 +146,15 @@ impl Extractor for SimpleRequest {
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_bytes())
     }
+
+    fn get_list(&self, key: &crate::wire::Key) -> Option<Cow<'_, [u8]>> {
+        crate::wire::join_values(
+            self.headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(key.as_str()))
+                .map(|(_, v)| v.as_bytes()),
+        )
+    }
 }
 
 impl crate::wire::Injector for SimpleRequest {
@@ -201,7 +210,8 @@ impl Rule {
 
 #[derive(Clone, Debug)]
 enum Condition {
-    Header(String, ValueMatch),
+    // Header values are read as the list of every line, as Envoy matches them.
+    Header(WireKey, ValueMatch),
     Cookie(String, ValueMatch),
     Query(String, ValueMatch),
     PathPrefix(String),
@@ -216,7 +226,7 @@ enum Condition {
 
 #[derive(Clone, Debug)]
 enum Key {
-    Header(String),
+    Header(WireKey),
     Cookie(String),
     Query(String),
 }
@@ -243,9 +253,8 @@ impl Condition {
     fn matches<R: RequestView + ?Sized>(&self, req: &R) -> bool {
         match self {
             Condition::Header(name, m) => req
-                .get(name)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .is_some_and(|v| m.matches(v)),
+                .get_list(name)
+                .is_some_and(|v| std::str::from_utf8(&v).is_ok_and(|v| m.matches(v))),
             Condition::Cookie(name, m) => req.cookie(name).is_some_and(|v| m.matches(v)),
             Condition::Query(name, m) => req.query_param(name).is_some_and(|v| m.matches(&v)),
             Condition::PathPrefix(prefix) => req.path().starts_with(prefix.as_str()),
@@ -260,7 +269,10 @@ impl Condition {
 
 fn sticky_key<'a, R: RequestView + ?Sized>(req: &'a R, by: &Key) -> Option<Cow<'a, str>> {
     let key = match by {
-        Key::Header(name) => Cow::Borrowed(std::str::from_utf8(req.get(name)?).ok()?),
+        Key::Header(name) => match req.get_list(name)? {
+            Cow::Borrowed(v) => Cow::Borrowed(std::str::from_utf8(v).ok()?),
+            Cow::Owned(v) => Cow::Owned(String::from_utf8(v).ok()?),
+        },
         Key::Cookie(name) => Cow::Borrowed(req.cookie(name)?),
         Key::Query(name) => req.query_param(name)?,
     };
@@ -383,7 +395,7 @@ fn compile(spec: &MatchSpec, lane: Lane) -> Result<Condition, (String, String)> 
     let mut all = Vec::new();
     if let Some(v) = &spec.header {
         all.push(Condition::Header(
-            v.name.to_ascii_lowercase(),
+            WireKey::new(&v.name.to_ascii_lowercase()),
             value("header", v)?,
         ));
     }
@@ -401,7 +413,7 @@ fn compile(spec: &MatchSpec, lane: Lane) -> Result<Condition, (String, String)> 
     }
     if let Some(s) = &spec.sticky {
         let by = match (&s.by.header, &s.by.cookie, &s.by.query) {
-            (Some(h), None, None) => Key::Header(h.to_ascii_lowercase()),
+            (Some(h), None, None) => Key::Header(WireKey::new(&h.to_ascii_lowercase())),
             (None, Some(c), None) => Key::Cookie(c.clone()),
             (None, None, Some(q)) => Key::Query(q.clone()),
             _ => {
@@ -570,6 +582,26 @@ mod tests {
         assert_eq!(lane_of(&set, &r("/x?lane+pick=g%20r")), Some("gray"));
         assert_eq!(lane_of(&set, &r("/beta/page")), Some("blue"));
         assert_eq!(lane_of(&set, &r("/betamax")), None);
+    }
+
+    #[test]
+    fn a_header_rule_reads_every_line_as_envoy_does() {
+        // Envoy matches a repeated header on its lines joined with `,`; the edge reads the same
+        // value, so a content route and the edge's rule agree on every request.
+        let set = rules(
+            r#"
+- { lane: gray, match: { header: { name: x-group, exact: beta } } }
+- { lane: blue, match: { header: { name: x-tier, exact: "a,b" } } }
+"#,
+        );
+        let twice = SimpleRequest::new("/")
+            .header("x-group", "beta")
+            .header("x-group", "alpha");
+        assert_eq!(lane_of(&set, &twice), None);
+        let split = SimpleRequest::new("/")
+            .header("x-tier", "a")
+            .header("x-tier", "b");
+        assert_eq!(lane_of(&set, &split), Some("blue"));
     }
 
     #[test]

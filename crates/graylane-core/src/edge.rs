@@ -3,8 +3,9 @@
 //! For each inbound request the edge, in order:
 //!
 //! 1. verifies a signed lane token, if one is sent, and removes it from the request;
-//! 2. strips every lane mark the client sent (header, mirror header, baggage members): clients
-//!    are not trusted to pick a lane, so a forged `x-gray-lane` lands on base;
+//! 2. strips every lane mark the client sent (header, mirror header, baggage members, on every
+//!    line of each header): clients are not trusted to pick a lane, so a forged `x-gray-lane`
+//!    lands on base;
 //! 3. if no valid token chose the lane, evaluates the coloring rules (first match wins);
 //! 4. otherwise the request is base.
 //!
@@ -43,8 +44,7 @@ use crate::coloring::{RequestView, Rules};
 use crate::context::{LaneContext, Origin};
 use crate::stats::{Rejection, Snapshot};
 use crate::trust::{DEFAULT_TOKEN_HEADER, TokenKey};
-use crate::wire::Injector;
-use crate::wire::Propagator;
+use crate::wire::{Injector, Key, Propagator};
 
 /// Decides the lane of requests entering from untrusted clients. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -57,7 +57,7 @@ pub struct Edge {
 #[derive(Clone, Debug)]
 struct Tokens {
     key: TokenKey,
-    header: String,
+    header: Key,
 }
 
 /// What the edge decided for one request.
@@ -113,7 +113,7 @@ impl Edge {
     pub fn with_tokens_in(mut self, key: TokenKey, header: &str) -> Edge {
         self.tokens = Some(Tokens {
             key,
-            header: header.to_ascii_lowercase(),
+            header: Key::new(&header.to_ascii_lowercase()),
         });
         self
     }
@@ -148,10 +148,13 @@ impl Edge {
         let mut token = None;
         let mut context = None;
         if let Some(tokens) = &self.tokens
-            && let Some(raw) = req.get(&tokens.header)
+            // Every line: two tokens are one malformed value (`a,b`), as a proxy would pass
+            // them on, not a choice of the first.
+            && let Some(raw) = req.get_list(&tokens.header)
         {
-            let verdict = tokens.key.verify(raw, self.propagator.lanes(), now);
-            req.remove(&tokens.header);
+            let verdict = tokens.key.verify(&raw, self.propagator.lanes(), now);
+            drop(raw);
+            req.remove(tokens.header.as_str());
             match verdict {
                 Ok(lane) => {
                     token = Some(Ok(()));

@@ -22,7 +22,7 @@ use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
 use crate::coloring::{RequestView, find_cookie};
-use crate::wire::{Extractor, Injector, Key};
+use crate::wire::{Extractor, Injector, Key, join_values};
 
 impl Extractor for HeaderMap {
     fn get(&self, key: &str) -> Option<&[u8]> {
@@ -34,6 +34,14 @@ impl Extractor for HeaderMap {
             Some(name) => HeaderMap::get(self, name).map(HeaderValue::as_bytes),
             None => Extractor::get(self, key.as_str()),
         }
+    }
+
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        let all = match key.header_name() {
+            Some(name) => self.get_all(name),
+            None => self.get_all(key.as_str()),
+        };
+        join_values(all.iter().map(HeaderValue::as_bytes))
     }
 }
 
@@ -124,6 +132,9 @@ impl<B> Extractor for http::Request<B> {
     fn get_key(&self, key: &Key) -> Option<&[u8]> {
         self.headers().get_key(key)
     }
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        self.headers().get_list(key)
+    }
 }
 
 impl<B> Injector for http::Request<B> {
@@ -157,6 +168,9 @@ impl Extractor for http::request::Parts {
     fn get_key(&self, key: &Key) -> Option<&[u8]> {
         self.headers.get_key(key)
     }
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        self.headers.get_list(key)
+    }
 }
 
 impl Injector for http::request::Parts {
@@ -186,7 +200,7 @@ impl RequestView for http::request::Parts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Edge, Lane, LaneContext, LaneSet, Propagator, coloring::Rules};
+    use crate::{Edge, Lane, LaneContext, LaneSet, Propagator, Rejection, coloring::Rules};
 
     #[test]
     fn header_map_carrier() {
@@ -223,6 +237,98 @@ mod tests {
         assert_eq!(RequestView::cookie(&req, "optin"), Some("yes"));
         let (parts, ()) = req.into_parts();
         assert_eq!(RequestView::cookie(&parts, "a"), Some("1"));
+    }
+
+    fn lines<'a>(h: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+        h.get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn every_baggage_line_is_stripped_at_the_edge() {
+        let gray = Lane::new("gray").unwrap();
+        let edge = Edge::new(Propagator::new(LaneSet::new([gray])), Rules::default());
+        for (first, second) in [
+            ("team=checkout", "gray.lane=gray"),
+            ("gray.lane=gray", "user=42"),
+            ("team=checkout", "gray.mirror=1, user=42"),
+        ] {
+            let mut req = http::Request::get("/")
+                .header("baggage", first)
+                .header("baggage", second)
+                .header("x-gray-lane", "gray")
+                .header("x-gray-lane", "gray")
+                .body(())
+                .unwrap();
+            let admitted = edge.admit(&mut req);
+            assert!(admitted.context().lane().is_base(), "{first} / {second}");
+            assert!(admitted.stripped());
+            // The members that are not lane marks stay, on one line.
+            let kept: Vec<&str> = [first, second]
+                .iter()
+                .flat_map(|l| l.split(','))
+                .map(str::trim)
+                .filter(|m| !m.starts_with("gray."))
+                .collect();
+            assert_eq!(lines(req.headers(), "baggage"), [kept.join(",")]);
+            assert!(lines(req.headers(), "x-gray-lane").is_empty());
+            assert_eq!(edge.propagator().try_extract(req.headers()), Ok(None));
+        }
+    }
+
+    #[test]
+    fn every_line_is_read_as_one_list() {
+        let gray = Lane::new("gray").unwrap();
+        let p = Propagator::new(LaneSet::new([gray, Lane::new("blue").unwrap()]));
+        let mut h = HeaderMap::new();
+        h.append("baggage", HeaderValue::from_static("team=checkout"));
+        h.append("baggage", HeaderValue::from_static("gray.lane=gray"));
+        assert_eq!(p.extract(&h).lane(), gray, "the lane on a second line");
+        h.append("baggage", HeaderValue::from_static("gray.mirror=1"));
+        assert!(p.extract(&h).is_mirror());
+
+        // Two lane header lines are the value `gray,blue` to a proxy and to Envoy's header
+        // match: no lane.
+        let mut h = HeaderMap::new();
+        h.append("x-gray-lane", HeaderValue::from_static("gray"));
+        h.append("x-gray-lane", HeaderValue::from_static("blue"));
+        assert_eq!(p.try_extract(&h), Err(Rejection::Malformed));
+
+        // Injecting keeps the members of every line.
+        let mut h = HeaderMap::new();
+        h.append("baggage", HeaderValue::from_static("a=1"));
+        h.append("baggage", HeaderValue::from_static("b=2"));
+        p.inject(&LaneContext::new(gray), &mut h);
+        assert_eq!(lines(&h, "baggage"), ["a=1,b=2,gray.lane=gray"]);
+
+        // A lane already on a later line is not overridden.
+        let mut h = HeaderMap::new();
+        h.append("baggage", HeaderValue::from_static("a=1"));
+        h.append("baggage", HeaderValue::from_static("gray.lane=blue"));
+        p.inject(&LaneContext::new(gray), &mut h);
+        h.remove("x-gray-lane");
+        assert_eq!(p.extract(&h).lane(), "blue");
+    }
+
+    #[test]
+    fn a_token_sent_twice_is_no_token() {
+        let gray = Lane::new("gray").unwrap();
+        let key = crate::trust::TokenKey::new(b"edge secret, 16 bytes or more").unwrap();
+        let edge = Edge::new(Propagator::new(LaneSet::new([gray])), Rules::default())
+            .with_tokens(key.clone());
+        let now = std::time::SystemTime::now();
+        let token = key.mint(gray, now + std::time::Duration::from_secs(60));
+        let mut req = http::Request::get("/")
+            .header("x-gray-lane-token", &token)
+            .header("x-gray-lane-token", "another")
+            .body(())
+            .unwrap();
+        let admitted = edge.admit_at(&mut req, now);
+        assert!(admitted.context().lane().is_base());
+        assert_eq!(admitted.token(), Some(Err(Rejection::TokenMalformed)));
+        assert!(lines(req.headers(), "x-gray-lane-token").is_empty());
     }
 
     #[test]

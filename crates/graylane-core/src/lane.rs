@@ -263,8 +263,9 @@ impl<'de> serde::Deserialize<'de> for Lane {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaneSet {
-    // Sorted, base included. Deployments configure a handful of lanes, so a linear scan over
-    // short strings beats hashing the input.
+    // Sorted by name, base included, and searched by bisection: as quick as a scan for the
+    // handful of lanes deployments configure, without hashing the input, and no slower than
+    // `log n` for a spec with thousands.
     lanes: Vec<Lane>,
 }
 
@@ -286,14 +287,14 @@ impl LaneSet {
     /// The configured lane whose name is exactly `name`, if any. Never allocates.
     pub fn get(&self, name: &[u8]) -> Option<Lane> {
         self.lanes
-            .iter()
-            .copied()
-            .find(|lane| lane.0.as_bytes() == name)
+            .binary_search_by(|lane| lane.0.as_bytes().cmp(name))
+            .ok()
+            .map(|i| self.lanes[i])
     }
 
     /// Whether `lane` is configured.
     pub fn contains(&self, lane: Lane) -> bool {
-        self.lanes.contains(&lane)
+        self.lanes.binary_search(&lane).is_ok()
     }
 
     /// The lanes, base included, sorted by name.

@@ -6,6 +6,11 @@
 //! key only the edge and the token minter know. Forged, expired and malformed tokens are
 //! ignored (the request goes on as if it had none) and counted.
 //!
+//! A token has one spelling, the one [`TokenKey::mint`] writes: the expiry in decimal without
+//! sign or leading zeros, the MAC in 64 lowercase hex digits, nothing around it. Any other
+//! spelling (`+60`, `060`, upper-case hex, surrounding whitespace) is malformed, so replay
+//! caches and deny-lists keyed on the token as sent see one token per grant.
+//!
 //! ```
 //! use std::time::{Duration, SystemTime};
 //! use graylane_core::trust::TokenKey;
@@ -151,9 +156,9 @@ impl TokenKey {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Rejection::TokenMalformed);
         }
-        let token = std::str::from_utf8(token)
-            .map_err(|_| Rejection::TokenMalformed)?
-            .trim();
+        // No trimming, no case folding: a token verifies only as `mint` spells it (see
+        // `canonical_expiry`), so a cache or deny-list keyed on the token sees every replay.
+        let token = std::str::from_utf8(token).map_err(|_| Rejection::TokenMalformed)?;
         let mut parts = token.split('.');
         let (Some(VERSION), Some(lane), Some(expiry), Some(tag), None) = (
             parts.next(),
@@ -164,8 +169,12 @@ impl TokenKey {
         ) else {
             return Err(Rejection::TokenMalformed);
         };
-        let expiry: u64 = expiry.parse().map_err(|_| Rejection::TokenMalformed)?;
-        if tag.len() != 64 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if crate::lane::validate(lane.as_bytes()).is_err() {
+            return Err(Rejection::TokenMalformed);
+        }
+        let expiry = canonical_expiry(expiry).ok_or(Rejection::TokenMalformed)?;
+        // Lowercase hex, as `mint` writes it: `u8::from_str_radix` alone takes `AB` too.
+        if tag.len() != 64 || !tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(Rejection::TokenMalformed);
         }
         let tag: Vec<u8> = (0..32)
@@ -183,6 +192,17 @@ impl TokenKey {
         // Signed for a lane this deployment does not have (any more): nothing to grant.
         lanes.get(lane.as_bytes()).ok_or(Rejection::Unknown)
     }
+}
+
+/// `raw` as an expiry if it is spelled as `mint` writes one: decimal digits, no sign, no
+/// leading zero (but `0` itself). `u64::from_str` also takes `+60` and `060`, which the MAC,
+/// computed over the number, would not tell apart from `60`.
+fn canonical_expiry(raw: &str) -> Option<u64> {
+    let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (raw.len() > 1 && raw.starts_with('0')) {
+        return None;
+    }
+    raw.parse().ok()
 }
 
 #[cfg(test)]
@@ -207,8 +227,51 @@ mod tests {
         assert!(token.starts_with("v1.gray.1800000060."));
         assert_eq!(token.len(), "v1.gray.1800000060.".len() + 64);
         assert_eq!(key().verify(token.as_bytes(), &lanes, t0()), Ok(gray()));
-        let padded = format!("  {token} ");
-        assert_eq!(key().verify(padded.as_bytes(), &lanes, t0()), Ok(gray()));
+    }
+
+    #[test]
+    fn a_token_has_one_valid_spelling() {
+        // Replay caches and deny-lists key on the token as sent: each token verifies in the one
+        // spelling `mint` writes, or the same grant could be replayed under another name.
+        let lanes = LaneSet::new([gray()]);
+        let good = key().mint(gray(), t0() + Duration::from_secs(60));
+        assert_eq!(key().verify(good.as_bytes(), &lanes, t0()), Ok(gray()));
+        let (head, tag) = good.rsplit_once('.').unwrap();
+        let mut respelled = vec![
+            good.replace(".1800000060.", ".+1800000060."),
+            good.replace(".1800000060.", ".01800000060."),
+            good.replace(".1800000060.", ".0001800000060."),
+            format!("{head}.{}", tag.to_ascii_uppercase()),
+            format!(" {good}"),
+            format!("{good} "),
+            format!("{good}\t"),
+            format!("{good}\n"),
+            good.replace("v1.", "V1."),
+        ];
+        // One hex digit in upper case.
+        let i = tag.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+        let mut one_upper = tag.to_owned();
+        one_upper.replace_range(i..=i, &tag[i..=i].to_ascii_uppercase());
+        respelled.push(format!("{head}.{one_upper}"));
+        for token in &respelled {
+            assert_eq!(
+                key().verify(token.as_bytes(), &lanes, t0()),
+                Err(Rejection::TokenMalformed),
+                "{token:?}"
+            );
+        }
+        // Expiry 0 is spelled `0`.
+        let zero = key().mint(gray(), UNIX_EPOCH);
+        assert!(zero.starts_with("v1.gray.0."));
+        assert_eq!(
+            key().verify(zero.as_bytes(), &lanes, t0()),
+            Err(Rejection::TokenExpired)
+        );
+        let zeros = zero.replace(".0.", ".00.");
+        assert_eq!(
+            key().verify(zeros.as_bytes(), &lanes, t0()),
+            Err(Rejection::TokenMalformed)
+        );
     }
 
     #[test]
@@ -277,6 +340,31 @@ mod tests {
     }
 
     proptest! {
+        /// Any one byte changed, added or removed, and the token no longer verifies.
+        #[test]
+        fn no_other_spelling_verifies(
+            at in 0usize..100,
+            byte in prop_oneof![
+                proptest::sample::select(&b" \t\r\n+-0.ABCDEFabcdef"[..]),
+                any::<u8>(),
+            ],
+            edit in 0u8..4,
+        ) {
+            let lanes = LaneSet::new([gray()]);
+            let good = key().mint(gray(), t0() + Duration::from_secs(60)).into_bytes();
+            let at = at % (good.len() + 1);
+            let mut other = good.clone();
+            match edit {
+                0 if at < good.len() => other[at] = byte,
+                1 => other.insert(at, byte),
+                2 if at < good.len() => { other.remove(at); }
+                3 if at < good.len() => other[at].make_ascii_uppercase(),
+                _ => other.push(byte),
+            }
+            prop_assume!(other != good);
+            prop_assert!(key().verify(&other, &lanes, t0()).is_err(), "{:?}", String::from_utf8_lossy(&other));
+        }
+
         #[test]
         fn arbitrary_tokens_never_verify(token in proptest::collection::vec(any::<u8>(), 0..200)) {
             let lanes = LaneSet::new([gray()]);

@@ -60,7 +60,8 @@ pub type BoxError = graylane_http::BoxError;
 
 use std::borrow::Cow;
 
-use graylane_core::{Extractor, Injector, LaneContext, Propagator};
+use graylane_core::wire::join_values;
+use graylane_core::{Extractor, Injector, Key, LaneContext, Propagator};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
 /// A read-only view of tonic metadata as a lane carrier.
@@ -72,6 +73,14 @@ impl Extractor for MetadataExtractor<'_> {
         // Binary (`-bin`) keys never carry a lane; ASCII values are the wire format.
         self.0.get(key).map(|v| v.as_bytes())
     }
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        all_values(self.0, key)
+    }
+}
+
+/// Every value under `key`, joined as HTTP/2 header lines are (gRPC metadata is headers).
+fn all_values<'a>(md: &'a MetadataMap, key: &Key) -> Option<Cow<'a, [u8]>> {
+    join_values(md.get_all(key.as_str()).iter().map(|v| v.as_bytes()))
 }
 
 /// A mutable view of tonic metadata as a lane carrier.
@@ -81,6 +90,9 @@ pub struct MetadataInjector<'a>(pub &'a mut MetadataMap);
 impl Extractor for MetadataInjector<'_> {
     fn get(&self, key: &str) -> Option<&[u8]> {
         self.0.get(key).map(|v| v.as_bytes())
+    }
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        all_values(self.0, key)
     }
 }
 
@@ -180,6 +192,18 @@ mod tests {
         assert_eq!((ctx.lane(), ctx.is_mirror()), (gray(), true));
         assert!(p.strip(&mut MetadataInjector(&mut md)));
         assert_eq!(md.get("baggage").unwrap(), "k=v");
+    }
+
+    #[test]
+    fn every_metadata_value_is_read_and_stripped() {
+        let p = Propagator::new(LaneSet::new([gray()]));
+        let mut md = MetadataMap::new();
+        md.append("baggage", "k=v".parse().unwrap());
+        md.append("baggage", "gray.lane=gray".parse().unwrap());
+        assert_eq!(p.extract(&MetadataExtractor(&md)).lane(), gray());
+        assert!(p.strip(&mut MetadataInjector(&mut md)));
+        let left: Vec<_> = md.get_all("baggage").iter().collect();
+        assert_eq!(left, ["k=v"]);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The lane as an OpenTelemetry `TextMapPropagator`, and the bridge between the OTel `Context`'s
 //! baggage and graylane's [`LaneContext`].
 
+use std::borrow::Cow;
+
+use graylane_core::wire::join_values;
 use graylane_core::{Extractor as LaneExtractor, LaneContext, Propagator};
 use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
@@ -59,6 +62,13 @@ impl LaneExtractor for Carrier<'_> {
     fn get(&self, key: &str) -> Option<&[u8]> {
         self.0.get(key).map(str::as_bytes)
     }
+
+    /// Every value, through OTel's `get_all`: a carrier holding several lines of a header
+    /// gives them all, so a lane on a second `baggage` line is seen.
+    fn get_list(&self, key: &graylane_core::Key) -> Option<Cow<'_, [u8]>> {
+        let all = self.0.get_all(key.as_str())?;
+        join_values(all.into_iter().map(str::as_bytes))
+    }
 }
 
 impl TextMapPropagator for LanePropagator {
@@ -102,9 +112,11 @@ pub fn lane_context(cx: &Context, propagator: &Propagator) -> LaneContext {
     let lane = baggage
         .get(wire.baggage_key.as_str())
         .and_then(|v| propagator.lanes().get(v.as_str().trim().as_bytes()));
+    // The values graylane's propagator takes for a yes, so the two never disagree about a
+    // mirror copy: one read as live traffic would take a live lane's side effects.
     let mirror = baggage
         .get(wire.baggage_mirror_key.as_str())
-        .is_some_and(|v| v.as_str() == "1");
+        .is_some_and(|v| matches!(v.as_str().trim(), "1" | "true"));
     match lane {
         Some(lane) => LaneContext::new(lane).with_mirror(mirror),
         None => LaneContext::base().with_mirror(mirror),

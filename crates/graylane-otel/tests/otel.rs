@@ -13,6 +13,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::propagation::TextMapPropagator;
+use proptest::strategy::Strategy as _;
 use tower::{Layer, ServiceExt, service_fn};
 
 use support::{attr, counter, finished, finished_of, gray, metrics, propagator, spans};
@@ -268,4 +269,147 @@ fn rejections_tokens_and_stripped_headers_are_reported() {
         ),
         3
     );
+}
+
+#[test]
+fn every_baggage_line_is_read_through_otel() {
+    // A lane on the second `baggage` line: the lane propagator reads every line, as a proxy
+    // joining them would pass them on, and the OTel baggage then says the same.
+    let mut h = http::HeaderMap::new();
+    h.append("baggage", http::HeaderValue::from_static("team=checkout"));
+    h.append("baggage", http::HeaderValue::from_static("gray.lane=gray"));
+    let reader = graylane_otel::HeaderReader(&h);
+    assert_eq!(
+        opentelemetry::propagation::Extractor::get_all(&reader, "baggage"),
+        Some(vec!["team=checkout", "gray.lane=gray"])
+    );
+    let cx = composite(propagator()).extract(&reader);
+    assert_eq!(lane_context(&cx, &propagator()).lane(), "gray");
+    assert_eq!(
+        cx.baggage().get("gray.lane").map(|v| v.as_str()),
+        Some("gray")
+    );
+}
+
+/// What the stock OTel baggage propagator makes of `baggage` (and nothing else).
+fn stock_baggage(baggage: &str) -> opentelemetry::Context {
+    opentelemetry_sdk::propagation::BaggagePropagator::new()
+        .extract(&headers(&[("baggage", baggage)]))
+}
+
+#[test]
+fn no_spelling_of_the_lane_key_passes_the_edge() {
+    let edge = graylane_core::Edge::new(propagator(), graylane_core::coloring::Rules::default());
+    for member in [
+        "gray%2Elane=gray",
+        "gray%2elane=gray",
+        "%67ray.lane=gray",
+        "%20gray.lane=gray",
+        "gray.lane%09=gray",
+        "gray.lane%C2%A0=gray",
+        "gray%2Emirror=1",
+    ] {
+        let baggage = format!("team=checkout,{member}");
+        // The stock propagator reads a lane mark in it...
+        let before = stock_baggage(&baggage);
+        assert!(
+            before.baggage().get("gray.lane").is_some()
+                || before.baggage().get("gray.mirror").is_some(),
+            "{member}"
+        );
+        // ...so the edge strips it, and nothing downstream reads one.
+        let mut req = graylane_core::coloring::SimpleRequest::new("/").header("baggage", &baggage);
+        let admitted = edge.admit(&mut req);
+        assert!(admitted.context().lane().is_base(), "{member}");
+        assert!(admitted.stripped(), "{member}");
+        let left = graylane_core::Extractor::get(&req, "baggage")
+            .map(|v| std::str::from_utf8(v).unwrap().to_owned())
+            .unwrap_or_default();
+        assert_eq!(left, "team=checkout", "{member}");
+        let after = stock_baggage(&left);
+        assert!(after.baggage().get("gray.lane").is_none(), "{member}");
+        assert!(after.baggage().get("gray.mirror").is_none(), "{member}");
+        let mut out = HashMap::new();
+        composite(propagator()).inject_context(&after, &mut out);
+        assert!(!out.contains_key("x-gray-lane"), "{member}");
+    }
+}
+
+#[test]
+fn a_mirror_mark_reads_alike_in_otel_and_graylane() {
+    // graylane reads `gray.mirror=true` as a mirror copy: so must the bridge, or the next hop
+    // gets the lane without the mirror mark and takes the copy for live traffic.
+    let p = composite(propagator());
+    let cx = p.extract(&headers(&[("baggage", "gray.lane=gray,gray.mirror=true")]));
+    let ctx = lane_context(&cx, &propagator());
+    assert!(ctx.is_mirror());
+    let mut out = HashMap::new();
+    p.inject_context(&cx, &mut out);
+    assert_eq!(out.get("x-gray-mirror").map(String::as_str), Some("1"));
+}
+
+proptest::proptest! {
+    /// graylane and the stock propagator agree on the lane in any baggage built from the
+    /// pieces that decoding and trimming play on (values without a second `=`, which OTel
+    /// cuts off), and after the edge the stock propagator finds no lane mark in it.
+    #[test]
+    fn graylane_reads_baggage_as_the_stock_propagator_does(
+        members in proptest::collection::vec((key(), value(), proptest::option::of(";p=1")), 0..6)
+    ) {
+        let baggage = members
+            .iter()
+            .map(|(k, v, props)| format!("{k}={v}{}", props.as_deref().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let lanes = propagator();
+        let ours = lanes.extract(&headers(&[("baggage", &baggage)]));
+        let theirs = lane_context(&stock_baggage(&baggage), &lanes);
+        proptest::prop_assert_eq!(ours.lane(), theirs.lane(), "{}", baggage);
+        proptest::prop_assert_eq!(ours.is_mirror(), theirs.is_mirror(), "{}", baggage);
+
+        let edge = graylane_core::Edge::new(propagator(), graylane_core::coloring::Rules::default());
+        let mut req = graylane_core::coloring::SimpleRequest::new("/").header("baggage", &baggage);
+        edge.admit(&mut req);
+        let left = graylane_core::Extractor::get(&req, "baggage")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        let after = stock_baggage(&left);
+        proptest::prop_assert!(after.baggage().get("gray.lane").is_none(), "{} -> {}", baggage, left);
+        proptest::prop_assert!(after.baggage().get("gray.mirror").is_none(), "{} -> {}", baggage, left);
+    }
+}
+
+/// A baggage key near `gray.lane` / `gray.mirror`: spelled with escapes, padded with
+/// whitespace (ASCII, escaped, Unicode), or off by a little.
+fn key() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::sample::select;
+    const PAD: &[&str] = &[
+        "",
+        "",
+        " ",
+        "%20",
+        "%09",
+        "%C2%A0",
+        "%E2%80%83",
+        "+",
+        "%ff",
+        "x",
+        "%",
+    ];
+    (
+        select(PAD),
+        select(&["gray", "%67ray", "gr%61y", "%67%72%61%79", "Gray", "grey"][..]),
+        select(&[".", ".", "%2E", "%2e", "%2", "_"][..]),
+        select(&["lane", "lane", "mirror", "l%61ne", "%6Dirror", "lanes"][..]),
+        select(PAD),
+    )
+        .prop_map(|(a, b, c, d, e)| format!("{a}{b}{c}{d}{e}"))
+}
+
+fn value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::sample::select;
+    const PIECES: &[&str] = &[
+        "gray", "gray", "base", "blue", "1", "true", " ", "%20", "%67", "%C2%A0", "%ff", "%3B",
+    ];
+    proptest::collection::vec(select(PIECES), 0..4).prop_map(|v| v.concat())
 }

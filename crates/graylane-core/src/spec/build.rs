@@ -18,6 +18,7 @@ use super::rules::RuleSpec;
 use super::schema::{LaneSpec, TokenSpec};
 use crate::coloring::{RuleSet, Rules};
 use crate::edge::Edge;
+use crate::lane::LaneSet;
 use crate::stats::Snapshot;
 use crate::trust::{KeyError, TokenKey};
 use crate::wire::Propagator;
@@ -155,9 +156,11 @@ impl LaneSpec {
 
     /// Checks that a content route's condition compiles as a coloring rule's does, so Envoy
     /// and the edge read it alike; errors point under `at` (`services[0].routing.content[1]`).
+    /// `lanes` is the spec's [`lane_set`](Self::lane_set), built once by the caller rather than
+    /// once per route.
     pub(super) fn check_route_condition(
-        &self,
         route: &ContentRouteSpec,
+        lanes: &LaneSet,
         at: &str,
     ) -> Result<(), SpecError> {
         let rule = RuleSpec {
@@ -165,7 +168,7 @@ impl LaneSpec {
             lane: route.lane,
             condition: route.condition.clone(),
         };
-        match RuleSet::compile(&[rule], &self.lane_set()) {
+        match RuleSet::compile(&[rule], lanes) {
             Ok(_) => Ok(()),
             Err(e) => {
                 // The path starts at the one-rule list: `[0].match...`.

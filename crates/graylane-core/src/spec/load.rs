@@ -1,5 +1,8 @@
 //! Loading a spec from YAML or TOML, with errors that point at the file, line and field.
 //!
+//! A document longer than [`MAX_SPEC_BYTES`] or nested deeper than
+//! [`MAX_SPEC_DEPTH`](super::MAX_SPEC_DEPTH) is refused before it is parsed (see `limits`).
+//!
 //! Structural errors (a wrong type, an unknown field) come from the format's deserializer with
 //! their position. Semantic errors (an unknown lane in a rule, a service listed twice) are found
 //! after deserializing, as a field path; to give them a line too, the document is walked once
@@ -7,12 +10,14 @@
 
 #[cfg(any(feature = "yaml", feature = "toml"))]
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 #[cfg(any(feature = "yaml", feature = "toml"))]
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::error::SpecError;
+use super::limits::{MAX_SPEC_BYTES, check_size};
 use super::schema::LaneSpec;
 
 impl LaneSpec {
@@ -20,6 +25,8 @@ impl LaneSpec {
     #[cfg(feature = "yaml")]
     #[cfg_attr(docsrs, doc(cfg(feature = "yaml")))]
     pub fn from_yaml_str(src: &str) -> Result<LaneSpec, SpecError> {
+        // Bounded before the parser sees it: see `limits`.
+        super::limits::check_yaml(src)?;
         let spec: LaneSpec = serde_path_to_error::deserialize(
             serde_yaml_ng::Deserializer::from_str(src),
         )
@@ -42,6 +49,7 @@ impl LaneSpec {
     #[cfg(feature = "toml")]
     #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
     pub fn from_toml_str(src: &str) -> Result<LaneSpec, SpecError> {
+        super::limits::check_toml(src)?;
         let position = |span: Option<std::ops::Range<usize>>| {
             span.map(|s| line_col(src, s.start))
                 .map_or((None, None), |(l, c)| (Some(l), Some(c)))
@@ -74,9 +82,7 @@ impl LaneSpec {
     /// Reads, parses and validates a spec file: TOML for `.toml`, YAML otherwise.
     pub fn from_path(path: impl AsRef<Path>) -> Result<LaneSpec, SpecError> {
         let path = path.as_ref();
-        let src = std::fs::read_to_string(path).map_err(|e| {
-            SpecError::at(String::new(), format!("cannot read the lane spec: {e}")).in_file(path)
-        })?;
+        let src = read_bounded(path).map_err(|e| e.in_file(path))?;
         let is_toml = path.extension().is_some_and(|e| e == "toml");
         let parsed = if is_toml {
             #[cfg(feature = "toml")]
@@ -107,6 +113,24 @@ impl LaneSpec {
         };
         parsed.map_err(|e| e.in_file(path))
     }
+}
+
+/// The file at `path`, refused unread when it is longer than [`MAX_SPEC_BYTES`], and read no
+/// further than that when it grows while it is read.
+fn read_bounded(path: &Path) -> Result<String, SpecError> {
+    let cannot =
+        |e: std::io::Error| SpecError::at(String::new(), format!("cannot read the lane spec: {e}"));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if let Ok(meta) = file.metadata() {
+        check_size(usize::try_from(meta.len()).unwrap_or(usize::MAX))?;
+    }
+    let mut src = String::new();
+    // One byte past the bound, so a longer file is seen to be longer.
+    file.take(MAX_SPEC_BYTES as u64 + 1)
+        .read_to_string(&mut src)
+        .map_err(cannot)?;
+    check_size(src.len())?;
+    Ok(src)
 }
 
 #[cfg(any(feature = "yaml", feature = "toml"))]

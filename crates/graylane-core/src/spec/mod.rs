@@ -47,6 +47,7 @@
 // and `build` alone turns it into the pieces that run (propagator, rules, edge).
 mod build;
 mod error;
+mod limits;
 mod load;
 mod mesh;
 mod query;
@@ -57,6 +58,7 @@ mod validate;
 pub use crate::percent::Percent;
 pub use build::CompiledSpec;
 pub use error::SpecError;
+pub use limits::{MAX_SPEC_BYTES, MAX_SPEC_DEPTH};
 pub use mesh::{
     BlueGreenSpec, CanarySpec, ContentRouteSpec, GatewaySpec, MeshSpec, MirrorSpec, Protocol,
     RoutingSpec,

@@ -66,13 +66,20 @@ impl LaneSpec {
 
     /// The data namespaces of `lane`. Base (and unconfigured lanes) get the base names.
     pub fn data_names(&self, lane: Lane) -> DataNames {
-        let Some(def) = self.lane(lane) else {
-            return DataNames {
+        match self.lane(lane) {
+            Some(def) => self.data_names_of(def),
+            None => DataNames {
                 redis_prefix: String::new(),
                 pg_schema: None,
                 kafka_group_suffix: String::new(),
-            };
-        };
+            },
+        }
+    }
+
+    /// The data namespaces of the lane `def` defines, without looking it up (validation asks
+    /// this for every lane, and a lookup scans them all).
+    pub(super) fn data_names_of(&self, def: &LaneDef) -> DataNames {
+        let lane = def.name;
         let o = def.data.clone().unwrap_or_default();
         let render = |t: &str, name: &str| t.replace("{lane}", name);
         let pg_name = lane.as_str().replace('-', "_");

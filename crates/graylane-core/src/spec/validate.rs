@@ -6,14 +6,19 @@
 //! and conditions that Istio cannot express. Each pass returns the path of the first bad field,
 //! so the loader can point at its line; the passes run in document order, so the first mistake
 //! in a file is the one reported.
+//!
+//! Every pass is linear (or `n log n`) in the size of the spec: lookups of a service or a lane
+//! go through an [`Index`] built once, never a scan of `services` or `lanes`, so a spec of
+//! 20,000 lanes validates as fast as it parses.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 
 use super::error::SpecError;
 use super::mesh::RoutingSpec;
 use super::rules::MatchSpec;
 use super::schema::{LaneDef, LaneSpec, SPEC_VERSION, ServiceSpec};
-use crate::lane::Lane;
+use crate::lane::{Lane, LaneSet};
 use crate::trust::MIN_KEY_LEN;
 
 impl LaneSpec {
@@ -22,13 +27,61 @@ impl LaneSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         header(self)?;
         services(self)?;
-        lanes(self)?;
-        routing(self)?;
-        mesh(self)?;
+        let index = Index::new(self);
+        lanes(self, &index)?;
+        routing(self, &index)?;
+        mesh(self, &index)?;
         data_names(self)?;
         redis_scripts(self)?;
         self.rule_set()?;
         trust(self)
+    }
+}
+
+/// The spec's services and lanes by name, built once per validation (the spec's own
+/// [`service`](LaneSpec::service) and [`lane`](LaneSpec::lane) scan the lists).
+struct Index<'a> {
+    /// The first service of each name (duplicates are refused before the index is used).
+    services: HashMap<&'a str, &'a ServiceSpec>,
+    /// The first definition of each lane.
+    lanes: HashMap<Lane, &'a LaneDef>,
+    /// `(lane, service)` for each service a lane lists.
+    versions: HashSet<(Lane, &'a str)>,
+    lane_set: LaneSet,
+}
+
+impl<'a> Index<'a> {
+    fn new(spec: &'a LaneSpec) -> Index<'a> {
+        let mut services = HashMap::with_capacity(spec.services.len());
+        for s in &spec.services {
+            services.entry(s.name.as_str()).or_insert(s);
+        }
+        let mut lanes = HashMap::with_capacity(spec.lanes.len());
+        let mut versions = HashSet::new();
+        for l in &spec.lanes {
+            lanes.entry(l.name).or_insert(l);
+            versions.extend(l.services.iter().map(|s| (l.name, s.as_str())));
+        }
+        Index {
+            services,
+            lanes,
+            versions,
+            lane_set: spec.lane_set(),
+        }
+    }
+
+    fn service(&self, name: &str) -> Option<&'a ServiceSpec> {
+        self.services.get(name).copied()
+    }
+
+    fn has_lane(&self, lane: Lane) -> bool {
+        lane.is_base() || self.lanes.contains_key(&lane)
+    }
+
+    /// [`LaneSpec::has_version`], by lookup. A lane declared twice is refused before this is
+    /// asked, so the union of its lists equals the first definition's.
+    fn has_version(&self, service: &str, lane: Lane) -> bool {
+        lane.is_base() || self.versions.contains(&(lane, service))
     }
 }
 
@@ -73,7 +126,7 @@ fn services(spec: &LaneSpec) -> Result<(), SpecError> {
 }
 
 /// `lanes[]`: unique names besides base, their own version, known services.
-fn lanes(spec: &LaneSpec) -> Result<(), SpecError> {
+fn lanes(spec: &LaneSpec, index: &Index<'_>) -> Result<(), SpecError> {
     let mut declared = BTreeSet::new();
     for (i, lane) in spec.lanes.iter().enumerate() {
         if lane.name.is_base() {
@@ -89,17 +142,17 @@ fn lanes(spec: &LaneSpec) -> Result<(), SpecError> {
             );
         }
         version_label(format!("lanes[{i}].version"), lane.version())?;
-        lane_services(spec, i, lane)?;
+        lane_services(index, i, lane)?;
     }
     Ok(())
 }
 
 /// `lanes[i].services[]`: declared services, once each, none whose base version is the lane's.
-fn lane_services(spec: &LaneSpec, i: usize, lane: &LaneDef) -> Result<(), SpecError> {
+fn lane_services(index: &Index<'_>, i: usize, lane: &LaneDef) -> Result<(), SpecError> {
     let mut seen = BTreeSet::new();
     for (j, s) in lane.services.iter().enumerate() {
         let path = format!("lanes[{i}].services[{j}]");
-        let Some(service) = spec.service(s) else {
+        let Some(service) = index.service(s) else {
             return fail(
                 path,
                 format!("unknown service {s:?} (declare it under `services`)"),
@@ -122,25 +175,25 @@ fn lane_services(spec: &LaneSpec, i: usize, lane: &LaneDef) -> Result<(), SpecEr
 }
 
 /// `services[].port` and `services[].routing`.
-fn routing(spec: &LaneSpec) -> Result<(), SpecError> {
+fn routing(spec: &LaneSpec, index: &Index<'_>) -> Result<(), SpecError> {
     for (i, s) in spec.services.iter().enumerate() {
         if s.port == 0 {
             return fail(format!("services[{i}].port"), "must be 1-65535");
         }
-        service_routing(spec, s, &format!("services[{i}].routing"))?;
+        service_routing(index, s, &format!("services[{i}].routing"))?;
     }
     Ok(())
 }
 
 /// One service's release strategies: each names a lane the service has a version in, and
 /// content routes match only what Istio can.
-fn service_routing(spec: &LaneSpec, s: &ServiceSpec, at: &str) -> Result<(), SpecError> {
+fn service_routing(index: &Index<'_>, s: &ServiceSpec, at: &str) -> Result<(), SpecError> {
     let r: &RoutingSpec = &s.routing;
     let p = |field: &str| format!("{at}.{field}");
     let with_version = |lane: Lane, path: String| {
-        if lane.is_base() || spec.has_version(&s.name, lane) {
+        if index.has_version(&s.name, lane) {
             Ok(())
-        } else if spec.lane(lane).is_none() {
+        } else if !index.has_lane(lane) {
             fail(path, format!("unknown lane {:?}", lane.as_str()))
         } else {
             fail(
@@ -175,7 +228,7 @@ fn service_routing(spec: &LaneSpec, s: &ServiceSpec, at: &str) -> Result<(), Spe
         if let Some(e) = mesh_matchable(&c.condition) {
             return fail(p(&format!("content[{j}].match")), e);
         }
-        spec.check_route_condition(c, &p(&format!("content[{j}]")))?;
+        LaneSpec::check_route_condition(c, &index.lane_set, &p(&format!("content[{j}]")))?;
     }
     if let Some(m) = &r.mirror {
         if m.lane.is_base() {
@@ -200,7 +253,7 @@ fn mesh_matchable(m: &MatchSpec) -> Option<&'static str> {
 
 /// `mesh`: a namespace Kubernetes accepts, an image that tells services apart, a gateway in
 /// front of a declared service.
-fn mesh(spec: &LaneSpec) -> Result<(), SpecError> {
+fn mesh(spec: &LaneSpec, index: &Index<'_>) -> Result<(), SpecError> {
     let mesh = &spec.mesh;
     if !is_dns_label(&mesh.namespace) {
         return fail(
@@ -216,7 +269,7 @@ fn mesh(spec: &LaneSpec) -> Result<(), SpecError> {
         );
     }
     if let Some(g) = &mesh.gateway {
-        if spec.service(&g.service).is_none() {
+        if index.service(&g.service).is_none() {
             return fail(
                 "mesh.gateway.service",
                 format!("unknown service {:?}", g.service),
@@ -234,11 +287,11 @@ fn mesh(spec: &LaneSpec) -> Result<(), SpecError> {
 
 /// The rendered data names of every lane: usable by each store, and no two lanes sharing one.
 fn data_names(spec: &LaneSpec) -> Result<(), SpecError> {
-    let mut prefixes = Vec::new();
+    let mut prefixes = BTreeSet::new();
     let mut schemas = BTreeSet::new();
     let mut suffixes = BTreeSet::new();
     for (i, def) in spec.lanes.iter().enumerate() {
-        let names = spec.data_names(def.name);
+        let names = spec.data_names_of(def);
         let o = def.data.clone().unwrap_or_default();
         // Point at the override when there is one, else at the template.
         let path = |field: &str, overridden: bool| {
@@ -294,11 +347,17 @@ fn redis_scripts(spec: &LaneSpec) -> Result<(), SpecError> {
 }
 
 /// A Redis prefix that matches no glob, carries no hash tag, and is no prefix of another's.
+///
+/// `taken` holds the prefixes accepted so far, none a prefix of another. In sorted order, a
+/// prefix of `p` can only be the greatest one below `p` (any prefix between them would be a
+/// prefix of the greater one), and one that `p` is a prefix of can only be the least one at or
+/// above `p` (anything between them would start with `p` too): two neighbours to look at, not
+/// every lane.
 fn redis_prefix(
     lane: Lane,
     p: String,
     path: String,
-    taken: &mut Vec<String>,
+    taken: &mut BTreeSet<String>,
 ) -> Result<(), SpecError> {
     if p.is_empty()
         || p.bytes()
@@ -311,16 +370,23 @@ fn redis_prefix(
             ),
         );
     }
-    if let Some(other) = taken
-        .iter()
-        .find(|q| q.starts_with(p.as_str()) || p.starts_with(q.as_str()))
-    {
+    let key = p.as_str();
+    let below = taken
+        .range::<str, _>((Bound::Unbounded, Bound::Excluded(key)))
+        .next_back();
+    let above = taken
+        .range::<str, _>((Bound::Included(key), Bound::Unbounded))
+        .next();
+    let overlapping = below
+        .filter(|q| p.starts_with(q.as_str()))
+        .or_else(|| above.filter(|q| q.starts_with(p.as_str())));
+    if let Some(other) = overlapping {
         return fail(
             path,
             format!("Redis prefix {p:?} for lane {lane} overlaps prefix {other:?} of another lane"),
         );
     }
-    taken.push(p);
+    taken.insert(p);
     Ok(())
 }
 

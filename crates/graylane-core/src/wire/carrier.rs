@@ -23,6 +23,37 @@ pub trait Extractor {
     fn get_key(&self, key: &Key) -> Option<&[u8]> {
         self.get(key.as_str())
     }
+
+    /// Every value stored under `key`, as one list: the values in order, joined with `,`.
+    /// Borrowed when there is one value, so the common case copies nothing.
+    ///
+    /// Repeated header lines are one comma-separated list (RFC 9110 §5.3), and whatever sits
+    /// between two services may join them into one line at any time: a proxy, Envoy's header
+    /// matching, a W3C baggage parser. The propagator reads its fields through this method so
+    /// that it sees what they see; reading only the first line would let a second `baggage`
+    /// line carry a lane past the edge unseen.
+    ///
+    /// The default is [`get_key`](Self::get_key)'s one value, which is right for carriers that
+    /// hold one value per key (a map). Carriers that can hold several (HTTP headers, gRPC
+    /// metadata, Kafka headers) override it.
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        self.get_key(key).map(Cow::Borrowed)
+    }
+}
+
+/// `values` joined as one list (see [`Extractor::get_list`]): borrowed when there is one.
+pub fn join_values<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Option<Cow<'a, [u8]>> {
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(Cow::Borrowed(first));
+    };
+    let mut out = Vec::with_capacity(first.len() + second.len() + 1);
+    out.extend_from_slice(first);
+    for value in std::iter::once(second).chain(values) {
+        out.push(b',');
+        out.extend_from_slice(value);
+    }
+    Some(Cow::Owned(out))
 }
 
 /// A carrier key prepared once: interned, and pre-parsed for the carriers that can use it.
@@ -69,7 +100,7 @@ impl Key {
 /// Keys are `'static` and values are usually `'static` too (lane names and precomputed baggage
 /// entries are interned), so carriers such as `http::HeaderMap` can store them without copying.
 pub trait Injector {
-    /// Stores `value` under `key`, replacing what was there.
+    /// Stores `value` under `key`, replacing every value that was there (one line remains).
     fn set(&mut self, key: &'static str, value: Cow<'static, str>);
     /// Removes every value stored under `key`.
     fn remove(&mut self, key: &str);

@@ -46,7 +46,7 @@ mod propagator;
 
 pub(crate) use baggage::percent_decode;
 pub use baggage::{BAGGAGE_HEADER, MAX_BAGGAGE_LEN, MAX_BAGGAGE_MEMBERS};
-pub use carrier::{Extractor, Injector, Key};
+pub use carrier::{Extractor, Injector, Key, join_values};
 pub use config::{
     DEFAULT_BAGGAGE_KEY, DEFAULT_BAGGAGE_MIRROR_KEY, DEFAULT_HEADER, DEFAULT_MIRROR_HEADER,
     WireConfig, WireError,

@@ -38,7 +38,8 @@ struct Names {
     baggage: Key,
     baggage_key: &'static str,
     baggage_mirror_key: &'static str,
-    /// `(lane, "gray.lane=<lane>", "gray.lane=<lane>,gray.mirror=1")`.
+    /// `(lane, "gray.lane=<lane>", "gray.lane=<lane>,gray.mirror=1")`, in the `LaneSet`'s
+    /// order (by name), so that a lane's entry is found by bisection.
     entries: Vec<(Lane, &'static str, &'static str)>,
     mirror_entry: &'static str,
 }
@@ -66,9 +67,12 @@ impl Names {
 
     fn entry(&self, lane: Lane, mirror: bool) -> Option<&'static str> {
         self.entries
-            .iter()
-            .find(|(l, _, _)| *l == lane)
-            .map(|(_, plain, both)| if mirror { *both } else { *plain })
+            .binary_search_by(|(l, _, _)| l.cmp(&lane))
+            .ok()
+            .map(|i| {
+                let (_, plain, both) = self.entries[i];
+                if mirror { both } else { plain }
+            })
     }
 }
 
@@ -170,28 +174,30 @@ impl Propagator {
         carrier: &C,
     ) -> Result<Option<LaneContext>, Rejection> {
         let names = &self.inner.names;
+        // Each field is read whole, every line of it (`get_list`): what a proxy joining the
+        // lines would pass on, and what Envoy matches. Two lane header lines are then one
+        // value, `gray,blue`, which is no lane.
+        let mirror_header = || {
+            carrier
+                .get_list(&names.mirror_header)
+                .is_some_and(|v| any_true(&v))
+        };
         // Header first: when the lane header is there, the headers alone decide (the injector
         // always writes header and baggage together), which spares a lookup on the hot path.
-        let (lane, mirror) = match carrier.get_key(&names.header) {
-            Some(raw) => (
-                Some(self.lane_from(raw)?),
-                carrier.get_key(&names.mirror_header).is_some_and(is_true),
-            ),
-            None => match carrier.get_key(&names.baggage) {
+        let (lane, mirror) = match carrier.get_list(&names.header) {
+            Some(raw) => (Some(self.lane_from(&raw)?), mirror_header()),
+            None => match carrier.get_list(&names.baggage) {
                 Some(baggage) => {
-                    let lane = match baggage_value(baggage, names.baggage_key)? {
-                        Some(raw) => Some(self.lane_from(&raw)?),
+                    let lane = match baggage_value(&baggage, names.baggage_key)? {
+                        Some(raw) => Some(self.lane_from(raw.as_bytes())?),
                         None => None,
                     };
-                    let mirror = carrier.get_key(&names.mirror_header).is_some_and(is_true)
-                        || baggage_value(baggage, names.baggage_mirror_key)?
-                            .is_some_and(|v| is_true(&v));
+                    let mirror = mirror_header()
+                        || baggage_value(&baggage, names.baggage_mirror_key)?
+                            .is_some_and(|v| is_true(v.as_bytes()));
                     (lane, mirror)
                 }
-                None => (
-                    None,
-                    carrier.get_key(&names.mirror_header).is_some_and(is_true),
-                ),
+                None => (None, mirror_header()),
             },
         };
         Ok(match (lane, mirror) {
@@ -234,7 +240,8 @@ impl Propagator {
             !carrier.set_key_if_absent(&names.header, Cow::Borrowed(lane.as_str()))
         };
         if explicit {
-            let existing = carrier.get_key(&names.header).map(<[u8]>::trim_ascii);
+            let existing = carrier.get_list(&names.header);
+            let existing = existing.as_deref().map(<[u8]>::trim_ascii);
             if let Some(existing) = existing.and_then(|v| self.inner.lanes.get(v)) {
                 lane = existing;
             }
@@ -255,8 +262,10 @@ impl Propagator {
         if carrier.set_key_if_absent(&names.baggage, Cow::Borrowed(entry)) {
             return;
         }
-        let existing = carrier
-            .get_key(&names.baggage)
+        // Every line: the one written back replaces them all, and must keep their members.
+        let lines = carrier.get_list(&names.baggage);
+        let existing = lines
+            .as_deref()
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or_default();
         if existing.trim().is_empty() {
@@ -285,7 +294,8 @@ impl Propagator {
     }
 
     /// Removes every lane mark from `carrier` (the header, the mirror header, and the lane and
-    /// mirror baggage members, keeping the other members). Returns whether anything was removed.
+    /// mirror baggage members, keeping the other members), from every line of each header.
+    /// Returns whether anything was removed.
     ///
     /// The edge calls this on requests from untrusted clients.
     pub fn strip<C: Injector + Extractor + ?Sized>(&self, carrier: &mut C) -> bool {
@@ -297,25 +307,22 @@ impl Propagator {
                 stripped = true;
             }
         }
-        if let Some(baggage) = carrier.get(BAGGAGE_HEADER) {
+        // Every line, as one list: a member on any line reaches whatever joins them later.
+        let kept = carrier.get_list(&names.baggage).map(|baggage| {
             let keys = [names.baggage_key, names.baggage_mirror_key];
-            match std::str::from_utf8(baggage) {
-                Ok(text) => {
-                    let kept = without_members(text, &keys);
-                    if kept.len() != text.len() {
-                        stripped = true;
-                        if kept.is_empty() {
-                            carrier.remove(BAGGAGE_HEADER);
-                        } else {
-                            carrier.set(BAGGAGE_HEADER, Cow::Owned(kept));
-                        }
-                    }
-                }
+            match std::str::from_utf8(&baggage) {
+                Ok(text) => without_members(text, &keys),
                 // Not UTF-8: nobody can parse it, and it could hide a lane. Drop it whole.
-                Err(_) => {
-                    carrier.remove(BAGGAGE_HEADER);
-                    stripped = true;
-                }
+                Err(_) => Some(String::new()),
+            }
+        });
+        if let Some(Some(kept)) = kept {
+            stripped = true;
+            if kept.is_empty() {
+                carrier.remove(BAGGAGE_HEADER);
+            } else {
+                // One line replaces them all.
+                carrier.set(BAGGAGE_HEADER, Cow::Owned(kept));
             }
         }
         stripped
@@ -325,6 +332,12 @@ impl Propagator {
 /// Whether a mark's raw value says yes (`1` or `true`), in a header or a baggage member.
 fn is_true(raw: &[u8]) -> bool {
     matches!(raw.trim_ascii(), b"1" | b"true")
+}
+
+/// Whether any element of a mirror header's list says yes: a mark on any line makes a mirror
+/// copy, which is never taken for live traffic.
+fn any_true(list: &[u8]) -> bool {
+    list.split(|b| *b == b',').any(is_true)
 }
 
 #[cfg(test)]
@@ -535,6 +548,62 @@ mod tests {
         let mut only = map(&[("baggage", "gray.lane=gray")]);
         assert!(p.strip(&mut only));
         assert!(only.is_empty());
+    }
+
+    #[test]
+    fn every_spelling_of_the_lane_key_is_read_and_stripped() {
+        let p = prop();
+        // Each decodes to `gray.lane` (or `gray.mirror`) as W3C Baggage and OTel's
+        // `BaggagePropagator` read keys: percent-decoded, then trimmed of Unicode whitespace.
+        for member in [
+            "gray%2Elane=gray",
+            "gray%2elane=gray",
+            "%67ray.lane=gray",
+            "%67%72%61%79%2E%6C%61%6E%65=gray",
+            "%20gray.lane=gray",
+            "gray.lane%09=gray",
+            "gray.lane%C2%A0=gray",
+            "gray.lane%E2%80%83 =gray",
+            "gray.lane=%20gray%C2%A0",
+        ] {
+            let m = map(&[("baggage", &format!("a=1,{member};p=1,b=2"))]);
+            assert_eq!(p.extract(&m).lane(), gray(), "{member}");
+            let mut stripped = m.clone();
+            assert!(p.strip(&mut stripped), "{member}");
+            assert_eq!(stripped["baggage"], "a=1,b=2", "{member}");
+        }
+        for member in ["gray%2Emirror=1", "%20gray.mirror%20=%31"] {
+            let m = map(&[("baggage", &format!("gray.lane=gray,{member}"))]);
+            assert!(p.extract(&m).is_mirror(), "{member}");
+            let mut stripped = m.clone();
+            assert!(p.strip(&mut stripped));
+            assert!(stripped.is_empty(), "{member}: {stripped:?}");
+        }
+        // `+` is no space in baggage, but a form decoder would read one: stripped all the same.
+        let mut plus = map(&[("baggage", "gray.lane+=gray,a=1")]);
+        assert!(p.strip(&mut plus));
+        assert_eq!(plus["baggage"], "a=1");
+
+        // The last member wins, as in OTel's `Baggage` (a map); a member whose value is not
+        // UTF-8 once decoded is skipped, as OTel skips it, and alone it is malformed.
+        let last = map(&[("baggage", "gray.lane=blue,gray.lane=gray")]);
+        assert_eq!(p.extract(&last).lane(), gray());
+        let skipped = map(&[("baggage", "gray.lane=gray,gray.lane=%ff")]);
+        assert_eq!(p.extract(&skipped).lane(), gray());
+        let alone = map(&[("baggage", "gray.lane=%ff")]);
+        assert_eq!(p.try_extract(&alone), Err(Rejection::Malformed));
+
+        // Other keys are other keys.
+        for other in [
+            "gray.lanes=gray",
+            "gray%2Elane%2E=gray",
+            "Gray.lane=gray",
+            "gray.lane",
+        ] {
+            let mut m = map(&[("baggage", other)]);
+            assert_eq!(p.try_extract(&m), Ok(None), "{other}");
+            assert!(!p.strip(&mut m), "{other}");
+        }
     }
 
     #[test]
