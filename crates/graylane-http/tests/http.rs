@@ -594,6 +594,41 @@ async fn mirror_copy_is_marked_and_on_the_shadow_lane() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_never_lands_as_base_where_its_lane_is_unknown() {
+    // The target's spec has no `shadow` lane: the copy's lane is refused, its mirror mark kept,
+    // and the layer answers 421 instead of serving it as base (whose writes are production).
+    let recorder = Recorder::default();
+    let unaware = graylane_core::Propagator::new(graylane_core::LaneSet::new([gray()]));
+    let target = serve(
+        mirror_target(recorder.clone(), Duration::ZERO).layer(LaneLayer::mesh(unaware.clone())),
+    )
+    .await;
+    let (primary, layer) = primary_with_mirror(target, |c| c).await;
+    let (_, body) = post_order(primary, None).await;
+    assert_eq!(body, "primary lane=base mirror=false body={\"sku\":1}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while layer.stats().sent + layer.stats().failed < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(layer.stats().sent, 1, "the copy was answered");
+    assert!(
+        recorder.seen.lock().unwrap().is_empty(),
+        "and never handled"
+    );
+    assert_eq!(unaware.stats().get(Rejection::Unknown), 1);
+}
+
+#[test]
+#[should_panic(expected = "mirror shadow lane is base")]
+fn a_mirror_on_base_is_refused_when_the_layer_is_built() {
+    let _ = MirrorLayer::new(
+        http_client(),
+        spec().propagator(),
+        MirrorConfig::new("http://127.0.0.1:1".parse().unwrap(), Lane::BASE),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_or_failing_mirrors_do_not_hold_the_primary() {
     // Baseline latency without any mirror in the path.
     let recorder = Recorder::default();

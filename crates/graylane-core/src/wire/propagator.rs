@@ -154,17 +154,38 @@ impl Propagator {
 
     /// The context on `carrier`: its lane if it carries a configured one, else base.
     ///
-    /// Never fails: a refused value is counted and base is returned. Never allocates for a
-    /// configured lane.
+    /// Never fails: a refused value is counted and base is returned. A mirror copy keeps its
+    /// mirror mark even then (a copy for a lane this service does not know): the context is
+    /// base *and* mirror, which must never be served as live base traffic —
+    /// `graylane_http::LaneLayer` refuses it. Never allocates for a configured lane.
     pub fn extract<C: Extractor + ?Sized>(&self, carrier: &C) -> LaneContext {
         match self.try_extract(carrier) {
             Ok(Some(ctx)) => ctx,
             Ok(None) => LaneContext::base(),
             Err(rejection) => {
                 self.inner.counters.record(rejection);
-                LaneContext::base()
+                if self.marks_mirror(carrier) {
+                    LaneContext::base()
+                        .with_mirror(true)
+                        .with_origin(Origin::Wire)
+                } else {
+                    LaneContext::base()
+                }
             }
         }
+    }
+
+    /// Whether `carrier` is marked as a mirror copy (the mirror header, or the baggage member
+    /// where the baggage can be read), whatever its lane.
+    fn marks_mirror<C: Extractor + ?Sized>(&self, carrier: &C) -> bool {
+        let names = &self.inner.names;
+        carrier
+            .get_list(&names.mirror_header)
+            .is_some_and(|v| any_true(&v))
+            || carrier.get_list(&names.baggage).is_some_and(|b| {
+                baggage_value(&b, names.baggage_mirror_key)
+                    .is_ok_and(|v| v.is_some_and(|v| is_true(v.as_bytes())))
+            })
     }
 
     /// Like [`extract`](Self::extract), but tells apart "no lane on the carrier" (`Ok(None)`)
@@ -387,6 +408,26 @@ mod tests {
         assert_eq!(p.try_extract(&none), Ok(None));
         assert_eq!(p.extract(&none), LaneContext::base());
         assert_eq!(p.stats().total(), 0);
+    }
+
+    #[test]
+    fn a_mirror_mark_survives_an_unknown_lane() {
+        let p = prop();
+        for carrier in [
+            map(&[("x-gray-lane", "shadow"), ("x-gray-mirror", "1")]),
+            map(&[("baggage", "gray.lane=shadow,gray.mirror=1")]),
+            map(&[("x-gray-lane", "Not A Lane"), ("x-gray-mirror", "true")]),
+        ] {
+            let ctx = p.extract(&carrier);
+            assert_eq!(
+                (ctx.lane(), ctx.is_mirror()),
+                (Lane::BASE, true),
+                "{carrier:?}"
+            );
+        }
+        // Without the mark, a refused lane is plain base.
+        let ctx = p.extract(&map(&[("x-gray-lane", "shadow")]));
+        assert!(ctx.lane().is_base() && !ctx.is_mirror());
     }
 
     #[test]

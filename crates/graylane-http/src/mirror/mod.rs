@@ -177,8 +177,13 @@ impl<M> MirrorLayer<M> {
     ///
     /// # Panics
     ///
-    /// When the config's target is not a scheme and authority.
+    /// When the config's target is not a scheme and authority, or its shadow lane is base
+    /// (copies of live traffic would then go out as live base traffic, writes and all).
     pub fn new(mirror: M, propagator: Propagator, config: MirrorConfig) -> MirrorLayer<M> {
+        assert!(
+            !config.shadow.is_base(),
+            "mirror shadow lane is base: copies of live traffic would be served as live base traffic; mirror on a lane of their own"
+        );
         let target = Endpoint::new(config.target.clone())
             .unwrap_or_else(|e| panic!("mirror target {}: {e}", config.target));
         MirrorLayer {

@@ -9,6 +9,10 @@
 //! - [`LaneLayer::mesh`] behind it: the lane on the wire is trusted (and validated against the
 //!   configured lanes).
 //!
+//! A mirror copy for a lane the service does not have (a mirror mark with an unknown lane, or
+//! none) is answered `421 Misdirected Request` without calling the handler: served as base, its
+//! writes would land in production.
+//!
 //! Either way the handler runs with the [`LaneContext`](graylane_core::LaneContext) current — across its `.await`s, and in
 //! tasks it starts with [`graylane_core::task::spawn`] — and finds it in the request extensions
 //! (and, with the `axum` feature, through the [`RequestLane`] extractor).
@@ -175,6 +179,7 @@ crate::macros::inner_accessors!(LaneService<S>);
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LaneService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -197,6 +202,12 @@ where
             }
         }
         .with_served(config.serving);
+        if ctx.is_mirror() && ctx.lane().is_base() {
+            // A mirror copy whose lane this service does not have (its propagator refused the
+            // lane and kept the mark): run as base, its writes would land in production.
+            tracing::debug!(uri = %req.uri(), "refused a mirror copy for a lane this service does not have");
+            return ResponseFuture::misdirected();
+        }
         req.extensions_mut().insert(ctx);
         // The synchronous part of the handler runs in the lane too.
         let future = ctx.scope(|| self.inner.call(req));
@@ -252,6 +263,42 @@ mod tests {
         let res = layer.layer(echo()).oneshot(req).await.unwrap();
         assert_eq!(res.body(), "gray base gray Some(\"gray\")");
         assert!(res.headers().get(RESPONSE_LANE_HEADER).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_mirror_copy_for_an_unknown_lane_is_never_served_as_base() {
+        let layer = LaneLayer::mesh(Propagator::new(LaneSet::new([gray()])));
+        let called = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = called.clone();
+        let handler = service_fn(move |_: Request<()>| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async { Ok::<_, Infallible>(Response::new(String::from("served"))) }
+        });
+        let svc = layer.layer(handler);
+        for (lane, mirror) in [("shadow", "1"), ("Not A Lane", "true")] {
+            let req = Request::get("/")
+                .header("x-gray-lane", lane)
+                .header("x-gray-mirror", mirror)
+                .body(())
+                .unwrap();
+            let res = svc.clone().oneshot(req).await.unwrap();
+            assert_eq!(
+                res.status(),
+                http::StatusCode::MISDIRECTED_REQUEST,
+                "{lane}"
+            );
+            assert_eq!(res.body(), "");
+        }
+        assert_eq!(called.load(std::sync::atomic::Ordering::Relaxed), 0);
+        // A copy on a lane the service has is served, in that lane.
+        let req = Request::get("/")
+            .header("x-gray-lane", "gray")
+            .header("x-gray-mirror", "1")
+            .body(())
+            .unwrap();
+        let res = layer.layer(echo()).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+        assert!(res.body().starts_with("gray "), "{}", res.body());
     }
 
     #[tokio::test]
