@@ -145,6 +145,10 @@ fn copy(args: &Args<'_>) -> Result<KeySet, Unsure> {
 /// index 2, the last `MATCH` wins, so each is moved into the namespace). An option Redis would
 /// refuse is refused here, so that no reading of the command differs from the server's.
 fn scan(args: &Args<'_>) -> Result<KeySet, Unsure> {
+    // Without a cursor, an added `MATCH` would be read as the cursor.
+    if args.len() < 2 {
+        return Err("SCAN needs a cursor");
+    }
     let mut patterns = Vec::new();
     let mut i = 2;
     while i < args.len() {
@@ -291,6 +295,7 @@ mod tests {
             Vec::<usize>::new()
         );
         assert_eq!(positions(&["KEYS", "a*"]).unwrap(), [1]);
+        assert!(positions(&["SCAN"]).is_err());
         assert_eq!(positions(&["COPY", "a", "b", "REPLACE"]).unwrap(), [1, 2]);
         assert!(positions(&["COPY", "a", "b", "db", "2"]).is_err());
         assert!(positions(&["EVAL", "x", "5", "a"]).is_err());

@@ -47,6 +47,9 @@
 mod args;
 mod connection;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod glob;
 mod keys;
 mod namespaces;
