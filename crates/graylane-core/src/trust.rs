@@ -54,10 +54,17 @@ pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 const VERSION: &str = "v1";
 
 /// The secret that signs and verifies lane tokens. Its `Debug` output never shows it.
+///
+/// Rotation: [`with_previous`](Self::with_previous) adds the key being replaced, with an end.
+/// Tokens are minted with the current key only; a token signed with a previous key verifies
+/// until that key's end, so testers are not locked out by a rotation, and an old key does not
+/// stay alive for ever.
 #[derive(Clone)]
 pub struct TokenKey {
     key: Vec<u8>,
     max_ttl: Duration,
+    /// Keys being rotated out, each with its end (Unix seconds, exclusive).
+    previous: Vec<(Vec<u8>, u64)>,
 }
 
 /// Why a token key could not be made.
@@ -91,6 +98,7 @@ impl fmt::Debug for TokenKey {
         f.debug_struct("TokenKey")
             .field("key", &"<redacted>")
             .field("max_ttl", &self.max_ttl)
+            .field("previous", &self.previous.len())
             .finish()
     }
 }
@@ -104,6 +112,7 @@ impl TokenKey {
         Ok(TokenKey {
             key: secret.to_vec(),
             max_ttl: DEFAULT_MAX_TTL,
+            previous: Vec::new(),
         })
     }
 
@@ -120,18 +129,35 @@ impl TokenKey {
         self
     }
 
-    fn mac(&self, lane: &str, expiry: u64) -> Hmac<Sha256> {
-        // `new_from_slice` only fails for fixed-size keys; HMAC takes any length.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-        mac.update(VERSION.as_bytes());
-        mac.update(b".");
-        mac.update(lane.as_bytes());
-        mac.update(b".");
-        mac.update(expiry.to_string().as_bytes());
-        mac
+    /// The same key, also verifying (never minting) tokens signed with `previous` until
+    /// `until`: the key being rotated out. Give it an end no later than the longest validity
+    /// a token may claim after the rotation (`max_ttl`); after it, its tokens are forged.
+    #[must_use]
+    pub fn with_previous(mut self, previous: &TokenKey, until: SystemTime) -> TokenKey {
+        let until = until.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.previous.push((previous.key.clone(), until));
+        self
     }
 
+    fn mac(&self, lane: &str, expiry: u64) -> Hmac<Sha256> {
+        mac_with(&self.key, lane, expiry)
+    }
+}
+
+/// The MAC of a token for `lane` and `expiry` under `key`.
+fn mac_with(key: &[u8], lane: &str, expiry: u64) -> Hmac<Sha256> {
+    // `new_from_slice` only fails for fixed-size keys; HMAC takes any length.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(VERSION.as_bytes());
+    mac.update(b".");
+    mac.update(lane.as_bytes());
+    mac.update(b".");
+    mac.update(expiry.to_string().as_bytes());
+    mac
+}
+
+impl TokenKey {
     /// A token for `lane`, valid until `expires`.
     pub fn mint(&self, lane: Lane, expires: SystemTime) -> String {
         let expiry = expires
@@ -181,11 +207,17 @@ impl TokenKey {
             .map(|i| u8::from_str_radix(&tag[2 * i..2 * i + 2], 16))
             .collect::<Result<_, _>>()
             .map_err(|_| Rejection::TokenMalformed)?;
-        // Authenticity first, so a forger learns nothing from which check failed.
-        self.mac(lane, expiry)
-            .verify_slice(&tag)
-            .map_err(|_| Rejection::TokenForged)?;
+        // Authenticity first, so a forger learns nothing from which check failed. Every key is
+        // tried (no early exit), previous ones only before their end.
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let current = self.mac(lane, expiry).verify_slice(&tag).is_ok();
+        let previous = self.previous.iter().fold(false, |found, (key, until)| {
+            let genuine = mac_with(key, lane, expiry).verify_slice(&tag).is_ok();
+            found | (genuine & (now < *until))
+        });
+        if !(current | previous) {
+            return Err(Rejection::TokenForged);
+        }
         if expiry <= now || expiry - now > self.max_ttl.as_secs() {
             return Err(Rejection::TokenExpired);
         }
@@ -227,6 +259,32 @@ mod tests {
         assert!(token.starts_with("v1.gray.1800000060."));
         assert_eq!(token.len(), "v1.gray.1800000060.".len() + 64);
         assert_eq!(key().verify(token.as_bytes(), &lanes, t0()), Ok(gray()));
+    }
+
+    #[test]
+    fn a_rotated_key_keeps_testers_in_until_its_end() {
+        let lanes = LaneSet::new([gray()]);
+        let old = key();
+        let new = TokenKey::new(b"the key after the rotation").unwrap();
+        let rotated = new
+            .clone()
+            .with_previous(&old, t0() + Duration::from_secs(3600));
+        // A tester's token from before the rotation, valid for three more hours.
+        let theirs = old.mint(gray(), t0() + Duration::from_secs(3 * 3600));
+        assert_eq!(rotated.verify(theirs.as_bytes(), &lanes, t0()), Ok(gray()));
+        // Until the old key's end, not after it.
+        let later = t0() + Duration::from_secs(3600);
+        assert_eq!(
+            rotated.verify(theirs.as_bytes(), &lanes, later),
+            Err(Rejection::TokenForged)
+        );
+        // New tokens are the new key's: the old key alone cannot verify them.
+        let fresh = rotated.mint(gray(), t0() + Duration::from_secs(60));
+        assert_eq!(new.verify(fresh.as_bytes(), &lanes, t0()), Ok(gray()));
+        assert_eq!(
+            old.verify(fresh.as_bytes(), &lanes, t0()),
+            Err(Rejection::TokenForged)
+        );
     }
 
     #[test]

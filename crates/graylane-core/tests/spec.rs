@@ -188,6 +188,18 @@ fn each_mistake_gives_one_located_error() {
             "SHA-1",
         ),
         (
+            "trust:\n  token:\n    previous:\n      - {key_env: OLD, until: 2026-12-08}\n",
+            4,
+            "trust.token.previous[0].until",
+            "RFC 3339",
+        ),
+        (
+            "trust:\n  token:\n    previous:\n      - {key_env: OLD}\n",
+            4,
+            "trust.token.previous[0]",
+            "missing field `until`",
+        ),
+        (
             "data:\n  redis_functions: [ok_1, 'no:colons']\n",
             2,
             "data.redis_functions[1]",
@@ -252,6 +264,47 @@ fn token_key_from_env_when_present() {
     assert!(
         e.to_string().contains("export GRAYLANE_TEST_UNSET_KEY_VAR"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_key_rotation_locks_no_tester_out_and_ends() {
+    use graylane_core::trust::TokenKey;
+    use std::time::{Duration, SystemTime};
+    let old = "the key being rotated out";
+    let spec = |until: &str| {
+        LaneSpec::from_yaml_str(&format!(
+            "lanes: [{{name: gray}}]\ntrust:\n  token:\n    key_env: GRAYLANE_TEST_UNSET_KEY_VAR\n    key: the current key, 16+ bytes\n    previous:\n      - {{key: {old}, until: '{until}'}}\n"
+        ))
+        .unwrap()
+    };
+    let gray = graylane_core::Lane::new("gray").unwrap();
+    let lanes = graylane_core::LaneSet::new([gray]);
+    let now = SystemTime::now();
+    let theirs = TokenKey::new(old.as_bytes())
+        .unwrap()
+        .mint(gray, now + Duration::from_secs(600));
+    // Before the old key's end, its tokens verify; minting uses the current key only.
+    let key = spec("2999-01-01T00:00:00Z")
+        .trust
+        .token
+        .unwrap()
+        .load_key()
+        .unwrap();
+    assert_eq!(key.verify(theirs.as_bytes(), &lanes, now), Ok(gray));
+    let fresh = key.mint(gray, now + Duration::from_secs(600));
+    let current = TokenKey::new(b"the current key, 16+ bytes").unwrap();
+    assert_eq!(current.verify(fresh.as_bytes(), &lanes, now), Ok(gray));
+    // After it, not (and the key is not even loaded).
+    let ended = spec("2000-01-01T00:00:00Z")
+        .trust
+        .token
+        .unwrap()
+        .load_key()
+        .unwrap();
+    assert_eq!(
+        ended.verify(theirs.as_bytes(), &lanes, now),
+        Err(graylane_core::Rejection::TokenForged)
     );
 }
 

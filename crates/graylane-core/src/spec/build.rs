@@ -10,7 +10,7 @@
 //! factories ([`LaneSpec::propagator`], [`LaneSpec::edge`]) build a new piece with counters of
 //! its own on every call.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::SpecError;
 use super::mesh::ContentRouteSpec;
@@ -180,13 +180,34 @@ impl LaneSpec {
 }
 
 impl TokenSpec {
-    /// The key: from `key_env` when set in the environment, else the inline `key`.
+    /// The key: from `key_env` when set in the environment, else the inline `key`; with the
+    /// `previous` keys whose end is still ahead (one past its end is not loaded: its variable
+    /// may be gone already).
     pub fn load_key(&self) -> Result<TokenKey, KeyError> {
-        let key = match (TokenKey::from_env(&self.key_env), &self.key) {
-            (Ok(key), _) => key,
-            (Err(KeyError::MissingEnv(_)), Some(inline)) => TokenKey::new(inline.as_bytes())?,
-            (Err(e), _) => return Err(e),
-        };
-        Ok(key.with_max_ttl(Duration::from_secs(self.max_ttl_secs)))
+        let mut key = load(Some(&self.key_env), self.key.as_deref())?
+            .with_max_ttl(Duration::from_secs(self.max_ttl_secs));
+        let now = SystemTime::now();
+        for previous in &self.previous {
+            // Validated with the spec; a hand-built spec's bad time ends the key now.
+            let until = super::time::parse_rfc3339_utc(&previous.until).unwrap_or(UNIX_EPOCH);
+            if until > now {
+                let old = load(previous.key_env.as_deref(), previous.key.as_deref())?;
+                key = key.with_previous(&old, until);
+            }
+        }
+        Ok(key)
+    }
+}
+
+/// A key from the environment variable `env` when it is set, else `inline`.
+fn load(env: Option<&str>, inline: Option<&str>) -> Result<TokenKey, KeyError> {
+    let from_env = match env {
+        Some(var) => TokenKey::from_env(var),
+        None => Err(KeyError::MissingEnv(String::new())),
+    };
+    match (from_env, inline) {
+        (Ok(key), _) => Ok(key),
+        (Err(KeyError::MissingEnv(_)), Some(inline)) => TokenKey::new(inline.as_bytes()),
+        (Err(e), _) => Err(e),
     }
 }

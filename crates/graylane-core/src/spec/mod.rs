@@ -53,6 +53,7 @@ mod mesh;
 mod query;
 pub(crate) mod rules;
 mod schema;
+mod time;
 mod validate;
 
 pub use crate::percent::Percent;
@@ -66,7 +67,7 @@ pub use mesh::{
 pub use query::DataNames;
 pub use rules::{ColoringSpec, KeySource, MatchSpec, RuleSpec, StickySpec, ValueMatchSpec};
 pub use schema::{
-    DataOverrides, DataTemplates, LaneDef, LaneSpec, SPEC_VERSION, ServiceSpec, TokenSpec,
-    TrustSpec,
+    DataOverrides, DataTemplates, LaneDef, LaneSpec, PreviousKeySpec, SPEC_VERSION, ServiceSpec,
+    TokenSpec, TrustSpec,
 };
 pub use validate::is_sql_identifier;

@@ -178,6 +178,34 @@ pub struct TokenSpec {
     pub key: Option<String>,
     /// The longest validity a token may claim, in seconds.
     pub max_ttl_secs: u64,
+    /// Keys being rotated out, each verifying (never minting) tokens until its end.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<PreviousKeySpec>,
+}
+
+/// A token key being rotated out: where it is, and when it stops verifying.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousKeySpec {
+    /// The environment variable holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    /// An inline key, for local demos only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// When the key stops verifying: an RFC 3339 time in UTC (`2026-12-08T00:00:00Z`). Required,
+    /// so that no old key stays alive for ever.
+    pub until: String,
+}
+
+impl fmt::Debug for PreviousKeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreviousKeySpec")
+            .field("key_env", &self.key_env)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("until", &self.until)
+            .finish()
+    }
 }
 
 impl fmt::Debug for TokenSpec {
@@ -187,6 +215,7 @@ impl fmt::Debug for TokenSpec {
             .field("key_env", &self.key_env)
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .field("max_ttl_secs", &self.max_ttl_secs)
+            .field("previous", &self.previous)
             .finish()
     }
 }
@@ -198,6 +227,7 @@ impl Default for TokenSpec {
             key_env: DEFAULT_TOKEN_KEY_ENV.into(),
             key: None,
             max_ttl_secs: DEFAULT_MAX_TTL.as_secs(),
+            previous: Vec::new(),
         }
     }
 }

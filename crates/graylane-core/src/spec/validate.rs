@@ -465,6 +465,25 @@ fn trust(spec: &LaneSpec) -> Result<(), SpecError> {
             format!("must be at least {MIN_KEY_LEN} bytes"),
         );
     }
+    for (i, p) in t.previous.iter().enumerate() {
+        let at = |field: &str| format!("trust.token.previous[{i}].{field}");
+        if super::time::parse_rfc3339_utc(&p.until).is_none() {
+            return fail(
+                at("until"),
+                format!(
+                    "{:?} is not an RFC 3339 time in UTC, such as 2026-12-08T00:00:00Z",
+                    p.until
+                ),
+            );
+        }
+        match (&p.key_env, &p.key) {
+            (None, None) => return fail(at("key_env"), "a previous key needs key_env (or key)"),
+            (_, Some(k)) if k.len() < MIN_KEY_LEN => {
+                return fail(at("key"), format!("must be at least {MIN_KEY_LEN} bytes"));
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 
