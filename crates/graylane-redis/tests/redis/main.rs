@@ -16,6 +16,8 @@ use redis::aio::MultiplexedConnection;
 mod leaks;
 // The command table checked against the server's own key specifications.
 mod getkeys;
+// A server of the test's own, killed in the middle of lane traffic and started again.
+mod outage;
 
 struct Fixture {
     nonce: String,
