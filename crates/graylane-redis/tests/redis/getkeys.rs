@@ -10,11 +10,14 @@ use redis::{Arg, Cmd, Pipeline, RedisFuture, Value};
 
 use super::*;
 
+/// A rewritten command's arguments, and the keys Redis finds in it.
+type Seen = (Vec<Vec<u8>>, redis::RedisResult<Vec<Vec<u8>>>);
+
 /// Hands each command it is given to `COMMAND GETKEYS` and records the command and the answer.
 #[derive(Clone)]
 struct GetKeys {
     redis: MultiplexedConnection,
-    seen: Arc<Mutex<Vec<(Vec<Vec<u8>>, redis::RedisResult<Vec<Vec<u8>>>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 fn words(cmd: &Cmd) -> Vec<Vec<u8>> {

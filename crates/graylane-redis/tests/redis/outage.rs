@@ -16,22 +16,18 @@ struct Server(Child);
 
 impl Server {
     fn start(port: u16, dir: &std::path::Path) -> Server {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/services up)");
+        let server = Server(
+            Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--appendonly", "yes", "--appendfsync", "always"])
+                .args(["--save", ""])
+                .arg("--dir")
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (scripts/services up)"),
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         let url = format!("redis://127.0.0.1:{port}/");
         loop {
@@ -39,8 +35,9 @@ impl Server {
                 .and_then(|c| c.get_connection())
                 .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
             if up.is_ok() {
-                return Server(child);
+                return server;
             }
+            // On the way out the server is dropped: killed and waited for.
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not come up on {port}"
@@ -50,7 +47,13 @@ impl Server {
     }
 
     /// Killed, as in a crash.
-    fn kill(mut self) {
+    fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -86,7 +89,11 @@ async fn a_redis_outage_fails_fast_recovers_and_loses_nothing() {
     let gray = Lane::new("gray").unwrap();
     let write = |i: usize| {
         let mut conn = conn.clone();
-        let lane = if i % 2 == 0 { Lane::BASE } else { gray };
+        let lane = if i.is_multiple_of(2) {
+            Lane::BASE
+        } else {
+            gray
+        };
         async move {
             let started = Instant::now();
             let r: redis::RedisResult<()> = conn
@@ -159,7 +166,11 @@ async fn a_redis_outage_fails_fast_recovers_and_loses_nothing() {
             .parse()
             .unwrap();
         let base = !key.starts_with("lane:gray:");
-        assert_eq!(base, n % 2 == 0, "{key} is in the other lane's namespace");
+        assert_eq!(
+            base,
+            n.is_multiple_of(2),
+            "{key} is in the other lane's namespace"
+        );
     }
     assert!(acknowledged.len() >= 201, "{}", acknowledged.len());
     server.kill();
