@@ -53,9 +53,11 @@ fuzz_target!(|input: (String, Vec<(u8, String)>)| {
         // What is left on the request carries no lane of the client's.
         let p: &Propagator = edge.propagator();
         let mut left: HashMap<String, String> = HashMap::new();
+        // Every line of each, joined, as the next hop reads them.
         for name in ["x-gray-lane", "x-gray-mirror", "baggage"] {
-            if let Some(v) = graylane_core::wire::Extractor::get(&req, name) {
-                left.insert(name.to_owned(), String::from_utf8_lossy(v).into_owned());
+            let key = graylane_core::wire::Key::new(name);
+            if let Some(v) = graylane_core::wire::Extractor::get_list(&req, &key) {
+                left.insert(name.to_owned(), String::from_utf8_lossy(&v).into_owned());
             }
         }
         assert_eq!(p.try_extract(&left).ok().flatten(), None, "{left:?}");

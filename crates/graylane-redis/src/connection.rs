@@ -172,10 +172,20 @@ impl<C: ConnectionLike + Send> ConnectionLike for LaneRedis<C> {
                 return Ok(fix_reply(prefix, rewritten.reply, reply));
             };
             match step {
-                // Redis answers a nested MULTI with an error and keeps the transaction.
+                // Redis answers a nested MULTI with an error and keeps the transaction; a
+                // command it does not queue (WATCH inside MULTI) has no reply in EXEC's.
                 Step::Multi | Step::Other => {
-                    let queued = inner.req_packed_command(scratch).await?;
-                    if step == Step::Other {
+                    let queued = match inner.req_packed_command(scratch).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // The connection failed: whatever the server had, it is gone.
+                            *transaction = None;
+                            return Err(e);
+                        }
+                    };
+                    if step == Step::Other
+                        && matches!(&queued, Value::SimpleString(s) if s == "QUEUED")
+                    {
                         open.queue(rewritten.reply);
                     }
                     Ok(queued)

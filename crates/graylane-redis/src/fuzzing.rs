@@ -28,7 +28,7 @@ pub fn check(words: &[&[u8]]) -> bool {
                 }],
                 ..Default::default()
             })
-            .allow_scripts(["e0e1f9fabfc9d4800c877a703b823ac0578ff831"])
+            .allow_scripts(["e0e1f9fabfc9d4800c877a703b823ac0578ff8db"])
             .allow_functions(["f"]),
         );
     }

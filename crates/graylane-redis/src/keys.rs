@@ -116,7 +116,7 @@ fn number(args: &Args<'_>, i: usize) -> Result<usize, Unsure> {
 /// [`KeyRule::NumKeys`].
 fn num_keys(args: &Args<'_>, numkeys_at: usize, dest: bool) -> Result<KeySet, Unsure> {
     let k = number(args, numkeys_at)?;
-    if numkeys_at + k > args.len() {
+    if numkeys_at.checked_add(k).is_none_or(|end| end > args.len()) {
         return Err("numkeys exceeds the arguments");
     }
     Ok(KeySet::DestAnd {
@@ -296,6 +296,7 @@ mod tests {
         );
         assert_eq!(positions(&["KEYS", "a*"]).unwrap(), [1]);
         assert!(positions(&["SCAN"]).is_err());
+        assert!(positions(&["FCALL", "f", "18446744073709551615"]).is_err());
         assert_eq!(positions(&["COPY", "a", "b", "REPLACE"]).unwrap(), [1, 2]);
         assert!(positions(&["COPY", "a", "b", "db", "2"]).is_err());
         assert!(positions(&["EVAL", "x", "5", "a"]).is_err());

@@ -4,7 +4,9 @@
 //!
 //! A transaction belongs to the lane that opened it on this connection handle: a command in
 //! another lane cannot join it, and reads inside it do not read through (their replies arrive
-//! with `EXEC`).
+//! with `EXEC`). Like redis-rs's own advice, a hand-written `MULTI` needs a connection of its
+//! own: clones of a multiplexed connection share one server connection, and another clone's
+//! command would land in the transaction (`.atomic()` pipelines have no such gap).
 
 use graylane_core::Lane;
 use redis::Value;
@@ -54,7 +56,9 @@ impl Fix {
     pub(crate) fn apply(&self, prefix: &[u8], v: Value) -> Value {
         match (self, v) {
             (Fix::One(kind), v) => fix_reply(prefix, *kind, v),
-            (Fix::Exec(kinds), Value::Array(items)) => Value::Array(
+            // One reply per queued command; any other count means the server queued what the
+            // handle did not see (a clone sharing the connection), and nothing is guessed.
+            (Fix::Exec(kinds), Value::Array(items)) if items.len() == kinds.len() => Value::Array(
                 items
                     .into_iter()
                     .zip(kinds)

@@ -178,10 +178,17 @@ LEFT JOIN LATERAL (
     SELECT o.type, o.schema, o.identity
     FROM pg_depend d, LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) o
     WHERE d.classid = p.classid AND d.objid = p.objid AND d.deptype IN ('a', 'i')
+    ORDER BY d.refclassid, d.refobjid
     LIMIT 1
 ) owner ON true
-WHERE coalesce(it.schema, owner.schema) IS DISTINCT FROM $1
-  AND coalesce(it.schema, owner.schema) IS DISTINCT FROM 'pg_toast'
+CROSS JOIN LATERAL (
+    -- Where the object lives: its schema, its owner's, or the schema it belongs to itself
+    -- (default privileges `IN SCHEMA`).
+    SELECT coalesce(it.schema, owner.schema,
+                    CASE WHEN owner.type = 'schema' THEN owner.identity END) AS schema
+) place
+WHERE place.schema IS DISTINCT FROM $1
+  AND place.schema IS DISTINCT FROM 'pg_toast'
   AND p.classid <> 'pg_namespace'::regclass
   AND NOT EXISTS (
       SELECT 1 FROM pg_depend d JOIN doomed o ON d.refclassid = o.classid AND d.refobjid = o.objid

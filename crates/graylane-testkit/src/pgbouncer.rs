@@ -88,15 +88,25 @@ impl PgBouncer {
                 .status();
             cmd.args(["-u", "postgres"]);
         }
+        // What it says before its log file is open (a bad config, a port taken) goes here.
+        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let child = cmd
             .arg(dir.join("pgbouncer.ini"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("pgbouncer is installed (scripts/services up)");
-        let bouncer = PgBouncer { child, port, dir };
+        let mut bouncer = PgBouncer { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        loop {
+            // Ours must be the one listening: one that exited (another process took the port
+            // between `free_port` and its bind) is not up, whoever answers.
+            if let Ok(Some(status)) = bouncer.child.try_wait() {
+                panic!("pgbouncer exited ({status}): {}", bouncer.log());
+            }
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return bouncer;
+            }
             assert!(
                 Instant::now() < deadline,
                 "pgbouncer did not listen on {port}: {}",
@@ -104,7 +114,6 @@ impl PgBouncer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        bouncer
     }
 
     /// The URL of database `test` through this PgBouncer, as user `postgres`.
@@ -112,9 +121,10 @@ impl PgBouncer {
         format!("postgres://postgres@127.0.0.1:{}/test", self.port)
     }
 
-    /// PgBouncer's log so far.
+    /// PgBouncer's log so far (and what it wrote to stderr).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
+        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        read("stderr.log") + &read("pgbouncer.log")
     }
 }
 

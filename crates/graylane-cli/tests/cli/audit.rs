@@ -304,12 +304,13 @@ fn the_audit_searches_every_column_that_can_hold_the_marker() {
             "CREATE SCHEMA {base}; CREATE SCHEMA {prefix}_gray;
              CREATE DOMAIN {base}.note AS text;
              CREATE TABLE {base}.events (
-                 id bigint, payload jsonb, doc json, tags text[], body bytea, page xml,
+                 id bigint, payload jsonb, doc json, tags text[], body bytea, chunks bytea[], page xml,
                  remark {base}.note, blob oid, at timestamptz);
              INSERT INTO {base}.events (id, payload, tags, body, at) VALUES
                  (1, '{{\"user\": \"{marker}\"}}', ARRAY['a', '{marker}'], NULL, now()),
                  (2, NULL, NULL, convert_to('bytes {marker} bytes', 'UTF8'), now()),
                  (3, NULL, NULL, NULL, now());
+             UPDATE {base}.events SET chunks = ARRAY[convert_to('x {marker}', 'UTF8')] WHERE id = 2;
              UPDATE {base}.events SET doc = '[\"{marker}\"]', page = '<p>{marker}</p>',
                  remark = 'x {marker}' WHERE id = 3"
         ),
@@ -319,7 +320,7 @@ fn the_audit_searches_every_column_that_can_hold_the_marker() {
     let at = |c: &str| format!("postgres {base}.events.{c}");
     assert_eq!(
         places(&report, "leaks"),
-        ["body", "doc", "page", "payload", "remark", "tags"].map(at),
+        ["body", "chunks", "doc", "page", "payload", "remark", "tags"].map(at),
         "{report}"
     );
     // Large objects are not read: said so, never taken as clean.

@@ -13,15 +13,6 @@ use sqlx::{Connection, Row};
 use super::Report;
 use crate::{Fail, bad_input};
 
-/// `%`/`_`-escaped for MySQL's LIKE, wrapped in `%`.
-fn like(marker: &str) -> String {
-    let escaped = marker
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
 pub(super) async fn search(
     spec: &LaneSpec,
     lane: Lane,
@@ -84,6 +75,8 @@ const PG_COLUMNS: &str = "
 SELECT c.relname::text, a.attname::text,
        CASE
            WHEN b.typname = 'bytea' THEN 'position(convert_to($1, ''UTF8'') in %I) > 0'
+           WHEN b.typname = '_bytea' THEN
+               'EXISTS (SELECT 1 FROM unnest(%I) e WHERE position(convert_to($1, ''UTF8'') in e) > 0)'
            WHEN b.typname IN ('oid', 'lo') THEN NULL
            ELSE 'strpos(%I::text, $1) > 0'
        END
@@ -129,8 +122,9 @@ async fn postgres(
                     format!("count(*) FILTER (WHERE {})", test.replace("%I", &q(column)))
                 })
                 .collect();
+            // ONLY: an inheritance child is counted where it lives, not again in its parent.
             let sql = format!(
-                "SELECT {} FROM {}.{}",
+                "SELECT {} FROM ONLY {}.{}",
                 counts.join(", "),
                 q(&schema),
                 q(&table.name)
@@ -142,14 +136,15 @@ async fn postgres(
     Ok(())
 }
 
-/// The MySQL test for each column type (text types by `LIKE`, binary ones by their bytes, JSON
-/// by its text); types that cannot hold text are left out.
+/// The MySQL test for each column type (text types and JSON by their text, binary ones by their
+/// bytes), a plain substring search (`LOCATE`: no `LIKE` escapes, which `NO_BACKSLASH_ESCAPES`
+/// would switch off); types that cannot hold text are left out.
 const MYSQL_COLUMNS: &str = "
 SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_NAME AS CHAR),
        CAST(CASE
            WHEN DATA_TYPE IN ('binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob')
                THEN 'LOCATE(CAST(? AS BINARY), %I) > 0'
-           ELSE 'CAST(%I AS CHAR) LIKE ?'
+           ELSE 'LOCATE(?, CAST(%I AS CHAR)) > 0'
        END AS CHAR)
 FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME NOT IN ('_sqlx_migrations', '_graylane_shadow')
@@ -174,7 +169,6 @@ async fn mysql(url: &str, shadow: String, marker: &str, report: &mut Report) -> 
     let mut conn = sqlx::MySqlConnection::connect_with(&opts)
         .await
         .map_err(db_err)?;
-    let pattern = like(marker);
     let q = graylane_sqlx::mysql::quote_ident;
     for (db, is_lane) in [(base_db, false), (shadow, true)] {
         let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(MYSQL_COLUMNS)
@@ -200,13 +194,13 @@ async fn mysql(url: &str, shadow: String, marker: &str, report: &mut Report) -> 
                 q(&db),
                 q(&table.name)
             );
-            // Positional parameters: one per column, the pattern or the bytes.
+            // Positional parameters: one per column, the marker as bytes or as text.
             let mut query = sqlx::query(&sql);
             for (_, test) in &table.columns {
-                query = if test.starts_with("LOCATE") {
+                query = if test.contains("AS BINARY") {
                     query.bind(marker.as_bytes())
                 } else {
-                    query.bind(&pattern)
+                    query.bind(marker)
                 };
             }
             let row = query.fetch_one(&mut conn).await;
