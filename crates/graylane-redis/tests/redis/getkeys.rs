@@ -72,16 +72,7 @@ async fn the_command_table_agrees_with_command_getkeys() {
         redis: f.raw.clone(),
         seen: Arc::default(),
     };
-    let mut conn = LaneRedis::new(
-        recorder.clone(),
-        Namespaces::from_spec(&f.spec)
-            .allow_scripts([
-                hex_sha1("return 1"),
-                hex_sha1("return KEYS[1]"),
-                "0".repeat(40),
-            ])
-            .allow_functions(["nosuchfn"]),
-    );
+    let mut conn = LaneRedis::new(recorder.clone(), f.cases_namespaces());
     async {
         for case in CASES {
             let cmd = f.case(case);

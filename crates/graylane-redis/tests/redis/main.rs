@@ -58,6 +58,18 @@ impl Fixture {
         cmd
     }
 
+    /// The namespaces [`CASES`] run in: their scripts and function allow-listed (a lane runs
+    /// no other, see `leaks`).
+    fn cases_namespaces(&self) -> Namespaces {
+        Namespaces::from_spec(&self.spec)
+            .allow_scripts([
+                hex_sha1("return 1"),
+                hex_sha1("return KEYS[1]"),
+                "0".repeat(40),
+            ])
+            .allow_functions(["nosuchfn"])
+    }
+
     fn wrap(&self, namespaces: Namespaces) -> LaneRedis<MultiplexedConnection> {
         LaneRedis::new(self.raw.clone(), namespaces)
     }
@@ -328,16 +340,7 @@ const CASES: &[&str] = &[
 #[tokio::test]
 async fn every_supported_command_stays_in_the_lane() {
     let f = Fixture::new("table").await;
-    // Scripts run in a lane only when allow-listed (see `leaks`).
-    let mut conn = f.wrap(
-        Namespaces::from_spec(&f.spec)
-            .allow_scripts([
-                hex_sha1("return 1"),
-                hex_sha1("return KEYS[1]"),
-                "0".repeat(40),
-            ])
-            .allow_functions(["nosuchfn"]),
-    );
+    let mut conn = f.wrap(f.cases_namespaces());
     let cases = CASES;
     let mut covered = std::collections::BTreeSet::new();
     let mut refused = Vec::new();
