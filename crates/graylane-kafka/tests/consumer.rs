@@ -341,6 +341,72 @@ async fn a_control_topic_outage_pauses_base_and_it_resumes() {
     eprintln!("control outage: base {stats:?}, duplicates={duplicates}");
 }
 
+graylane_testkit::kafka_tests!(a_mirror_record_without_a_known_lane_is_never_base_traffic);
+
+/// A mirror copy whose lane the consumers' spec lacks, or that has no lane at all: even under
+/// the old rule (`UnknownLanes::Base`) base never handles it, and counts it.
+async fn a_mirror_record_without_a_known_lane_is_never_base_traffic(broker: TestBroker) {
+    use graylane_kafka::UnknownLanes;
+    use rdkafka::message::{Header, OwnedHeaders};
+
+    let w = World::new(broker, "mirrorless");
+    for id in 0..12u64 {
+        let id_s = id.to_string();
+        let mut record = FutureRecord::to(&w.topic).key(&id_s).payload(&id_s);
+        let headers = match id % 4 {
+            0 => Some(
+                OwnedHeaders::new()
+                    .insert(Header {
+                        key: "x-gray-lane",
+                        value: Some("shadow"),
+                    })
+                    .insert(Header {
+                        key: "x-gray-mirror",
+                        value: Some("1"),
+                    }),
+            ),
+            1 => Some(OwnedHeaders::new().insert(Header {
+                key: "x-gray-mirror",
+                value: Some("1"),
+            })),
+            _ => None,
+        };
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
+        w.producer
+            .inner()
+            .send(record, Duration::from_secs(5))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handled = seen.clone();
+    let consumer =
+        LaneConsumer::builder(w.broker.client_config(), propagator(), unique("mirrorless"))
+            .topic(&w.topic)
+            .control_topic(&w.control)
+            .timing(timing())
+            .unknown_lanes(UnknownLanes::Base)
+            .spawn(move |m| {
+                let id: u64 = m.payload_view::<str>().unwrap().unwrap().parse().unwrap();
+                handled.lock().unwrap().push(id);
+                std::future::ready(())
+            })
+            .await
+            .unwrap();
+    until("every record decided", Duration::from_secs(30), || {
+        consumer.stats().unknown == 6 && seen.lock().unwrap().len() == 6
+    })
+    .await;
+    let stats = consumer.stop().await.unwrap();
+    assert_eq!((stats.processed, stats.unknown), (6, 6));
+    let mut got = seen.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(got, [2, 3, 6, 7, 10, 11], "only the plain base records");
+}
+
 graylane_testkit::kafka_tests!(records_of_a_lane_the_consumer_does_not_know_never_reach_base_data);
 
 /// A producer whose spec has a lane `blue` the consumers' spec lacks (a rollout, a typo): by

@@ -176,8 +176,10 @@ impl Propagator {
     }
 
     /// Whether `carrier` is marked as a mirror copy (the mirror header, or the baggage member
-    /// where the baggage can be read), whatever its lane.
-    fn marks_mirror<C: Extractor + ?Sized>(&self, carrier: &C) -> bool {
+    /// where the baggage can be read), whatever its lane, known or not. A copy whose lane is
+    /// refused is never live traffic: consumers skip it rather than apply an unknown-lane
+    /// policy that would hand it to base.
+    pub fn marks_mirror<C: Extractor + ?Sized>(&self, carrier: &C) -> bool {
         let names = &self.inner.names;
         carrier
             .get_list(&names.mirror_header)

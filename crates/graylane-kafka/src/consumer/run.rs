@@ -22,7 +22,7 @@ use super::partition::{Partition, PartitionKey};
 use super::rebalance::{Assignment, Callbacks};
 use super::stats::{Counters, bump};
 use crate::blocking::off_runtime;
-use crate::carrier::try_extract_from;
+use crate::carrier::{HeaderExtractor, try_extract_from};
 use crate::control::Control;
 use crate::timing::{
     BROKER_CALL, CATCH_UP, ERROR_BACKOFF, FINAL_COMMIT, FINAL_COMMIT_POLL, RETRY_FIRST,
@@ -376,7 +376,24 @@ impl Runner {
         // `headers()` on a record without any allocates, parses and frees a buffer again
         // (`BorrowedMessage::detach` would be a second).
         let headers = m.headers();
-        let ctx = match headers.map(|h| try_extract_from(&core.propagator, h)) {
+        let read = headers.map(|h| try_extract_from(&core.propagator, h));
+        // A mirror copy without a lane of this consumer's (none, or one refused) is never
+        // live base traffic, whatever the policy for unknown lanes says: skipped, counted.
+        let mirror_without_lane = match &read {
+            Some(Ok(Some(ctx))) => ctx.is_mirror() && ctx.lane().is_base(),
+            Some(Err(_)) => {
+                headers.is_some_and(|h| core.propagator.marks_mirror(&HeaderExtractor(h)))
+            }
+            _ => false,
+        };
+        if mirror_without_lane {
+            if matches!(self.role, Role::Base(_)) {
+                bump(&core.counters.unknown);
+                part.commit.store(at.offset + 1, Ordering::Release);
+            }
+            return;
+        }
+        let ctx = match read {
             None | Some(Ok(None)) => LaneContext::base(),
             Some(Ok(Some(ctx))) => ctx,
             Some(Err(rejection)) => {
