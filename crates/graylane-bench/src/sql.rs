@@ -16,7 +16,7 @@ use graylane_core::{Lane, LaneContext, LaneFutureExt};
 use graylane_sqlx::{LanePools, LaneTransactions, Shadows, quote_ident};
 use graylane_testkit::services::{postgres_url, unique};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::Args;
 use crate::load::{Comparison, side_by_side};
@@ -115,77 +115,72 @@ impl Schemas {
 
 const GRAY: Lane = Lane::from_static("gray");
 
-pub(crate) async fn run(args: &Args) -> Result<Comparison, String> {
+/// `name` side by side on fresh schemas: `plain(pool, n)` on a plain pool against `lane(n)` in the
+/// gray lane, `n` counting requests across both; `lane_side` makes the lane's side from the
+/// spec, the base connect options and the pool options.
+async fn compare<T, P, PF, L, LF>(
+    name: &str,
+    args: &Args,
+    lane_side: impl FnOnce(&LaneSpec, PgConnectOptions, PgPoolOptions) -> T,
+    plain: P,
+    lane: L,
+) -> Result<Comparison, String>
+where
+    T: Send + Sync + 'static,
+    P: Fn(PgPool, i64) -> PF + Clone + Send + Sync + 'static,
+    PF: Future<Output = Result<(), String>> + Send + 'static,
+    L: Fn(Arc<T>, i64) -> LF + Clone + Send + Sync + 'static,
+    LF: Future<Output = Result<(), String>> + Send + 'static,
+{
     let schemas = Schemas::new().await?;
     let options = PgPoolOptions::new().max_connections(args.concurrency.min(16) as u32);
-    let plain = options.clone().connect_lazy_with(schemas.base.clone());
-    let pools = Arc::new(LanePools::connect_lazy(
-        &schemas.spec,
-        schemas.base.clone(),
-        options,
-    ));
+    let pool = options.clone().connect_lazy_with(schemas.base.clone());
+    let side = Arc::new(lane_side(&schemas.spec, schemas.base.clone(), options));
     let counter = Arc::new(AtomicI64::new(0));
     let ctx = LaneContext::new(GRAY);
     let (c1, c2) = (counter.clone(), counter);
     let result = side_by_side(
-        "sql",
+        name,
         args.rounds,
         args.requests / 4,
         args.concurrency,
-        move || {
-            let (pool, n) = (plain.clone(), c1.fetch_add(1, Ordering::Relaxed));
-            async move { mix(&pool, n).await }
-        },
-        move || {
-            let (pools, n) = (pools.clone(), c2.fetch_add(1, Ordering::Relaxed));
-            async move {
-                let pool = pools.current().map_err(|e| e.to_string())?;
-                mix(pool, n).await
-            }
-            .with_lane(ctx)
-        },
+        move || plain(pool.clone(), c1.fetch_add(1, Ordering::Relaxed)),
+        move || lane(side.clone(), c2.fetch_add(1, Ordering::Relaxed)).with_lane(ctx),
     )
     .await;
     schemas.drop().await?;
     Ok(result)
 }
 
-pub(crate) async fn run_tx(args: &Args) -> Result<Comparison, String> {
-    let schemas = Schemas::new().await?;
-    let options = PgPoolOptions::new().max_connections(args.concurrency.min(16) as u32);
-    let plain = options.clone().connect_lazy_with(schemas.base.clone());
-    let lanes = Arc::new(LaneTransactions::connect_lazy(
-        &schemas.spec,
-        schemas.base.clone(),
-        options,
-    ));
-    let counter = Arc::new(AtomicI64::new(0));
-    let ctx = LaneContext::new(GRAY);
-    let (c1, c2) = (counter.clone(), counter);
-    let result = side_by_side(
-        "sql-tx",
-        args.rounds,
-        args.requests / 4,
-        args.concurrency,
-        move || {
-            let (pool, n) = (plain.clone(), c1.fetch_add(1, Ordering::Relaxed));
-            async move {
-                let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-                mix(&mut *tx, n).await?;
-                tx.commit().await.map_err(|e| e.to_string())
-            }
-        },
-        move || {
-            let (lanes, n) = (lanes.clone(), c2.fetch_add(1, Ordering::Relaxed));
-            async move {
-                let mut tx = lanes.begin().await.map_err(|e| e.to_string())?;
-                mix(&mut *tx, n).await?;
-                tx.commit().await.map_err(|e| e.to_string())
-            }
-            .with_lane(ctx)
+pub(crate) async fn run(args: &Args) -> Result<Comparison, String> {
+    compare(
+        "sql",
+        args,
+        LanePools::connect_lazy,
+        |pool, n| async move { mix(&pool, n).await },
+        |pools: Arc<LanePools>, n| async move {
+            let pool = pools.current().map_err(|e| e.to_string())?;
+            mix(pool, n).await
         },
     )
-    .await;
-    schemas.drop().await?;
-    Ok(result)
+    .await
+}
+
+pub(crate) async fn run_tx(args: &Args) -> Result<Comparison, String> {
+    compare(
+        "sql-tx",
+        args,
+        LaneTransactions::connect_lazy,
+        |pool: PgPool, n| async move {
+            let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+            mix(&mut *tx, n).await?;
+            tx.commit().await.map_err(|e| e.to_string())
+        },
+        |lanes: Arc<LaneTransactions>, n| async move {
+            let mut tx = lanes.begin().await.map_err(|e| e.to_string())?;
+            mix(&mut *tx, n).await?;
+            tx.commit().await.map_err(|e| e.to_string())
+        },
+    )
+    .await
 }
