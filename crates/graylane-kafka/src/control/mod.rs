@@ -8,13 +8,12 @@
 //! - `{group}/barrier/{instance}` → a sequence number: written by a reader that catches up, to
 //!   know where "up to now" ends (not a lane: other readers pass over it)
 //!
-//! Values are in format [`FORMAT`] (1). A value may say its format first, `v{n};{value}`; one
-//! without is format 1. A reader applies the formats it knows (up to [`FORMAT`]) and ignores,
+//! Values are in format [`records::FORMAT`] (1). A value may say its format first, `v{n};{value}`; one
+//! without is format 1. A reader applies the formats it knows (up to [`records::FORMAT`]) and ignores,
 //! counts and reports any newer one, so it never half-applies a record it cannot read. Writers
 //! write format 1 without the marker, which every graylane reads; a later format is written
 //! only once every consumer of the group reads it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,163 +26,15 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::blocking::off_runtime;
-use crate::handover::{Instance, Intervals};
+use crate::handover::Intervals;
+mod records;
+
+use records::ControlState;
+pub(crate) use records::Owned;
+
 use crate::timing::{
     CATCH_UP_POLL, CONTROL_CALL, CONTROL_READ_BACKOFF, CONTROL_SEND, DESCRIBE_CALL,
 };
-
-/// Ownership of one lane on one partition, with the version of the record that set it.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Owned {
-    pub(crate) version: u64,
-    pub(crate) intervals: Intervals,
-}
-
-impl Owned {
-    fn encode(&self) -> String {
-        format!("{}:{}", self.version, self.intervals)
-    }
-
-    fn decode(value: &str) -> Option<Owned> {
-        let (version, intervals) = value.split_once(':')?;
-        Some(Owned {
-            version: version.parse().ok()?,
-            intervals: Intervals::decode(intervals)?,
-        })
-    }
-}
-
-/// Ownership records of one lane and partition number, by topic.
-type ByTopic = Vec<(Box<str>, Owned)>;
-
-/// What the control topic says, as far as this consumer has read it.
-#[derive(Debug, Default)]
-pub(crate) struct ControlState {
-    instances: HashMap<(Lane, String), Instance>,
-    /// By lane and partition, then by topic (few topics per consumer: a scan is cheaper than
-    /// allocating a key per message).
-    owners: HashMap<(Lane, i32), ByTopic>,
-    /// Bumped whenever `owners` changes, readable without the lock: consumers keep copies of
-    /// the ownership they look up on every message and refresh them when this moves.
-    changes: Arc<AtomicU64>,
-    pub(crate) malformed: u64,
-    /// Records of a format newer than [`FORMAT`], ignored.
-    pub(crate) future: u64,
-}
-
-/// The newest control-record format this graylane reads and the one it writes.
-pub(crate) const FORMAT: u32 = 1;
-
-/// A value's format and the value without its marker (`v{n};`), if it has a well-formed one.
-fn format_of(value: &str) -> Option<(u32, &str)> {
-    match value.strip_prefix('v').and_then(|r| r.split_once(';')) {
-        Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-            Some((n.parse().ok()?, rest))
-        }
-        Some(_) => None,
-        None => Some((1, value)),
-    }
-}
-
-impl ControlState {
-    /// Applies one record. Records of other groups and lanes are ignored; malformed ones are
-    /// counted and ignored.
-    pub(crate) fn apply(&mut self, group: &str, lanes: &LaneSet, key: &str, value: &str) {
-        let Some(rest) = key.strip_prefix(group).and_then(|r| r.strip_prefix('/')) else {
-            return;
-        };
-        let mut parts = rest.splitn(4, '/');
-        let (kind, lane) = (parts.next(), parts.next().map(str::as_bytes));
-        let Some(lane) = lane.and_then(|l| lanes.get(l)).filter(|l| !l.is_base()) else {
-            return;
-        };
-        let value = match format_of(value) {
-            Some((n, value)) if n <= FORMAT => value,
-            Some((n, _)) => {
-                self.future += 1;
-                if self.future == 1 {
-                    tracing::warn!(
-                        key,
-                        format = n,
-                        "graylane control topic: a record of format {n}, newer than this \
-                         graylane's ({FORMAT}), ignored; upgrade this consumer"
-                    );
-                }
-                return;
-            }
-            None => {
-                self.malformed += 1;
-                return;
-            }
-        };
-        let ok = match kind {
-            Some("hb") => parts
-                .next()
-                .filter(|_| parts.next().is_none())
-                .and_then(|instance| Some((instance, parse_heartbeat(value)?)))
-                .map(|(instance, hb)| {
-                    let entry = Instance {
-                        seen_at: Instant::now(),
-                        lease: hb.unwrap_or_default(),
-                        stopped: hb.is_none(),
-                    };
-                    self.instances.insert((lane, instance.to_owned()), entry);
-                }),
-            Some("own") => parts
-                .next()
-                .and_then(|p| p.parse::<i32>().ok())
-                .zip(parts.next())
-                .zip(Owned::decode(value))
-                .map(|((partition, topic), owned)| self.set_owned(lane, topic, partition, owned)),
-            _ => None,
-        };
-        if ok.is_none() {
-            self.malformed += 1;
-        }
-    }
-
-    /// Installs `owned` unless a newer version is known (a consumer applies its own writes
-    /// when they are acknowledged, before it reads them back in log order).
-    pub(crate) fn set_owned(&mut self, lane: Lane, topic: &str, partition: i32, owned: Owned) {
-        let topics = self.owners.entry((lane, partition)).or_default();
-        match topics.iter_mut().find(|(t, _)| &**t == topic) {
-            Some((_, current)) if current.version >= owned.version => return,
-            Some((_, current)) => *current = owned,
-            None => topics.push((topic.into(), owned)),
-        }
-        self.changes.fetch_add(1, Ordering::Release);
-    }
-
-    /// Whether `lane` holds an open grant on `topic`/`partition`.
-    pub(crate) fn granted(&self, lane: Lane, topic: &str, partition: i32) -> bool {
-        self.owned(lane, topic, partition)
-            .is_some_and(|o| o.intervals.open_from().is_some())
-    }
-
-    pub(crate) fn owned(&self, lane: Lane, topic: &str, partition: i32) -> Option<&Owned> {
-        self.owners
-            .get(&(lane, partition))?
-            .iter()
-            .find(|(t, _)| &**t == topic)
-            .map(|(_, o)| o)
-    }
-
-    /// Whether any instance of `lane` is live.
-    pub(crate) fn live(&self, lane: Lane, now: Instant, grace: Duration) -> bool {
-        self.instances
-            .iter()
-            .any(|((l, _), i)| *l == lane && i.live(now, grace))
-    }
-}
-
-/// `Some(lease)` for `live {ms}`, `None` for `stop`; malformed → outer `None`.
-fn parse_heartbeat(value: &str) -> Option<Option<Duration>> {
-    match value.split_once(' ') {
-        Some(("live", ms)) => Some(Some(Duration::from_millis(ms.parse().ok()?))),
-        None if value == "stop" => Some(None),
-        _ => None,
-    }
-}
 
 /// A consumer's connection to the control topic: a reader that applies every record to the
 /// shared state, and a producer for this consumer's own records.
@@ -568,79 +419,6 @@ impl Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn records_apply_in_version_order_and_hostile_ones_are_counted() {
-        let gray = Lane::new("gray").unwrap();
-        let lanes = LaneSet::new([gray]);
-        let mut s = ControlState::default();
-        s.apply("orders", &lanes, "orders/own/gray/3/events", "2:10-");
-        s.apply("orders", &lanes, "orders/own/gray/3/events", "1:5-9");
-        assert_eq!(
-            s.owned(gray, "events", 3).unwrap().intervals.open_from(),
-            Some(10)
-        );
-        s.apply("orders", &lanes, "orders/hb/gray/i1", "live 2000");
-        assert!(s.live(gray, Instant::now(), Duration::ZERO));
-        s.apply("orders", &lanes, "orders/hb/gray/i1", "stop");
-        assert!(!s.live(gray, Instant::now(), Duration::from_secs(9)));
-        // Other groups, unknown lanes and base are not ours.
-        s.apply("payments", &lanes, "orders/hb/gray/i2", "live 2000");
-        s.apply("orders", &lanes, "orders/hb/blue/i2", "live 2000");
-        s.apply("orders", &lanes, "orders/hb/base/i2", "live 2000");
-        assert!(!s.live(gray, Instant::now(), Duration::from_secs(9)));
-        assert_eq!(s.malformed, 0);
-        for (k, v) in [
-            ("orders/hb/gray/i3", "live soon"),
-            ("orders/hb/gray/i3/x", "live 1"),
-            ("orders/own/gray/x/events", "1:1-"),
-            ("orders/own/gray/1/events", "1:9-3"),
-            ("orders/own/gray/1", "1:1-"),
-            ("orders/zz/gray/1", "1"),
-        ] {
-            s.apply("orders", &lanes, k, v);
-        }
-        assert_eq!(s.malformed, 6);
-        assert!(!s.live(gray, Instant::now(), Duration::from_secs(9)));
-    }
-
-    #[test]
-    fn records_of_a_newer_format_are_ignored_and_counted_never_half_applied() {
-        let gray = Lane::new("gray").unwrap();
-        let lanes = LaneSet::new([gray]);
-        let mut s = ControlState::default();
-        // Format 1, with and without its marker.
-        s.apply("orders", &lanes, "orders/own/gray/3/events", "v1;1:10-");
-        assert_eq!(
-            s.owned(gray, "events", 3).unwrap().intervals.open_from(),
-            Some(10)
-        );
-        s.apply("orders", &lanes, "orders/hb/gray/i1", "live 2000");
-        // A newer graylane's records: nothing of them is applied, however they look.
-        s.apply("orders", &lanes, "orders/own/gray/3/events", "v2;2:10-20");
-        s.apply(
-            "orders",
-            &lanes,
-            "orders/own/gray/3/events",
-            "v7;anything at all",
-        );
-        s.apply("orders", &lanes, "orders/hb/gray/i1", "v2;stop");
-        assert_eq!(s.future, 3);
-        assert_eq!(
-            s.owned(gray, "events", 3).unwrap().intervals.open_from(),
-            Some(10)
-        );
-        assert!(s.live(gray, Instant::now(), Duration::ZERO));
-        // A broken marker is malformed, not a format.
-        for v in ["v;1:1-", "vx;1:1-", "v99999999999;1:1-"] {
-            s.apply("orders", &lanes, "orders/own/gray/4/events", v);
-        }
-        assert_eq!((s.malformed, s.future), (3, 3));
-        assert!(s.owned(gray, "events", 4).is_none());
-        // Barriers are nobody's lane: passed over.
-        s.apply("orders", &lanes, "orders/barrier/123-0-ff", "7");
-        assert_eq!(s.malformed, 3);
-    }
 
     #[test]
     fn lease_is_invalid_until_acked_and_after_it_lapses() {
