@@ -15,6 +15,8 @@ use graylane_testkit::services::unique;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 
+mod outage;
+
 const PARTITIONS: i32 = 4;
 
 fn gray() -> Lane {

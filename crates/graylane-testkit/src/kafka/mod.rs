@@ -11,10 +11,13 @@
 //!   (`scripts/kafka up --stock`), with Apache Kafka's own group settings and clients that set
 //!   nothing beyond the bootstrap address, so what users get out of the box is what is tested.
 //!
+//! A test that crashes and restarts its broker starts one of its own: [`DedicatedBroker`].
+//!
 //! A variable that is set and non-empty names a broker; unset or empty means "mock only", and
 //! the real-broker tests pass without running, saying so. Under `CI=true` they fail instead: CI
 //! cannot go green on the mock alone.
 
+mod dedicated;
 mod mock;
 
 use std::future::Future;
@@ -29,6 +32,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer};
 
+pub use dedicated::DedicatedBroker;
 pub use mock::MockBroker;
 
 /// The variable naming the real broker for the main run.
