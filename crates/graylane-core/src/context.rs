@@ -40,6 +40,7 @@ pub struct LaneContext {
     served: Lane,
     mirror: bool,
     origin: Origin,
+    revision: u64,
 }
 
 /// Where a context's lane came from. Useful in logs and metrics.
@@ -67,6 +68,7 @@ impl LaneContext {
             served: lane,
             mirror: false,
             origin: Origin::Explicit,
+            revision: 0,
         }
     }
 
@@ -77,6 +79,7 @@ impl LaneContext {
             served: Lane::BASE,
             mirror: false,
             origin: Origin::Default,
+            revision: 0,
         }
     }
 
@@ -106,6 +109,13 @@ impl LaneContext {
         self.origin
     }
 
+    /// The revision of this process's lane spec the lane was decided under: the
+    /// [`LiveSpec`](crate::live::LiveSpec) revision whose edge admitted the request, or whose
+    /// lanes it was read from the wire with; 0 when the spec is not live.
+    pub const fn revision(&self) -> u64 {
+        self.revision
+    }
+
     /// The same context, served by `served` (record a fallback).
     ///
     /// ```
@@ -132,6 +142,13 @@ impl LaneContext {
     #[must_use]
     pub const fn with_origin(mut self, origin: Origin) -> LaneContext {
         self.origin = origin;
+        self
+    }
+
+    /// The same context, decided under spec revision `revision`.
+    #[must_use]
+    pub const fn with_revision(mut self, revision: u64) -> LaneContext {
+        self.revision = revision;
         self
     }
 
@@ -192,6 +209,7 @@ impl fmt::Debug for LaneContext {
             .field("served", &self.served.as_str())
             .field("mirror", &self.mirror)
             .field("origin", &self.origin)
+            .field("revision", &self.revision)
             .finish()
     }
 }

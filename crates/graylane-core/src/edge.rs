@@ -52,6 +52,8 @@ pub struct Edge {
     propagator: Propagator,
     rules: Rules,
     tokens: Option<Tokens>,
+    /// The live spec revision this edge was built for (0: not from a live spec).
+    revision: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -99,7 +101,20 @@ impl Edge {
             propagator,
             rules,
             tokens: None,
+            revision: 0,
         }
+    }
+
+    /// The same edge, stamping its contexts with spec revision `revision`.
+    pub(crate) fn at_revision(mut self, revision: u64) -> Edge {
+        self.revision = revision;
+        self
+    }
+
+    /// The live spec revision this edge decides under (0 unless built by a
+    /// [`LiveSpec`](crate::live::LiveSpec)).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Accepts lane tokens signed with `key` in the [`DEFAULT_TOKEN_HEADER`] header.
@@ -152,7 +167,7 @@ impl Edge {
             // them on, not a choice of the first.
             && let Some(raw) = req.get_list(&tokens.header)
         {
-            let verdict = tokens.key.verify(&raw, self.propagator.lanes(), now);
+            let verdict = tokens.key.verify(&raw, &self.propagator.lanes(), now);
             drop(raw);
             req.remove(tokens.header.as_str());
             match verdict {
@@ -179,7 +194,7 @@ impl Edge {
             None => LaneContext::base(),
         });
         Admission {
-            context,
+            context: context.with_revision(self.revision),
             rule,
             stripped,
             token,

@@ -67,6 +67,7 @@ mod edge;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 mod lane;
+pub mod live;
 mod percent;
 pub mod spec;
 pub mod stats;

@@ -413,3 +413,47 @@ fn value() -> impl proptest::strategy::Strategy<Value = String> {
     ];
     proptest::collection::vec(select(PIECES), 0..4).prop_map(|v| v.concat())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_spans_carry_the_spec_revision_that_decided_the_lane() {
+    use graylane_core::live::LiveSpec;
+    use graylane_core::spec::LaneSpec;
+
+    spans();
+    let spec = |lane: &str| {
+        LaneSpec::from_yaml_str(&format!(
+            "lanes: [{{name: gray}}, {{name: blue}}]\n\
+             coloring: {{rules: [{{lane: {lane}, match: {{header: {{name: x-user-group, exact: beta}}}}}}]}}"
+        ))
+        .unwrap()
+    };
+    let live = LiveSpec::new(spec("gray")).unwrap();
+    let service = LaneLayer::live_edge(live.clone()).layer(
+        LaneTraceLayer::server("revisions", live.propagator().clone()).layer(service_fn(
+            |_: http::Request<()>| async { Ok::<_, Infallible>(http::Response::new(())) },
+        )),
+    );
+    let beta = || {
+        http::Request::get("/")
+            .header("x-user-group", "beta")
+            .body(())
+            .unwrap()
+    };
+    service.clone().oneshot(beta()).await.unwrap();
+    live.apply(spec("blue")).unwrap();
+    service.oneshot(beta()).await.unwrap();
+    let seen: Vec<(String, String)> = finished_of("revisions")
+        .iter()
+        .map(|s| {
+            let one = |key| {
+                attr(s, key)
+                    .first()
+                    .map(|v| v.as_str().into_owned())
+                    .unwrap()
+            };
+            (one("gray.lane"), one("graylane.spec_revision"))
+        })
+        .collect();
+    let want = |l: &str, r: &str| (l.to_owned(), r.to_owned());
+    assert_eq!(seen, [want("gray", "1"), want("blue", "2")]);
+}

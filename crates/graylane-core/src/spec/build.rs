@@ -141,7 +141,7 @@ impl LaneSpec {
         self.edge_on(propagator, Rules::new(self.rule_set()?))
     }
 
-    fn edge_on(&self, propagator: Propagator, rules: Rules) -> Result<Edge, SpecError> {
+    pub(crate) fn edge_on(&self, propagator: Propagator, rules: Rules) -> Result<Edge, SpecError> {
         let edge = Edge::new(propagator, rules);
         Ok(match &self.trust.token {
             Some(t) => {

@@ -23,7 +23,7 @@ pub struct SpecError {
 
 impl SpecError {
     /// An error at field `path`, not yet located in a file.
-    pub(super) fn at(path: String, message: String) -> SpecError {
+    pub(crate) fn at(path: String, message: String) -> SpecError {
         SpecError {
             file: None,
             line: None,

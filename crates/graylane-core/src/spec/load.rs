@@ -83,15 +83,21 @@ impl LaneSpec {
     pub fn from_path(path: impl AsRef<Path>) -> Result<LaneSpec, SpecError> {
         let path = path.as_ref();
         let src = read_bounded(path).map_err(|e| e.in_file(path))?;
+        LaneSpec::from_file_text(path, &src)
+    }
+
+    /// Parses and validates `src`, the text of the file at `path` (whose extension says the
+    /// format); errors name the file.
+    pub(crate) fn from_file_text(path: &Path, src: &str) -> Result<LaneSpec, SpecError> {
         let is_toml = path.extension().is_some_and(|e| e == "toml");
         let parsed = if is_toml {
             #[cfg(feature = "toml")]
             {
-                LaneSpec::from_toml_str(&src)
+                LaneSpec::from_toml_str(src)
             }
             #[cfg(not(feature = "toml"))]
             {
-                let _ = &src;
+                let _ = src;
                 Err(SpecError::at(
                     String::new(),
                     "TOML support is off (feature `toml`)".into(),
@@ -100,11 +106,11 @@ impl LaneSpec {
         } else {
             #[cfg(feature = "yaml")]
             {
-                LaneSpec::from_yaml_str(&src)
+                LaneSpec::from_yaml_str(src)
             }
             #[cfg(not(feature = "yaml"))]
             {
-                let _ = &src;
+                let _ = src;
                 Err(SpecError::at(
                     String::new(),
                     "YAML support is off (feature `yaml`)".into(),
@@ -117,7 +123,7 @@ impl LaneSpec {
 
 /// The file at `path`, refused unread when it is longer than [`MAX_SPEC_BYTES`], and read no
 /// further than that when it grows while it is read.
-fn read_bounded(path: &Path) -> Result<String, SpecError> {
+pub(crate) fn read_bounded(path: &Path) -> Result<String, SpecError> {
     let cannot =
         |e: std::io::Error| SpecError::at(String::new(), format!("cannot read the lane spec: {e}"));
     let file = std::fs::File::open(path).map_err(cannot)?;

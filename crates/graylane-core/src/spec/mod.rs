@@ -48,7 +48,7 @@
 mod build;
 mod error;
 mod limits;
-mod load;
+pub(crate) mod load;
 mod mesh;
 mod query;
 pub(crate) mod rules;

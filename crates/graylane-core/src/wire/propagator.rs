@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use super::baggage::{BAGGAGE_HEADER, baggage_value, without_members};
 use super::carrier::{Extractor, Injector, Key};
 use super::config::{WireConfig, WireError};
@@ -18,13 +20,22 @@ use crate::stats::{Counters, Rejection, Snapshot};
 /// Reads and writes lane contexts on carriers; counts what it refuses.
 ///
 /// Cheap to clone (one `Arc`). Holds the [`LaneSet`] that decides which wire values are lanes.
+///
+/// Built from a [`LiveSpec`](crate::live::LiveSpec), the lanes follow the spec's live
+/// revisions: a lane removed from the spec is no lane on the wire any more (counted as
+/// unknown), for every clone at once, and extracted contexts carry the revision they were read
+/// under ([`LaneContext::revision`]).
 #[derive(Clone)]
 pub struct Propagator {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    lanes: LaneSet,
+    /// The lanes in force: swapped whole, so that a reader sees one revision's lanes.
+    active: ArcSwap<Active>,
+    /// The lanes it was built with: the names below are for these, and a live revision may
+    /// only remove some of them.
+    declared: LaneSet,
     wire: WireConfig,
     names: Names,
     counters: Counters,
@@ -42,6 +53,13 @@ struct Names {
     /// order (by name), so that a lane's entry is found by bisection.
     entries: Vec<(Lane, &'static str, &'static str)>,
     mirror_entry: &'static str,
+}
+
+/// The lanes a propagator recognizes now, and the spec revision that set them.
+#[derive(Debug)]
+struct Active {
+    revision: u64,
+    lanes: Arc<LaneSet>,
 }
 
 impl Names {
@@ -79,7 +97,7 @@ impl Names {
 impl fmt::Debug for Propagator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Propagator")
-            .field("lanes", &self.inner.lanes)
+            .field("lanes", &self.inner.active.load().lanes)
             .field("wire", &self.inner.wire)
             .field("rejections", &self.inner.counters)
             .finish()
@@ -119,16 +137,40 @@ impl Propagator {
         Ok(Propagator {
             inner: Arc::new(Inner {
                 names: Names::new(&lanes, &wire),
-                lanes,
+                active: ArcSwap::from_pointee(Active {
+                    revision: 0,
+                    lanes: Arc::new(lanes.clone()),
+                }),
+                declared: lanes,
                 wire,
                 counters: Counters::default(),
             }),
         })
     }
 
-    /// The configured lanes.
-    pub fn lanes(&self) -> &LaneSet {
-        &self.inner.lanes
+    /// The lanes in force: those it was built with, less any a live spec revision removed
+    /// since.
+    pub fn lanes(&self) -> Arc<LaneSet> {
+        self.inner.active.load().lanes.clone()
+    }
+
+    /// The spec revision whose lanes are in force (0 unless a [`LiveSpec`](crate::live::LiveSpec)
+    /// has applied one).
+    pub fn revision(&self) -> u64 {
+        self.inner.active.load().revision
+    }
+
+    /// Puts `lanes` in force for `revision`, for every clone. Only lanes it was built with can
+    /// be lanes (their wire names are precomputed): others are left out, and returned.
+    pub(crate) fn set_lanes(&self, revision: u64, lanes: &LaneSet) -> Vec<Lane> {
+        let (kept, unknown): (Vec<Lane>, Vec<Lane>) = lanes
+            .non_base()
+            .partition(|l| self.inner.declared.contains(*l));
+        self.inner.active.store(Arc::new(Active {
+            revision,
+            lanes: Arc::new(LaneSet::new(kept)),
+        }));
+        unknown
     }
 
     /// The wire names.
@@ -197,6 +239,7 @@ impl Propagator {
         carrier: &C,
     ) -> Result<Option<LaneContext>, Rejection> {
         let names = &self.inner.names;
+        let active = self.inner.active.load();
         // Each field is read whole, every line of it (`get_list`): what a proxy joining the
         // lines would pass on, and what Envoy matches. Two lane header lines are then one
         // value, `gray,blue`, which is no lane.
@@ -208,11 +251,11 @@ impl Propagator {
         // Header first: when the lane header is there, the headers alone decide (the injector
         // always writes header and baggage together), which spares a lookup on the hot path.
         let (lane, mirror) = match carrier.get_list(&names.header) {
-            Some(raw) => (Some(self.lane_from(&raw)?), mirror_header()),
+            Some(raw) => (Some(lane_from(&active.lanes, &raw)?), mirror_header()),
             None => match carrier.get_list(&names.baggage) {
                 Some(baggage) => {
                     let lane = match baggage_value(&baggage, names.baggage_key)? {
-                        Some(raw) => Some(self.lane_from(raw.as_bytes())?),
+                        Some(raw) => Some(lane_from(&active.lanes, raw.as_bytes())?),
                         None => None,
                     };
                     let mirror = mirror_header()
@@ -228,22 +271,10 @@ impl Propagator {
             (lane, mirror) => Some(
                 LaneContext::new(lane.unwrap_or(Lane::BASE))
                     .with_mirror(mirror)
-                    .with_origin(Origin::Wire),
+                    .with_origin(Origin::Wire)
+                    .with_revision(active.revision),
             ),
         })
-    }
-
-    /// The configured lane named by a raw wire value.
-    fn lane_from(&self, raw: &[u8]) -> Result<Lane, Rejection> {
-        let raw = raw.trim_ascii();
-        if raw.len() > Lane::MAX_LEN {
-            return Err(Rejection::Oversized);
-        }
-        match self.inner.lanes.get(raw) {
-            Some(lane) => Ok(lane),
-            None if crate::lane::validate(raw).is_ok() => Err(Rejection::Unknown),
-            None => Err(Rejection::Malformed),
-        }
     }
 
     /// Writes `ctx` onto `carrier`: the lane header and baggage member (and the mirror marks for
@@ -265,7 +296,7 @@ impl Propagator {
         if explicit {
             let existing = carrier.get_list(&names.header);
             let existing = existing.as_deref().map(<[u8]>::trim_ascii);
-            if let Some(existing) = existing.and_then(|v| self.inner.lanes.get(v)) {
+            if let Some(existing) = existing.and_then(|v| self.inner.active.load().lanes.get(v)) {
                 lane = existing;
             }
         }
@@ -361,6 +392,19 @@ fn is_true(raw: &[u8]) -> bool {
 /// copy, which is never taken for live traffic.
 fn any_true(list: &[u8]) -> bool {
     list.split(|b| *b == b',').any(is_true)
+}
+
+/// The lane of `lanes` named by a raw wire value.
+fn lane_from(lanes: &LaneSet, raw: &[u8]) -> Result<Lane, Rejection> {
+    let raw = raw.trim_ascii();
+    if raw.len() > Lane::MAX_LEN {
+        return Err(Rejection::Oversized);
+    }
+    match lanes.get(raw) {
+        Some(lane) => Ok(lane),
+        None if crate::lane::validate(raw).is_ok() => Err(Rejection::Unknown),
+        None => Err(Rejection::Malformed),
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@
 //! - [`LaneLayer::mesh`] behind it: the lane on the wire is trusted (and validated against the
 //!   configured lanes).
 //!
+//! For a lane spec the process follows while it runs ([`LiveSpec`]), [`LaneLayer::live_edge`] is
+//! the edge of whichever revision is in force when each request arrives: that revision decides
+//! the request from start to end, its number is on the context, and the handler finds the
+//! revision itself (`Arc<Revision>`) in the request extensions. Behind the edge, a mesh layer on
+//! [`LiveSpec::propagator`] follows the revisions' lanes.
+//!
 //! A mirror copy for a lane the service does not have (a mirror mark with an unknown lane, or
 //! none) is answered `421 Misdirected Request` without calling the handler: served as base, its
 //! writes would land in production.
@@ -49,6 +55,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use graylane_core::live::LiveSpec;
 use graylane_core::{Edge, Lane, LaneFutureExt, Propagator};
 use http::{HeaderName, Request, Response};
 use tower_layer::Layer;
@@ -76,6 +83,7 @@ struct Config {
 enum Mode {
     Mesh(Propagator),
     Edge(Edge),
+    Live(LiveSpec),
 }
 
 impl fmt::Debug for LaneLayer {
@@ -83,6 +91,7 @@ impl fmt::Debug for LaneLayer {
         let mode = match &self.config.mode {
             Mode::Mesh(_) => "mesh",
             Mode::Edge(_) => "edge",
+            Mode::Live(_) => "live edge",
         };
         f.debug_struct("LaneLayer")
             .field("mode", &mode)
@@ -103,6 +112,40 @@ impl LaneLayer {
     pub fn edge(edge: Edge) -> LaneLayer {
         LaneLayer::with(
             Mode::Edge(edge),
+            Some(HeaderName::from_static(RESPONSE_LANE_HEADER)),
+        )
+    }
+
+    /// An [edge](Self::edge) that follows `live`: each request is admitted by the edge of the
+    /// revision in force when it arrives.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use graylane_core::live::LiveSpec;
+    /// use graylane_core::spec::LaneSpec;
+    /// use graylane_core::LaneContext;
+    /// use graylane_http::LaneLayer;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// let spec = |lane| LaneSpec::from_yaml_str(&format!(
+    ///     "lanes: [{{name: gray}}, {{name: blue}}]\n\
+    ///      coloring: {{rules: [{{lane: {lane}, match: {{header: {{name: x-user-group, exact: beta}}}}}}]}}"
+    /// ));
+    /// let live = LiveSpec::new(spec("gray")?)?;
+    /// let svc = LaneLayer::live_edge(live.clone()).layer(service_fn(|req: http::Request<()>| async move {
+    ///     let ctx = req.extensions().get::<LaneContext>().unwrap();
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(format!("{} {}", ctx.lane(), ctx.revision())))
+    /// }));
+    /// let beta = || http::Request::get("/").header("x-user-group", "beta").body(());
+    /// assert_eq!(svc.clone().oneshot(beta()?).await?.into_body(), "gray 1");
+    /// live.apply(spec("blue")?)?;
+    /// assert_eq!(svc.oneshot(beta()?).await?.into_body(), "blue 2");
+    /// # Ok(()) }
+    /// ```
+    pub fn live_edge(live: LiveSpec) -> LaneLayer {
+        LaneLayer::with(
+            Mode::Live(live),
             Some(HeaderName::from_static(RESPONSE_LANE_HEADER)),
         )
     }
@@ -144,6 +187,7 @@ impl LaneLayer {
         match &self.config.mode {
             Mode::Mesh(p) => p,
             Mode::Edge(e) => e.propagator(),
+            Mode::Live(live) => live.propagator(),
         }
     }
 }
@@ -194,10 +238,11 @@ where
         let config = &self.config;
         let ctx = match &config.mode {
             Mode::Mesh(propagator) => propagator.extract(req.headers()),
-            Mode::Edge(edge) => {
-                let ctx = edge.admit(&mut req).context();
-                // Downstream of the edge the lane is trusted: write it where a proxy forwards it.
-                edge.propagator().inject(&ctx, req.headers_mut());
+            Mode::Edge(edge) => admit(edge, &mut req),
+            Mode::Live(live) => {
+                let revision = live.current();
+                let ctx = admit(revision.edge(), &mut req);
+                req.extensions_mut().insert(revision);
                 ctx
             }
         }
@@ -216,6 +261,14 @@ where
             config.mark.clone().map(|h| (h, ctx.lane())),
         )
     }
+}
+
+/// The edge's decision for `req`, written onto it too: downstream of the edge the lane is
+/// trusted, so it goes where a proxy forwards it.
+fn admit<B>(edge: &Edge, req: &mut Request<B>) -> graylane_core::LaneContext {
+    let ctx = edge.admit(req).context();
+    edge.propagator().inject(&ctx, req.headers_mut());
+    ctx
 }
 
 #[cfg(test)]

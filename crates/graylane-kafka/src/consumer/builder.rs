@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use graylane_core::{Lane, Propagator};
+use graylane_core::{Lane, LaneSet, Propagator};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -193,7 +193,7 @@ impl LaneConsumerBuilder {
             &self.config,
             &self.group,
             &self.control_topic,
-            self.propagator.lanes().clone(),
+            LaneSet::clone(&self.propagator.lanes()),
             &instance,
         )
         .await?;

@@ -29,6 +29,7 @@ pub fn consumer_span(
         otel.kind = "consumer",
         gray.lane = ctx.lane().as_str(),
         gray.served = ctx.served().as_str(),
+        graylane.spec_revision = ctx.revision(),
         graylane.service = service,
         messaging.destination.name = topic,
     );

@@ -23,6 +23,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
+mod live;
+
 const SPEC: &str = r#"
 services: [{ name: gateway }, { name: inventory }, { name: orders }]
 lanes:
