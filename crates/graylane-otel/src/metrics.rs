@@ -10,6 +10,8 @@
 //! | `graylane.lane_values.rejected` | observable counter | `graylane.reason` (`malformed`, `oversized`, `unknown`) |
 //! | `graylane.mirror.copies` | observable counter | `graylane.result` (`sent`, `failed`, `skipped`) |
 //! | `graylane.data.refusals` | observable counter | `graylane.store` (e.g. `redis`) |
+//! | `graylane.spec.revision` | observable gauge | — the live lane spec's revision in force |
+//! | `graylane.spec.changes` | observable counter | `graylane.outcome` (`applied`, `invalid`, `needs_restart`) |
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -205,6 +207,48 @@ impl LaneMetrics {
                     observer.observe(
                         n,
                         &[service.clone(), KeyValue::new("graylane.result", result)],
+                    );
+                }
+            })
+            .build();
+        self.keep(counter);
+        self
+    }
+
+    /// Reports a live spec: its revision in force, and its changes by outcome (an invalid new
+    /// file or one that needs a restart raises its count; alert on it).
+    pub fn observe_spec(&self, live: &graylane_core::live::LiveSpec) -> &Self {
+        let service = self.inner.service.clone();
+        let (gauge_live, counter_live) = (live.clone(), live.clone());
+        let gauge_service = service.clone();
+        let gauge = self
+            .inner
+            .meter
+            .u64_observable_gauge("graylane.spec.revision")
+            .with_description("The revision of the live lane spec in force")
+            .with_callback(move |observer| {
+                observer.observe(
+                    gauge_live.stats().revision,
+                    std::slice::from_ref(&gauge_service),
+                );
+            })
+            .build();
+        self.keep(gauge);
+        let counter = self
+            .inner
+            .meter
+            .u64_observable_counter("graylane.spec.changes")
+            .with_description("Changes of the live lane spec, by outcome")
+            .with_callback(move |observer| {
+                let stats = counter_live.stats();
+                for (outcome, n) in [
+                    ("applied", stats.applied),
+                    ("invalid", stats.invalid),
+                    ("needs_restart", stats.refused),
+                ] {
+                    observer.observe(
+                        n,
+                        &[service.clone(), KeyValue::new("graylane.outcome", outcome)],
                     );
                 }
             })

@@ -457,3 +457,42 @@ async fn server_spans_carry_the_spec_revision_that_decided_the_lane() {
     let want = |l: &str, r: &str| (l.to_owned(), r.to_owned());
     assert_eq!(seen, [want("gray", "1"), want("blue", "2")]);
 }
+
+#[test]
+fn live_spec_changes_are_reported_by_outcome() {
+    use graylane_core::live::LiveSpec;
+    use graylane_core::spec::LaneSpec;
+
+    let (provider, exporter) = metrics();
+    let lane_metrics = LaneMetrics::new(&provider.meter("graylane"), "gateway");
+    let live =
+        LiveSpec::new(LaneSpec::from_yaml_str("lanes: [{name: gray}, {name: blue}]").unwrap())
+            .unwrap();
+    lane_metrics.observe_spec(&live);
+    live.apply(LaneSpec::from_yaml_str("lanes: [{name: gray}]").unwrap())
+        .unwrap();
+    let mut invalid = LaneSpec::from_yaml_str("lanes: [{name: gray}]").unwrap();
+    invalid.lanes[0].services.push("nope".into());
+    live.apply(invalid).unwrap_err();
+    live.apply(LaneSpec::from_yaml_str("lanes: [{name: gray}, {name: green}]").unwrap())
+        .unwrap_err();
+    provider.force_flush().unwrap();
+    let outcome = |o: &'static str| [KeyValue::new("graylane.outcome", o)];
+    assert_eq!(counter(&exporter, "graylane.spec.revision", &[]), 2);
+    assert_eq!(
+        counter(&exporter, "graylane.spec.changes", &outcome("applied")),
+        1
+    );
+    assert_eq!(
+        counter(&exporter, "graylane.spec.changes", &outcome("invalid")),
+        1
+    );
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.spec.changes",
+            &outcome("needs_restart")
+        ),
+        1
+    );
+}

@@ -57,7 +57,7 @@ pub(crate) fn attr<'a>(span: &'a SpanData, key: &str) -> Vec<&'a opentelemetry::
         .collect()
 }
 
-/// Sum of a counter's points whose attributes include all of `matching`.
+/// The sum of the last export's points of the counter or gauge `name` that carry `matching`.
 pub(crate) fn counter(exporter: &InMemoryMetricExporter, name: &str, matching: &[KeyValue]) -> u64 {
     let all = exporter.get_finished_metrics().unwrap();
     let Some(last) = all.last() else { return 0 };
@@ -66,12 +66,20 @@ pub(crate) fn counter(exporter: &InMemoryMetricExporter, name: &str, matching: &
         if metric.name() != name {
             continue;
         }
-        if let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() {
-            for point in sum.data_points() {
-                let attrs: Vec<&KeyValue> = point.attributes().collect();
-                if matching.iter().all(|m| attrs.contains(&m)) {
-                    total += point.value();
-                }
+        let points: Vec<(Vec<&KeyValue>, u64)> = match metric.data() {
+            AggregatedMetrics::U64(MetricData::Sum(sum)) => sum
+                .data_points()
+                .map(|p| (p.attributes().collect(), p.value()))
+                .collect(),
+            AggregatedMetrics::U64(MetricData::Gauge(gauge)) => gauge
+                .data_points()
+                .map(|p| (p.attributes().collect(), p.value()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (attrs, value) in points {
+            if matching.iter().all(|m| attrs.contains(&m)) {
+                total += value;
             }
         }
     }
