@@ -1,9 +1,10 @@
 //! [`App`]: what a shop process builds once, at start-up, and every service shares.
 //!
-//! - the lane spec, compiled **once** into the process's one [`Propagator`] and the [`Edge`]
-//!   on it: every layer, client, producer and consumer below uses that propagator, so its
-//!   counters (lane marks stripped at the edge, unknown lanes on the wire) are the process's,
-//!   and the metrics report them;
+//! - the lane spec, live ([`LiveSpec`]): the process's one [`Propagator`], and an edge per
+//!   revision on it. Every layer, client, producer and consumer below uses that propagator, so
+//!   its counters (lane marks stripped at the edge, unknown lanes on the wire) are the
+//!   process's, and the metrics report them. With `GRAYLANE_SPEC` naming a file, the process
+//!   follows it: an edit of the coloring (a release step) applies without a restart;
 //! - the lane-routed data handles: a PostgreSQL pool per lane ([`LanePools`]), one Redis
 //!   connection that namespaces keys by lane ([`LaneRedis`]);
 //! - the transports to the other services, with the lane on every request and the route to
@@ -17,12 +18,13 @@ use graylane::http::{
     BoxError, LaneLayer, LaneRouter, LaneRouterLayer, LaneSwitch, PropagateLane, PropagateLaneLayer,
 };
 use graylane::kafka::{LaneConsumer, LaneConsumerBuilder, LaneProducer};
+use graylane::live::{LiveSpec, Watcher};
 use graylane::otel::prometheus::Exposition;
 use graylane::otel::{LaneMetrics, LaneTraceLayer};
 use graylane::redis::{LaneRedis, Namespaces};
 use graylane::spec::{LaneSpec, SpecError};
 use graylane::sqlx::LanePools;
-use graylane::{Edge, Lane, Propagator};
+use graylane::{Lane, Propagator};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -60,6 +62,25 @@ pub(crate) fn spec() -> Result<LaneSpec, SpecError> {
     LaneSpec::from_yaml_str(SPEC)
 }
 
+/// The spec the process follows: the file `GRAYLANE_SPEC` names, watched every second
+/// (`GRAYLANE_SPEC_POLL_MS`), else the embedded one, as it is.
+pub(crate) fn live_spec() -> Result<(LiveSpec, Option<Watcher>), BoxError> {
+    match std::env::var("GRAYLANE_SPEC") {
+        Ok(path) if !path.trim().is_empty() => {
+            let live = LiveSpec::from_path(path.trim())?;
+            let poll = std::env::var("GRAYLANE_SPEC_POLL_MS")
+                .ok()
+                .map(|ms| ms.parse::<u64>())
+                .transpose()
+                .map_err(|e| format!("GRAYLANE_SPEC_POLL_MS: {e}"))?
+                .unwrap_or(1000);
+            let watcher = live.watch(path.trim(), std::time::Duration::from_millis(poll));
+            Ok((live, Some(watcher)))
+        }
+        _ => Ok((LiveSpec::new(spec()?)?, None)),
+    }
+}
+
 /// The version of a service that serves `lane`: v1 is base, v2 the gray lane's.
 pub(crate) fn version_of(lane: Lane) -> &'static str {
     if lane.is_base() { "v1" } else { "v2" }
@@ -78,12 +99,16 @@ pub(crate) struct Peers {
 
 /// What every service of the process shares. See the module docs.
 pub(crate) struct App {
-    /// The lane spec.
+    /// The lane spec the process started with: what it cannot change while it runs (lanes,
+    /// services, data names) is read here.
     pub(crate) spec: LaneSpec,
-    /// The process's one propagator (the edge's).
+    /// The spec in force: the trust boundary (stripping, tokens, coloring rules) of each
+    /// revision.
+    pub(crate) live: LiveSpec,
+    /// Follows `GRAYLANE_SPEC`, while the process runs.
+    _watcher: Option<Watcher>,
+    /// The process's one propagator (the live spec's).
     pub(crate) propagator: Propagator,
-    /// The trust boundary: stripping, tokens, coloring rules.
-    pub(crate) edge: Edge,
     /// A pool per lane: the base schema, and each lane's shadow schema.
     pub(crate) pools: LanePools,
     /// Redis, namespaced by lane.
@@ -121,14 +146,13 @@ impl App {
     /// Builds the shared state of a process: `db` connects to the base schema, `peers` says
     /// where the other services listen. Connections are made lazily, on first use.
     pub(crate) fn new(
-        spec: LaneSpec,
+        (live, watcher): (LiveSpec, Option<Watcher>),
         db: PgConnectOptions,
         redis: redis::aio::MultiplexedConnection,
         peers: &Peers,
     ) -> Result<App, BoxError> {
-        // The one place where the spec becomes the objects that decide and carry lanes.
-        let compiled = spec.compile()?;
-        let (propagator, edge) = (compiled.propagator().clone(), compiled.edge().clone());
+        let spec = live.current().spec().clone();
+        let propagator = live.propagator().clone();
         let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
         let call = |p: &Propagator| {
             ServiceBuilder::new()
@@ -148,7 +172,8 @@ impl App {
             orders,
             exposition: Exposition::new()?,
             propagator,
-            edge,
+            live,
+            _watcher: watcher,
             spec,
         })
     }

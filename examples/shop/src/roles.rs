@@ -34,6 +34,8 @@ fn env_or(name: &str, default: &str) -> String {
 /// | `SHOP_ORDERS_URLS` | gateway | `base=http://orders-v1:50051,gray=http://orders-v2:50051` |
 /// | `SHOP_MIRROR_PERCENT` | gateway | `10` |
 /// | `GRAYLANE_KAFKA_BROKERS` | orders, fulfillment | required |
+/// | `GRAYLANE_SPEC` | all | the embedded spec; a path: the spec file, followed while it runs |
+/// | `GRAYLANE_SPEC_POLL_MS` | all | `1000`: how often that file is read |
 ///
 /// plus `DATABASE_URL`, `REDIS_URL` and `SHOP_MIGRATIONS` as for the demo. Each service prints
 /// `shop <role> <version> (lane <lane>) listening on <addr>` once it serves. Schemas are
@@ -42,7 +44,8 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
     if !ROLES.contains(&role) {
         return Err(format!("unknown role {role:?}; roles: {}", ROLES.join(", ")).into());
     }
-    let spec = crate::app::spec()?;
+    let live = crate::app::live_spec()?;
+    let spec = live.0.current().spec().clone();
     let lane = serving_lane(&spec)?;
     let (admin, root, redis) = infra::connect().await?;
     if role == "migrate" {
@@ -57,7 +60,7 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
             "base=http://orders-v1:50051,gray=http://orders-v2:50051",
         ),
     };
-    let app = Arc::new(App::new(spec, infra::base_options(&root), redis, &peers)?);
+    let app = Arc::new(App::new(live, infra::base_options(&root), redis, &peers)?);
     let hops = Hops::default();
     // The spec's port is the one the generated Kubernetes Service targets.
     let port = app.spec.service(role).map_or(8080, |s| s.port);

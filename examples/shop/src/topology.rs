@@ -208,12 +208,13 @@ impl Listeners {
 
 /// Starts every service of the shop (see the crate docs), after provisioning the schemas.
 pub async fn start(options: Options) -> Result<Shop, BoxError> {
-    let spec = crate::app::spec()?;
+    let live = crate::app::live_spec()?;
+    let spec = live.0.current().spec().clone();
     let gray = Lane::new("gray")?;
     let (admin, root, redis) = infra::connect().await?;
     let base = infra::provision(&spec, &admin, &root).await?;
     let listeners = Listeners::bind(options).await?;
-    let app = Arc::new(App::new(spec, base, redis.clone(), &listeners.peers()?)?);
+    let app = Arc::new(App::new(live, base, redis.clone(), &listeners.peers()?)?);
     let hops = Hops::default();
 
     // inventory v1 only.

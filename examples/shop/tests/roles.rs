@@ -71,6 +71,23 @@ impl Service {
     }
 }
 
+/// `GET path` from `addr`, the body (HTTP/1.1, one request per connection).
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
 async fn checkout(gateway: &str, id: &str, extra: &[(&str, &str)]) -> String {
     let r = Customer::new(gateway)
         .checkout(id, "user-1", extra)
@@ -225,4 +242,69 @@ fn a_role_without_what_it_needs_says_so() {
     let (code, err) = run(&["--role", "orders"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("GRAYLANE_KAFKA_BROKERS"), "{err}");
+}
+
+/// A gateway started on a copy of the shop's spec file (`GRAYLANE_SPEC`) follows edits of it
+/// without a restart: the beta group's rule goes, and beta requests are base from the next
+/// revision on; a broken edit keeps it, and both are on its `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_follows_its_spec_file_without_a_restart() {
+    let dir = std::env::temp_dir().join(unique("shop_live_spec"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("graylane.yaml");
+    let shipped = include_str!("../graylane.yaml");
+    std::fs::write(&path, shipped).unwrap();
+    // Nothing listens behind it: the edge decides the lane, and the answer (502) says which.
+    let dead = "base=http://127.0.0.1:1,gray=http://127.0.0.1:1";
+    let (_gateway, gateway) = Service::start(
+        "gateway",
+        &[
+            ("GRAYLANE_SPEC", path.to_str().unwrap()),
+            ("GRAYLANE_SPEC_POLL_MS", "50"),
+            ("SHOP_ORDERS_URLS", dead),
+            ("SHOP_MIRROR_PERCENT", "0"),
+        ],
+    );
+    let customer = Customer::new(&gateway);
+    let lane_of_beta = || async {
+        let r = customer
+            .checkout("live-spec", "user-1", &[("x-user-group", "beta")])
+            .await
+            .unwrap();
+        r.lane
+    };
+    assert_eq!(lane_of_beta().await, "gray");
+
+    // A release step's kind of edit: the beta rule now wants a group nobody is in.
+    let edited = shipped.replace("exact: beta }", "exact: nobody }");
+    assert_ne!(edited, shipped);
+    std::fs::write(&path, &edited).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lane_of_beta().await != "base" {
+        assert!(Instant::now() < deadline, "the edit was not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A broken edit: the spec in force stays.
+    std::fs::write(&path, edited.replace("lane: gray", "lane: nope")).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(lane_of_beta().await, "base");
+    let metrics = get(&gateway, "/metrics");
+    let value = |name: &str, label: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(label))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        value("graylane_spec_revision", "gateway").as_deref(),
+        Some("2"),
+        "{metrics}"
+    );
+    assert_eq!(
+        value("graylane_spec_changes_total", "outcome=\"invalid\"").as_deref(),
+        Some("1"),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -44,7 +44,8 @@ pub(crate) async fn report(
          its partitions ({}%)",
         (by_gray * 100).checked_div(while_held).unwrap_or(0)
     );
-    let mut audit = audit::judge(sent, &evidence, &stores, &shop.app.edge);
+    let revision = shop.app.live.current();
+    let mut audit = audit::judge(sent, &evidence, &stores, revision.edge());
     let hops: Vec<_> = shop.hops.snapshot().into_iter().collect();
     for version in audit::idle(shop.spec(), &hops, sent) {
         eprintln!("idle: {version} handled none of its lane's traffic");

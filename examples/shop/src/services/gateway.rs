@@ -42,6 +42,7 @@ pub(crate) fn public(app: &Arc<App>, hops: HopLayer, mirror: MirrorLayer<HttpCli
     let copies = mirror.clone();
     metrics
         .observe_propagator(&app.propagator)
+        .observe_spec(&app.live)
         .observe_mirror(move || {
             let s = copies.stats();
             (s.sent, s.failed, s.skipped_busy + s.skipped_body)
@@ -57,7 +58,7 @@ pub(crate) fn public(app: &Arc<App>, hops: HopLayer, mirror: MirrorLayer<HttpCli
                 .layer(mirror),
         )
         .layer(LaneTraceLayer::server("gateway", app.propagator.clone()).metrics(metrics))
-        .layer(LaneLayer::edge(app.edge.clone()))
+        .layer(LaneLayer::live_edge(app.live.clone()))
         .route(
             "/metrics",
             get(move || async move {
