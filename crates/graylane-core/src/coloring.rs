@@ -347,14 +347,16 @@ impl RuleSet {
                             message,
                         }
                     })?;
-                Ok(Rule {
+                Ok(spec.enabled.then(|| Rule {
                     name: spec.name.clone().unwrap_or_else(|| format!("rule-{i}")),
                     lane: spec.lane,
                     condition,
-                })
+                }))
             })
-            .collect::<Result<_, _>>()?;
-        Ok(RuleSet { rules })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RuleSet {
+            rules: rules.into_iter().flatten().collect(),
+        })
     }
 
     /// The first rule that matches `req`.

@@ -167,6 +167,7 @@ impl LaneSpec {
             name: None,
             lane: route.lane,
             condition: route.condition.clone(),
+            enabled: true,
         };
         match RuleSet::compile(&[rule], lanes) {
             Ok(_) => Ok(()),

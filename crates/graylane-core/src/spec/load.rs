@@ -90,7 +90,13 @@ impl LaneSpec {
     /// format); errors name the file.
     pub(crate) fn from_file_text(path: &Path, src: &str) -> Result<LaneSpec, SpecError> {
         let is_toml = path.extension().is_some_and(|e| e == "toml");
-        let parsed = if is_toml {
+        LaneSpec::from_text(src, is_toml).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses and validates `src`: TOML when `toml`, else YAML (an error when that format's
+    /// feature is off).
+    pub(crate) fn from_text(src: &str, toml: bool) -> Result<LaneSpec, SpecError> {
+        if toml {
             #[cfg(feature = "toml")]
             {
                 LaneSpec::from_toml_str(src)
@@ -116,8 +122,7 @@ impl LaneSpec {
                     "YAML support is off (feature `yaml`)".into(),
                 ))
             }
-        };
-        parsed.map_err(|e| e.in_file(path))
+        }
     }
 }
 
@@ -182,6 +187,37 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.chars().rev().take_while(|c| *c != '\n').count() + 1;
     (line, column)
+}
+
+/// Where the value at `path` starts in `src` (TOML when `toml`), as (line, column), 1-based;
+/// `None` when the path leads nowhere or the format is off.
+pub(crate) fn value_position(src: &str, toml: bool, path: &str) -> Option<(usize, usize)> {
+    let (line, column) = if toml {
+        #[cfg(feature = "toml")]
+        {
+            let de = toml::Deserializer::parse(src).ok()?;
+            locate(de, path, |err| err.span().map(|s| line_col(src, s.start)))
+        }
+        #[cfg(not(feature = "toml"))]
+        {
+            let _ = (src, path);
+            (None, None)
+        }
+    } else {
+        #[cfg(feature = "yaml")]
+        {
+            locate(serde_yaml_ng::Deserializer::from_str(src), path, |err| {
+                let loc = err.location()?;
+                Some((loc.line(), loc.column()))
+            })
+        }
+        #[cfg(not(feature = "yaml"))]
+        {
+            let _ = (src, path);
+            (None, None)
+        }
+    };
+    Some((line?, column?))
 }
 
 #[cfg(any(feature = "yaml", feature = "toml"))]

@@ -46,11 +46,13 @@
 // answers questions about a spec, `validate` checks it, `load` parses it with located errors,
 // and `build` alone turns it into the pieces that run (propagator, rules, edge).
 mod build;
+mod edit;
 mod error;
 mod limits;
 pub(crate) mod load;
 mod mesh;
 mod query;
+mod release;
 pub(crate) mod rules;
 mod schema;
 mod time;
@@ -58,6 +60,7 @@ mod validate;
 
 pub use crate::percent::Percent;
 pub use build::CompiledSpec;
+pub use edit::SpecText;
 pub use error::SpecError;
 pub use limits::{MAX_SPEC_BYTES, MAX_SPEC_DEPTH};
 pub use mesh::{
@@ -65,6 +68,7 @@ pub use mesh::{
     RoutingSpec,
 };
 pub use query::DataNames;
+pub use release::{GateSpec, PromqlGate, ReleaseSpec};
 pub use rules::{ColoringSpec, KeySource, MatchSpec, RuleSpec, StickySpec, ValueMatchSpec};
 pub use schema::{
     DataOverrides, DataTemplates, LaneDef, LaneSpec, PreviousKeySpec, SPEC_VERSION, ServiceSpec,

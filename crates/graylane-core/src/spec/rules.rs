@@ -30,6 +30,19 @@ pub struct RuleSpec {
     /// The condition.
     #[serde(rename = "match")]
     pub condition: MatchSpec,
+    /// Whether the rule colors (default true). A rule that is off is still checked, so that
+    /// turning it back on cannot fail; a rolled-back release turns its lane's rules off.
+    #[serde(default = "on", skip_serializing_if = "is_on")]
+    pub enabled: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_on(enabled: &bool) -> bool {
+    *enabled
 }
 
 /// A coloring condition. Set one field, or several to require all of them (as in Istio's

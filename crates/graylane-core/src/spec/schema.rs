@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::mesh::{MeshSpec, Protocol, RoutingSpec};
+use super::release::ReleaseSpec;
 use super::rules::ColoringSpec;
 use crate::lane::Lane;
 use crate::trust::{DEFAULT_MAX_TTL, DEFAULT_TOKEN_HEADER, DEFAULT_TOKEN_KEY_ENV};
@@ -48,6 +49,9 @@ pub struct LaneSpec {
     /// Istio / Kubernetes settings for the generated manifests (`graylane-mesh`).
     #[serde(default)]
     pub mesh: MeshSpec,
+    /// Release plans, one per lane at most (`graylane release`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseSpec>,
 }
 
 /// A service and its base version.

@@ -34,7 +34,8 @@ impl LaneSpec {
         data_names(self)?;
         redis_scripts(self)?;
         self.rule_set()?;
-        trust(self)
+        trust(self)?;
+        releases(self, &index)
     }
 }
 
@@ -438,6 +439,91 @@ fn kafka_group_suffix(
         );
     }
     taken.insert(k);
+    Ok(())
+}
+
+/// `releases[]`: a lane of the spec, at most one plan each; its rule a sticky rule of that lane;
+/// steps strictly increasing; a positive bake time; gates that can pass.
+fn releases(spec: &LaneSpec, index: &Index<'_>) -> Result<(), SpecError> {
+    for (i, r) in spec.releases.iter().enumerate() {
+        let at = |field: &str| format!("releases[{i}].{field}");
+        if r.lane.is_base() || !index.lanes.contains_key(&r.lane) {
+            return fail(at("lane"), format!("unknown lane {:?}", r.lane.as_str()));
+        }
+        if spec.releases[..i].iter().any(|o| o.lane == r.lane) {
+            return fail(
+                at("lane"),
+                format!("a second release of lane {:?}", r.lane.as_str()),
+            );
+        }
+        let rule = spec
+            .coloring
+            .rules
+            .iter()
+            .find(|rule| rule.name.as_deref() == Some(r.rule.as_str()));
+        match rule {
+            None => {
+                return fail(
+                    at("rule"),
+                    format!("no coloring rule is named {:?}", r.rule),
+                );
+            }
+            Some(rule) if rule.lane != r.lane => {
+                return fail(
+                    at("rule"),
+                    format!(
+                        "rule {:?} colors lane {:?}, not {:?}",
+                        r.rule,
+                        rule.lane.as_str(),
+                        r.lane.as_str()
+                    ),
+                );
+            }
+            Some(rule) if rule.condition.sticky.is_none() => {
+                return fail(
+                    at("rule"),
+                    format!(
+                        "rule {:?} has no `match.sticky`: its percent is what the steps set",
+                        r.rule
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+        if r.steps.is_empty() {
+            return fail(at("steps"), "at least one step");
+        }
+        if let Some(k) = r.steps.windows(2).position(|w| w[0] >= w[1]) {
+            return fail(
+                format!("releases[{i}].steps[{}]", k + 1),
+                "steps must increase",
+            );
+        }
+        if r.bake_secs == 0 {
+            return fail(at("bake_secs"), "must be at least 1");
+        }
+        let g = &r.gates;
+        if !(g.max_error_ratio_increase.is_finite() && g.max_error_ratio_increase >= 0.0) {
+            return fail(
+                at("gates.max_error_ratio_increase"),
+                "must be a number from 0",
+            );
+        }
+        if !(g.max_p99_ratio.is_finite() && g.max_p99_ratio >= 1.0) {
+            return fail(at("gates.max_p99_ratio"), "must be a number from 1");
+        }
+        if g.min_requests == 0 {
+            return fail(at("gates.min_requests"), "must be at least 1");
+        }
+        for (k, q) in g.promql.iter().enumerate() {
+            if q.name.is_empty() || q.query.trim().is_empty() || !q.max.is_finite() {
+                return fail(
+                    format!("releases[{i}].gates.promql[{k}]"),
+                    "needs a name, a query and a finite max",
+                );
+            }
+        }
+    }
     Ok(())
 }
 
