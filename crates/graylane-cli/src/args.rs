@@ -29,6 +29,89 @@ pub(crate) enum Command {
     Shadow(ShadowAction),
     Audit(AuditArgs),
     Check(CheckArgs),
+    #[command(subcommand)]
+    Release(ReleaseAction),
+}
+
+/// Release a lane step by step: plan, start, advance, judge, run, roll back (edits of the spec).
+#[derive(Subcommand, Debug)]
+pub(crate) enum ReleaseAction {
+    /// Print the release plan: each step, what it sets, the gates.
+    Plan(ReleaseOpts),
+    /// Where the release stands: off, or which step.
+    Status(ReleaseOpts),
+    /// Turn the lane's coloring rules on at the plan's first step.
+    Start(ReleaseChangeArgs),
+    /// Set the release rule's percent to the next step's.
+    Advance(ReleaseChangeArgs),
+    /// Exposure to zero at once: the lane's rules off, its canary weight and mirror percent 0.
+    Rollback(ReleaseChangeArgs),
+    /// Judge the current step: the lane against base over one window (exit 1: failed or pending).
+    Judge(JudgeArgs),
+    /// Run the plan from where it stands: apply, bake, judge, advance or roll back.
+    Run(RunArgs),
+}
+
+/// What every `release` subcommand takes.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ReleaseOpts {
+    /// The lane spec, with its `releases[]` plan.
+    #[arg(long, default_value = "graylane.yaml")]
+    pub(crate) spec: PathBuf,
+    /// The lane released (needed when the spec plans several).
+    #[arg(long)]
+    pub(crate) lane: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// A change to the spec file.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ReleaseChangeArgs {
+    #[command(flatten)]
+    pub(crate) opts: ReleaseOpts,
+    /// Print the edits; write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Regenerate the manifests into this directory after the edit.
+    #[arg(long)]
+    pub(crate) manifests: Option<PathBuf>,
+}
+
+/// Where the metrics are.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Source {
+    /// A Prometheus server (its HTTP API; `http://` only).
+    #[arg(long, conflicts_with = "scrape")]
+    pub(crate) prometheus: Option<String>,
+    /// The services' `/metrics` URLs, scraped directly (repeatable).
+    #[arg(long)]
+    pub(crate) scrape: Vec<String>,
+}
+
+/// `release judge`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct JudgeArgs {
+    #[command(flatten)]
+    pub(crate) opts: ReleaseOpts,
+    #[command(flatten)]
+    pub(crate) source: Source,
+    /// The window, in seconds (default: the plan's bake time).
+    #[arg(long)]
+    pub(crate) window: Option<u64>,
+}
+
+/// `release run`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) opts: ReleaseOpts,
+    #[command(flatten)]
+    pub(crate) source: Source,
+    /// Regenerate the manifests into this directory after each edit.
+    #[arg(long)]
+    pub(crate) manifests: Option<PathBuf>,
 }
 
 /// Write the Istio and Kubernetes manifests for a spec (one file per service).

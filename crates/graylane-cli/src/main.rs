@@ -9,13 +9,15 @@
 //! graylane shadow provision --spec graylane.yaml --lane gray --migrations ./migrations
 //! graylane shadow status --spec graylane.yaml [--json]         shadow schemas / databases
 //! graylane shadow drop --spec graylane.yaml --lane gray        after the release
+//! graylane release plan|status|start|advance|rollback|judge|run --spec graylane.yaml
 //! ```
 //!
 //! `shadow` reads the database from `--database-url` or `DATABASE_URL` (`postgres://...` or
 //! `mysql://...`).
 //!
-//! Exit codes: 0 success; 1 the check found problems (or drift); 2 bad input (usage, spec,
-//! files).
+//! Exit codes: 0 success (a gate passed, a release complete); 1 the check found problems (drift,
+//! a failed gate, a release rolled back); 2 bad input (usage, spec, files); 3 refused (a release
+//! step the plan does not allow).
 
 use std::process::ExitCode;
 
@@ -40,6 +42,11 @@ pub(crate) fn problem(message: impl Into<String>) -> Fail {
     Fail(message.into(), 1)
 }
 
+/// The command was refused on purpose (a release step the plan does not allow): exit 3.
+pub(crate) fn refused(message: impl Into<String>) -> Fail {
+    Fail(message.into(), 3)
+}
+
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Manifests(args) => commands::manifests::run(&args),
@@ -48,6 +55,7 @@ fn main() -> ExitCode {
         Command::Shadow(action) => commands::shadow::run(action),
         Command::Audit(args) => commands::audit::run(&args),
         Command::Check(args) => commands::check::run(&args),
+        Command::Release(action) => commands::release::run(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

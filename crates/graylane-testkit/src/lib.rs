@@ -10,6 +10,8 @@
 //!   test's schemas, databases and keys;
 //! - [`pgbouncer`]: a PgBouncer of the test's own in front of the local PostgreSQL, in session
 //!   or transaction mode;
+//! - [`prometheus`]: a real Prometheus server of the test's own, scraping its targets every
+//!   second;
 //! - [`otel`] (feature `otel`): in-memory span and metric exporters wired the way a service
 //!   wires graylane's OpenTelemetry parts;
 //! - [`grpc::Text`] (feature `grpc`): a one-string prost message, for unary gRPC tests without
@@ -28,6 +30,7 @@
 #![deny(unsafe_code)]
 
 pub mod pgbouncer;
+pub mod prometheus;
 pub mod services;
 
 #[cfg(feature = "grpc")]

@@ -30,11 +30,23 @@ pub(crate) fn run(args: &ManifestsArgs) -> Result<(), Fail> {
             out.display()
         )));
     }
-    std::fs::create_dir_all(out).map_err(|e| bad_input(format!("{}: {e}", out.display())))?;
-    for (name, yaml) in &rendered {
-        let path = out.join(name);
-        std::fs::write(&path, yaml).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    for path in write_all(&spec, out)? {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Writes the manifests of `spec` into `out` (created if missing); the paths written.
+pub(crate) fn write_all(
+    spec: &graylane_core::spec::LaneSpec,
+    out: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, Fail> {
+    std::fs::create_dir_all(out).map_err(|e| bad_input(format!("{}: {e}", out.display())))?;
+    let mut written = Vec::new();
+    for (name, yaml) in &generate(spec).render() {
+        let path = out.join(name);
+        std::fs::write(&path, yaml).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        written.push(path);
+    }
+    Ok(written)
 }

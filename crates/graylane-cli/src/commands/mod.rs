@@ -12,6 +12,7 @@ use crate::{Fail, bad_input};
 pub(crate) mod audit;
 pub(crate) mod check;
 pub(crate) mod manifests;
+pub(crate) mod release;
 pub(crate) mod route;
 pub(crate) mod shadow;
 pub(crate) mod token;

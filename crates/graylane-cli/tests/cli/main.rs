@@ -7,6 +7,8 @@ use graylane_testkit::services::{mysql_url, postgres_url, redis_url, unique};
 
 // `graylane audit` against the real stores.
 mod audit;
+// `graylane release` on spec files and a real service's metrics.
+mod release;
 
 fn graylane(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_graylane"))

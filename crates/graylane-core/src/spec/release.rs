@@ -18,7 +18,7 @@ use crate::percent::Percent;
 ///     rule: ten-percent-of-users      # a sticky rule of the lane: its percent is the exposure
 ///     steps: [0, 5, 25, 50, 100]      # 0: the lane's other rules only (the beta group)
 ///     bake_secs: 300
-///     gates: { max_error_ratio_increase: 0.01, max_p99_ratio: 1.25, min_requests: 50 }
+///     gates: { max_error_ratio_increase: 0.01, max_p99_ratio: 1.25, p99_tolerance_ms: 2, min_requests: 50 }
 /// ```
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -49,8 +49,12 @@ fn default_bake_secs() -> u64 {
 pub struct GateSpec {
     /// The lane's error ratio may exceed base's by at most this (absolute; 0.01 = one point).
     pub max_error_ratio_increase: f64,
-    /// The lane's p99 latency may be at most this many times base's.
+    /// The lane's p99 latency may be at most this many times base's...
     pub max_p99_ratio: f64,
+    /// ...or at most this many milliseconds above it: sub-millisecond services differ by more
+    /// than any ratio within one histogram bucket (graylane's first buckets are 0.5, 1 and
+    /// 2.5 ms), which is noise, not a regression.
+    pub p99_tolerance_ms: f64,
     /// A service is judged once the lane has sent it this many requests in the window; one
     /// still short after three bake times fails the step ("not enough traffic").
     pub min_requests: u64,
@@ -64,6 +68,7 @@ impl Default for GateSpec {
         GateSpec {
             max_error_ratio_increase: 0.01,
             max_p99_ratio: 1.25,
+            p99_tolerance_ms: 2.0,
             min_requests: 50,
             promql: Vec::new(),
         }

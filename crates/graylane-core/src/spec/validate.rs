@@ -512,6 +512,9 @@ fn releases(spec: &LaneSpec, index: &Index<'_>) -> Result<(), SpecError> {
         if !(g.max_p99_ratio.is_finite() && g.max_p99_ratio >= 1.0) {
             return fail(at("gates.max_p99_ratio"), "must be a number from 1");
         }
+        if !(g.p99_tolerance_ms.is_finite() && g.p99_tolerance_ms >= 0.0) {
+            return fail(at("gates.p99_tolerance_ms"), "must be a number from 0");
+        }
         if g.min_requests == 0 {
             return fail(at("gates.min_requests"), "must be at least 1");
         }

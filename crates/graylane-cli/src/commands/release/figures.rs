@@ -1,0 +1,405 @@
+//! What the gates judge: per service and lane, the server requests, their errors and their
+//! latency histogram over a window — from two scrapes of the services' `/metrics` (the
+//! difference), or from Prometheus (`increase(..[window])`).
+//!
+//! The series are graylane's own (`docs/observability.md`): `graylane_requests_total` and
+//! `graylane_request_duration_seconds_bucket` with `graylane_kind="server"`, so each service
+//! counts the requests it served, fallback hops included (`gray_lane` is the request's lane
+//! whoever served it).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::Release;
+use crate::{Fail, bad_input};
+
+/// One service's figures for one lane over a window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Figures {
+    pub(crate) requests: f64,
+    pub(crate) errors: f64,
+    /// Cumulative bucket counts by upper bound (`le`), `+Inf` as `f64::INFINITY`.
+    pub(crate) buckets: Vec<(f64, f64)>,
+    /// The 99th percentile when a source computed it (Prometheus); else from `buckets`.
+    pub(crate) p99: Option<f64>,
+}
+
+impl Figures {
+    pub(crate) fn error_ratio(&self) -> f64 {
+        if self.requests > 0.0 {
+            self.errors / self.requests
+        } else {
+            0.0
+        }
+    }
+
+    /// The 99th percentile in seconds, interpolated within its bucket as Prometheus's
+    /// `histogram_quantile` does; `None` without observations.
+    pub(crate) fn p99(&self) -> Option<f64> {
+        self.p99.or_else(|| quantile(0.99, &self.buckets))
+    }
+}
+
+/// Figures by `(service, lane)`.
+pub(crate) type Table = BTreeMap<(String, String), Figures>;
+
+/// A parsed `/metrics` text: the graylane server series, by labels, summed across targets.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Scrape {
+    /// `(service, lane, outcome)` → requests.
+    requests: BTreeMap<(String, String, String), f64>,
+    /// `(service, lane, le)` → cumulative count; `le` as text, to key exactly.
+    buckets: BTreeMap<(String, String, String), f64>,
+}
+
+impl Scrape {
+    /// Adds one target's exposition text.
+    pub(crate) fn add(&mut self, text: &str) {
+        for line in text.lines() {
+            let Some((name, labels, value)) = sample(line) else {
+                continue;
+            };
+            let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            if label("graylane_kind").as_deref() != Some("server") {
+                continue;
+            }
+            let (Some(service), Some(lane)) = (label("graylane_service"), label("gray_lane"))
+            else {
+                continue;
+            };
+            match name {
+                "graylane_requests_total" => {
+                    let outcome = label("graylane_outcome").unwrap_or_default();
+                    *self.requests.entry((service, lane, outcome)).or_default() += value;
+                }
+                "graylane_request_duration_seconds_bucket" => {
+                    if let Some(le) = label("le") {
+                        *self.buckets.entry((service, lane, le)).or_default() += value;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// What happened between `before` and `self` (counters only grow; a restarted target's
+    /// drop is read as zero).
+    pub(crate) fn since(&self, before: &Scrape) -> Table {
+        let mut table = Table::new();
+        for ((service, lane, outcome), now) in &self.requests {
+            let was = before
+                .requests
+                .get(&(service.clone(), lane.clone(), outcome.clone()))
+                .copied()
+                .unwrap_or(0.0);
+            let delta = (now - was).max(0.0);
+            let f = table.entry((service.clone(), lane.clone())).or_default();
+            f.requests += delta;
+            if outcome == "error" {
+                f.errors += delta;
+            }
+        }
+        for ((service, lane, le), now) in &self.buckets {
+            let was = before
+                .buckets
+                .get(&(service.clone(), lane.clone(), le.clone()))
+                .copied()
+                .unwrap_or(0.0);
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::NAN)
+            };
+            if bound.is_nan() {
+                continue;
+            }
+            table
+                .entry((service.clone(), lane.clone()))
+                .or_default()
+                .buckets
+                .push((bound, (now - was).max(0.0)));
+        }
+        for f in table.values_mut() {
+            f.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        table
+    }
+}
+
+/// A sample's labels, in the order written.
+type Labels = Vec<(String, String)>;
+
+/// One sample line, `name{a="1",b="2"} value [timestamp]`; `None` for comments and anything
+/// else.
+fn sample(line: &str) -> Option<(&str, Labels, f64)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let (name, rest) = match line.find(['{', ' ']) {
+        Some(i) => line.split_at(i),
+        None => return None,
+    };
+    let (labels, rest) = if let Some(inner) = rest.strip_prefix('{') {
+        let end = label_end(inner)?;
+        (labels(&inner[..end])?, &inner[end + 1..])
+    } else {
+        (Vec::new(), rest)
+    };
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some((name, labels, value))
+}
+
+/// The index of the `}` closing a label set (quotes respected).
+fn label_end(s: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `a="1",b="x\"y"` → pairs, with `\\`, `\"` and `\n` unescaped.
+fn labels(s: &str) -> Option<Labels> {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once('=')?;
+        let after = after.trim_start().strip_prefix('"')?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '\\' => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                '"' => break i,
+                c => value.push(c),
+            }
+        };
+        out.push((name.trim().to_owned(), value));
+        rest = after[end + 1..]
+            .trim_start()
+            .trim_start_matches(',')
+            .trim_start();
+    }
+    Some(out)
+}
+
+/// The `q` quantile of cumulative `buckets` (sorted by bound), as `histogram_quantile`: the
+/// bucket where the rank falls, interpolated linearly (from 0 for the first bucket); the
+/// highest finite bound when the rank falls in `+Inf`.
+pub(crate) fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(bound, count) in buckets {
+        if count >= rank {
+            if bound.is_infinite() {
+                return Some(lower.0);
+            }
+            let within = count - lower.1;
+            let share = if within > 0.0 {
+                (rank - lower.1) / within
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (bound - lower.0) * share);
+        }
+        lower = (bound, count);
+    }
+    Some(lower.0)
+}
+
+/// The body of `GET url`, an error naming the URL otherwise.
+pub(crate) async fn get_text(client: &reqwest::Client, url: &str) -> Result<String, Fail> {
+    let fail = |e: &dyn std::fmt::Display| bad_input(format!("GET {url}: {e}"));
+    let res = client.get(url).send().await.map_err(|e| fail(&e))?;
+    if !res.status().is_success() {
+        return Err(fail(&res.status()));
+    }
+    res.text().await.map_err(|e| fail(&e))
+}
+
+/// The figures of the last `window` from Prometheus's HTTP API, and the PromQL gates' values
+/// (each series of a gate's query compared with its `max`).
+pub(crate) async fn from_prometheus(
+    client: &reqwest::Client,
+    base: &str,
+    release: &Release,
+    window: Duration,
+) -> Result<(Table, Vec<(String, f64, bool)>), Fail> {
+    let range = format!("{}s", window.as_secs().max(1));
+    let requests = format!(
+        "sum by (graylane_service, gray_lane, graylane_outcome) \
+         (increase(graylane_requests_total{{graylane_kind=\"server\"}}[{range}]))"
+    );
+    let p99 = format!(
+        "histogram_quantile(0.99, sum by (le, graylane_service, gray_lane) \
+         (increase(graylane_request_duration_seconds_bucket{{graylane_kind=\"server\"}}[{range}])))"
+    );
+    let mut table = Table::new();
+    for (labels, value) in query(client, base, &requests).await? {
+        let get = |k: &str| {
+            labels
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let f = table
+            .entry((get("graylane_service"), get("gray_lane")))
+            .or_default();
+        f.requests += value;
+        if get("graylane_outcome") == "error" {
+            f.errors += value;
+        }
+    }
+    for (labels, value) in query(client, base, &p99).await? {
+        let get = |k: &str| {
+            labels
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        if value.is_finite() {
+            table
+                .entry((get("graylane_service"), get("gray_lane")))
+                .or_default()
+                .p99 = Some(value);
+        }
+    }
+    let mut gates = Vec::new();
+    for gate in &release.plan.gates.promql {
+        let q = gate.query.replace("{window}", &range);
+        let values = query(client, base, &q).await?;
+        let worst = values
+            .iter()
+            .map(|(_, v)| *v)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let worst = if values.is_empty() { 0.0 } else { worst };
+        gates.push((gate.name.clone(), worst, worst <= gate.max));
+    }
+    Ok((table, gates))
+}
+
+/// An instant query's vector: each series' labels and value.
+async fn query(
+    client: &reqwest::Client,
+    base: &str,
+    promql: &str,
+) -> Result<Vec<(serde_json::Map<String, serde_json::Value>, f64)>, Fail> {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/api/v1/query", base.trim_end_matches('/')),
+        &[("query", promql)],
+    )
+    .map_err(|e| bad_input(format!("--prometheus {base}: {e}")))?;
+    let text = get_text(client, url.as_str()).await?;
+    let bad = |what: &str| bad_input(format!("Prometheus answered {what} to {promql}: {text}"));
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad("no JSON"))?;
+    if json["status"] != "success" {
+        return Err(bad("an error"));
+    }
+    let Some(result) = json["data"]["result"].as_array() else {
+        return Err(bad("no vector"));
+    };
+    let mut out = Vec::new();
+    for series in result {
+        let labels = series["metric"].as_object().cloned().unwrap_or_default();
+        let value = series["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(value) = value {
+            out.push((labels, value));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str = r#"
+# HELP graylane_requests_total Requests
+# TYPE graylane_requests_total counter
+graylane_requests_total{graylane_service="orders",graylane_kind="server",gray_lane="gray",gray_served="gray",gray_mirror="false",graylane_outcome="ok",otel_scope_name="graylane"} 10
+graylane_requests_total{graylane_service="orders",graylane_kind="client",gray_lane="gray",graylane_outcome="error"} 99
+graylane_request_duration_seconds_bucket{graylane_service="orders",graylane_kind="server",gray_lane="gray",le="0.1"} 10
+graylane_request_duration_seconds_bucket{graylane_service="orders",graylane_kind="server",gray_lane="gray",le="0.5"} 10
+graylane_request_duration_seconds_bucket{graylane_service="orders",graylane_kind="server",gray_lane="gray",le="+Inf"} 10
+"#;
+
+    const AFTER: &str = r#"
+graylane_requests_total{graylane_service="orders",graylane_kind="server",gray_lane="gray",gray_served="gray",gray_mirror="false",graylane_outcome="ok",otel_scope_name="graylane"} 100
+graylane_requests_total{graylane_service="orders",graylane_kind="server",gray_lane="gray",gray_served="base",gray_mirror="false",graylane_outcome="error",otel_scope_name="graylane"} 10
+graylane_request_duration_seconds_bucket{graylane_service="orders",graylane_kind="server",gray_lane="gray",le="0.1"} 60
+graylane_request_duration_seconds_bucket{graylane_service="orders",graylane_kind="server",gray_lane="gray",le="0.5"} 110
+graylane_request_duration_seconds_bucket{graylane_service="orders",graylane_kind="server",gray_lane="gray",le="+Inf"} 110
+"#;
+
+    #[test]
+    fn a_window_is_the_difference_of_two_scrapes_of_server_series() {
+        let (mut a, mut b) = (Scrape::default(), Scrape::default());
+        a.add(BEFORE);
+        b.add(AFTER);
+        let table = b.since(&a);
+        let f = &table[&("orders".to_owned(), "gray".to_owned())];
+        // 90 ok + 10 errors (of the fallback hop too); the client series is not the service's.
+        assert_eq!((f.requests, f.errors), (100.0, 10.0));
+        assert!((f.error_ratio() - 0.1).abs() < 1e-9);
+        assert_eq!(
+            f.buckets,
+            [(0.1, 50.0), (0.5, 100.0), (f64::INFINITY, 100.0)]
+        );
+        // Rank 99 of 100 falls in (0.1, 0.5]: 0.1 + 0.4 * 49/50.
+        assert!((f.p99().unwrap() - 0.492).abs() < 1e-9, "{:?}", f.p99());
+    }
+
+    #[test]
+    fn samples_parse_with_escapes_timestamps_and_odd_values() {
+        let (name, labels, value) =
+            sample(r#"x_total{a="q\"u{o}te",b="back\\slash"} 3.5 1700000000000"#).unwrap();
+        assert_eq!((name, value), ("x_total", 3.5));
+        assert_eq!(labels[0], ("a".into(), "q\"u{o}te".into()));
+        assert_eq!(labels[1], ("b".into(), "back\\slash".into()));
+        assert_eq!(sample("up 1").unwrap().2, 1.0);
+        assert_eq!(sample("x +Inf").unwrap().2, f64::INFINITY);
+        for junk in ["", "# HELP x", "x{a=\"1\" 2", "x{a=1} 2", "x nope"] {
+            assert!(sample(junk).is_none(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn quantiles_match_histogram_quantile() {
+        assert_eq!(quantile(0.99, &[]), None);
+        assert_eq!(quantile(0.99, &[(0.1, 0.0), (f64::INFINITY, 0.0)]), None);
+        assert_eq!(
+            quantile(0.5, &[(1.0, 10.0), (f64::INFINITY, 10.0)]),
+            Some(0.5)
+        );
+        // Past the last finite bound: that bound.
+        assert_eq!(
+            quantile(0.99, &[(1.0, 1.0), (f64::INFINITY, 10.0)]),
+            Some(1.0)
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! `release judge` and `release run`: the lane against base on the same services over the
+//! same window, from Prometheus (`--prometheus URL`, its HTTP API) or from the services'
+//! `/metrics` directly (`--scrape URL...`, two scrapes a window apart).
+//!
+//! Every service the lane's requests reached in the window is judged, fallback hops included;
+//! one failing service fails the step:
+//!
+//! - error ratio: the lane's at most base's plus `max_error_ratio_increase` (absolute);
+//! - p99 latency: the lane's at most `max_p99_ratio` times base's, or at most
+//!   `p99_tolerance_ms` above it (not judged without base traffic on that service);
+//! - a service with fewer than `min_requests` lane requests is not judged yet: the step is
+//!   pending; `run` waits, and fails the step as "not enough traffic" after three bake times;
+//! - each PromQL gate's every series at most its `max`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::figures::{Figures, Scrape, Table};
+use super::{Change, Release, change_file, describe};
+use crate::args::{JudgeArgs, RunArgs, Source};
+use crate::{Fail, bad_input, problem};
+
+/// One service's figures, lane and base, and what the gates made of them.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct ServiceVerdict {
+    service: String,
+    lane_requests: f64,
+    lane_error_ratio: f64,
+    base_requests: f64,
+    base_error_ratio: f64,
+    lane_p99_ms: Option<f64>,
+    base_p99_ms: Option<f64>,
+    /// `pass`, `pending`, or the failed gate: `error_ratio`, `p99`.
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Verdict {
+    /// `pass`, `pending` or `fail`.
+    pub(crate) outcome: String,
+    /// The first failure, as `gate(service)`, or `not_enough_traffic(service)`; `-` otherwise.
+    pub(crate) reason: String,
+    pub(crate) services: Vec<ServiceVerdict>,
+    pub(crate) promql: Vec<(String, f64, bool)>,
+}
+
+/// Judges `table` (figures by service and lane) for `release`'s lane.
+pub(crate) fn verdict(
+    release: &Release,
+    table: &Table,
+    promql: Vec<(String, f64, bool)>,
+) -> Verdict {
+    let lane = release.lane().to_string();
+    let gates = &release.plan.gates;
+    let none = Figures::default();
+    let mut services = Vec::new();
+    for ((service, l), lane_f) in table {
+        if *l != lane || lane_f.requests <= 0.0 {
+            continue;
+        }
+        let base_f = table
+            .get(&(service.clone(), "base".to_owned()))
+            .unwrap_or(&none);
+        let ms = |f: &Figures| f.p99().map(|s| s * 1000.0);
+        let (lane_p99, base_p99) = (ms(lane_f), ms(base_f));
+        let outcome = if lane_f.requests < gates.min_requests as f64 {
+            "pending"
+        } else if lane_f.error_ratio()
+            > base_f.error_ratio() + gates.max_error_ratio_increase + 1e-12
+        {
+            "error_ratio"
+        } else if let (Some(l), Some(b)) = (lane_p99, base_p99)
+            && base_f.requests > 0.0
+            && l > b * gates.max_p99_ratio
+            && l > b + gates.p99_tolerance_ms
+        {
+            "p99"
+        } else {
+            "pass"
+        };
+        services.push(ServiceVerdict {
+            service: service.clone(),
+            lane_requests: lane_f.requests,
+            lane_error_ratio: lane_f.error_ratio(),
+            base_requests: base_f.requests,
+            base_error_ratio: base_f.error_ratio(),
+            lane_p99_ms: lane_p99,
+            base_p99_ms: base_p99,
+            outcome: outcome.into(),
+        });
+    }
+    let failed = services
+        .iter()
+        .find(|s| s.outcome != "pass" && s.outcome != "pending")
+        .map(|s| format!("{}({})", s.outcome, s.service))
+        .or_else(|| {
+            promql
+                .iter()
+                .find(|q| !q.2)
+                .map(|q| format!("promql({})", q.0))
+        });
+    let pending = services
+        .iter()
+        .find(|s| s.outcome == "pending")
+        .map(|s| s.service.clone());
+    let (outcome, reason) = match (failed, pending) {
+        (Some(reason), _) => ("fail", reason),
+        (None, Some(service)) => ("pending", format!("not_enough_traffic({service})")),
+        (None, None) if services.is_empty() => ("pending", "not_enough_traffic(-)".to_owned()),
+        (None, None) => ("pass", "-".to_owned()),
+    };
+    Verdict {
+        outcome: outcome.into(),
+        reason,
+        services,
+        promql,
+    }
+}
+
+/// Where the figures of a window come from.
+enum Window {
+    /// Two scrapes: this one, taken when the window opened, and one when it is read.
+    Scrape {
+        client: reqwest::Client,
+        targets: Vec<String>,
+        opened: Scrape,
+    },
+    /// Prometheus, looking back over the window when it is read.
+    Prometheus {
+        client: reqwest::Client,
+        url: String,
+    },
+}
+
+impl Window {
+    async fn open(source: &Source) -> Result<Window, Fail> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| bad_input(format!("an HTTP client: {e}")))?;
+        if let Some(url) = &source.prometheus {
+            return Ok(Window::Prometheus {
+                client,
+                url: url.clone(),
+            });
+        }
+        if source.scrape.is_empty() {
+            return Err(bad_input(
+                "say where the metrics are: --prometheus URL or --scrape URL...",
+            ));
+        }
+        let opened = scrape(&client, &source.scrape).await?;
+        Ok(Window::Scrape {
+            client,
+            targets: source.scrape.clone(),
+            opened,
+        })
+    }
+
+    /// The figures since the window opened, `length` ago.
+    async fn read(
+        &self,
+        release: &Release,
+        length: Duration,
+    ) -> Result<(Table, Vec<(String, f64, bool)>), Fail> {
+        match self {
+            Window::Prometheus { client, url } => {
+                super::figures::from_prometheus(client, url, release, length).await
+            }
+            Window::Scrape {
+                client,
+                targets,
+                opened,
+            } => {
+                if !release.plan.gates.promql.is_empty() {
+                    eprintln!(
+                        "graylane: the PromQL gates need --prometheus; not judged with --scrape"
+                    );
+                }
+                Ok((scrape(client, targets).await?.since(opened), Vec::new()))
+            }
+        }
+    }
+}
+
+async fn scrape(client: &reqwest::Client, targets: &[String]) -> Result<Scrape, Fail> {
+    let mut all = Scrape::default();
+    for url in targets {
+        all.add(&super::figures::get_text(client, url).await?);
+    }
+    Ok(all)
+}
+
+fn print_verdict(release: &Release, v: &Verdict) {
+    println!("gates for lane {} ({}):", release.lane(), v.outcome);
+    for s in &v.services {
+        let p99 = |p: Option<f64>| p.map_or("-".to_owned(), |p| format!("{p:.1} ms"));
+        println!(
+            "  {:<14} lane {:>6} req, errors {:>6.2}%, p99 {:>9} | base {:>6} req, errors {:>6.2}%, p99 {:>9} | {}",
+            s.service,
+            s.lane_requests,
+            s.lane_error_ratio * 100.0,
+            p99(s.lane_p99_ms),
+            s.base_requests,
+            s.base_error_ratio * 100.0,
+            p99(s.base_p99_ms),
+            s.outcome
+        );
+    }
+    for (name, value, ok) in &v.promql {
+        println!(
+            "  promql {name}: {value} {}",
+            if *ok { "pass" } else { "fail" }
+        );
+    }
+    if v.outcome != "pass" {
+        println!("  reason: {}", v.reason);
+    }
+}
+
+/// `release judge`: one window (`--window`, default the plan's bake time); exit 0 when the
+/// gates pass, 1 when they fail or cannot judge yet (pending).
+pub(crate) fn judge(args: &JudgeArgs) -> Result<(), Fail> {
+    let release = Release::of(
+        super::super::load(&args.opts.spec)?,
+        args.opts.lane.as_deref(),
+    )?;
+    let window = Duration::from_secs(args.window.unwrap_or(release.plan.bake_secs));
+    let runtime = super::super::runtime()?;
+    let (table, promql) = runtime.block_on(async {
+        let opened = Window::open(&args.source).await?;
+        if matches!(opened, Window::Scrape { .. }) {
+            tokio::time::sleep(window).await;
+        }
+        opened.read(&release, window).await
+    })?;
+    let v = verdict(&release, &table, promql);
+    if args.opts.json {
+        super::super::print_json(&v)?;
+    } else {
+        print_verdict(&release, &v);
+    }
+    match v.outcome.as_str() {
+        "pass" => Ok(()),
+        _ => Err(problem(format!("gates {}: {}", v.outcome, v.reason))),
+    }
+}
+
+/// `release run`: from where the release stands, each step in turn — apply it, bake, judge
+/// (waiting up to three bake times for enough traffic) — and roll back at the first failure.
+/// Exit 0 when the last step passed (promote next), 1 when it rolled back.
+pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
+    let opts = &args.opts;
+    let lane = opts.lane.as_deref();
+    let runtime = super::super::runtime()?;
+    let mut steps = 0;
+    let mut first = true;
+    loop {
+        let change = if first {
+            first = false;
+            let state = Release::of(super::super::load(&opts.spec)?, lane)?.state();
+            if state.exposed && state.step.is_some() {
+                None
+            } else {
+                Some(Change::Start)
+            }
+        } else {
+            Some(Change::Advance)
+        };
+        if let Some(change) = change {
+            match change_file(&opts.spec, lane, change, false, args.manifests.as_deref()) {
+                Ok(applied) => {
+                    for e in &applied.edits {
+                        println!("set {e}");
+                    }
+                }
+                // Past the last step: done.
+                Err(crate::Fail(_, 3)) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let release = Release::of(super::super::load(&opts.spec)?, lane)?;
+        steps += 1;
+        println!(
+            "{}: baking {} s",
+            describe(&release.state()),
+            release.plan.bake_secs
+        );
+        let bake = Duration::from_secs(release.plan.bake_secs);
+        // One window from the step's start, read after each bake time: a service short of
+        // its minimum after three is not enough traffic.
+        let v = runtime.block_on(async {
+            let window = Window::open(&args.source).await?;
+            let mut length = Duration::ZERO;
+            loop {
+                tokio::time::sleep(bake).await;
+                length += bake;
+                let (table, promql) = window.read(&release, length).await?;
+                let v = verdict(&release, &table, promql);
+                if v.outcome != "pending" || length >= bake * 3 {
+                    return Ok::<_, Fail>(v);
+                }
+            }
+        })?;
+        print_verdict(&release, &v);
+        if v.outcome != "pass" {
+            let reason = v.reason.clone();
+            change_file(
+                &opts.spec,
+                lane,
+                Change::Rollback,
+                false,
+                args.manifests.as_deref(),
+            )?;
+            println!(
+                "release: lane={} steps={steps} outcome=rolled-back rollback_reason={reason}",
+                release.lane()
+            );
+            return Err(problem(format!("rolled back: {reason}")));
+        }
+    }
+    let release = Release::of(super::super::load(&opts.spec)?, lane)?;
+    println!(
+        "release: lane={} steps={steps} outcome=complete rollback_reason=-",
+        release.lane()
+    );
+    Ok(())
+}
