@@ -83,6 +83,9 @@ impl HopResponse for reqwest::Response {
     fn status(&self) -> StatusCode {
         reqwest::Response::status(self)
     }
+    fn headers(&self) -> &http::HeaderMap {
+        reqwest::Response::headers(self)
+    }
 }
 
 impl<S> Service<reqwest::Request> for LaneTrace<S>

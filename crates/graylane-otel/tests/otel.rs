@@ -496,3 +496,46 @@ fn live_spec_changes_are_reported_by_outcome() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_error_answered_in_the_headers_counts_as_an_error() {
+    let (provider, exporter) = metrics();
+    let lane_metrics = LaneMetrics::new(&provider.meter("graylane"), "grpc-orders");
+    let service = LaneLayer::mesh(propagator()).layer(
+        LaneTraceLayer::server("grpc-orders", propagator())
+            .metrics(lane_metrics)
+            .layer(service_fn(|req: http::Request<()>| async move {
+                // What tonic answers: a failed call as a trailers-only reply (HTTP 200 with
+                // `grpc-status` in the headers), a good one with `grpc-status: 0` (here in the
+                // headers too, as a proxy may join them).
+                let res = if req.uri().path().ends_with("/Fail") {
+                    tonic::Status::internal("boom").into_http::<()>()
+                } else {
+                    let mut ok = http::Response::new(());
+                    ok.headers_mut()
+                        .insert("grpc-status", http::HeaderValue::from_static("0"));
+                    ok
+                };
+                Ok::<_, Infallible>(res)
+            })),
+    );
+    for path in [
+        "/shop.Orders/Fail",
+        "/shop.Orders/Place",
+        "/shop.Orders/Place",
+    ] {
+        let req = http::Request::post(path)
+            .header("x-gray-lane", "gray")
+            .body(())
+            .unwrap();
+        let res = service.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    provider.force_flush().unwrap();
+    let outcome = |o: &'static str| [KeyValue::new("graylane.outcome", o)];
+    assert_eq!(
+        counter(&exporter, "graylane.requests", &outcome("error")),
+        1
+    );
+    assert_eq!(counter(&exporter, "graylane.requests", &outcome("ok")), 2);
+}

@@ -18,8 +18,8 @@ use super::layer::Config;
 pin_project! {
     /// Response future of [`LaneTrace`](super::LaneTrace): the inner service's future, polled
     /// inside the hop's span. When it resolves, the span gets the response's status code (and
-    /// an error status for a 5xx or a transport error) and the request goes into the layer's
-    /// metrics.
+    /// an error status for a 5xx, a transport error or a non-zero `grpc-status` in the
+    /// response headers) and the request goes into the layer's metrics.
     ///
     /// It resolves to the inner service's output as it is: `http::Response<B>`, or with the
     /// `reqwest` feature `reqwest::Response`.
@@ -68,15 +68,15 @@ where
         let mut this = self.project();
         let result = ready!(this.inner.as_mut().poll(cx));
         let status = result.as_ref().ok().map(R::status);
+        let error = result.as_ref().map_or(true, super::hop::is_error);
         let span = this.inner.span();
         if let Some(status) = status {
             // As an i64: tracing-opentelemetry exports other integers as strings, and the
             // semantic conventions want an int.
             span.record("http.response.status_code", i64::from(status.as_u16()));
         }
-        // 5xx and transport errors are errors; a gRPC status travels in trailers and is the
-        // application's to report.
-        let error = status.is_none_or(|s| s.is_server_error());
+        // 5xx, transport errors and gRPC errors answered in the headers are errors; a gRPC
+        // status sent in trailers, after messages, is not seen here.
         if error {
             span.record("otel.status_code", "error");
         }

@@ -18,6 +18,19 @@ pub(crate) trait HopRequest {
 /// A response whose status the span and the metrics record.
 pub(crate) trait HopResponse {
     fn status(&self) -> StatusCode;
+    /// The response's headers (a gRPC error answered at once has its `grpc-status` there).
+    fn headers(&self) -> &HeaderMap;
+}
+
+/// Whether `res` is an error: a 5xx, or a gRPC reply whose headers carry a non-zero
+/// `grpc-status` (a "trailers-only" reply: how a gRPC server answers a call that fails before
+/// sending any message — tonic does so for every error of a unary handler).
+pub(crate) fn is_error(res: &impl HopResponse) -> bool {
+    res.status().is_server_error()
+        || res
+            .headers()
+            .get("grpc-status")
+            .is_some_and(|s| s.as_bytes() != b"0")
 }
 
 impl<B> HopRequest for http::Request<B> {
@@ -41,5 +54,8 @@ impl<B> HopRequest for http::Request<B> {
 impl<B> HopResponse for http::Response<B> {
     fn status(&self) -> StatusCode {
         http::Response::status(self)
+    }
+    fn headers(&self) -> &HeaderMap {
+        http::Response::headers(self)
     }
 }

@@ -122,8 +122,10 @@ fn traced<R: HopRequest, F>(
 /// field, `{METHOD} {path}` (e.g. `GET /orders/7`), of the kind in `otel.kind` (`server`,
 /// `client`).
 ///
-/// Their fields, exported as attributes: `gray.lane`, `gray.served`, `graylane.service`,
-/// `http.request.method`, `url.path` and `http.response.status_code`. A 5xx response or a
+/// Their fields, exported as attributes: `gray.lane`, `gray.served`, `graylane.spec_revision`,
+/// `graylane.service`,
+/// `http.request.method`, `url.path` and `http.response.status_code`. A 5xx response, a gRPC
+/// error in the response headers (a non-zero `grpc-status`: a trailers-only reply) or a
 /// transport error also sets the OTel span status to error (`otel.status_code`).
 #[derive(Clone)]
 pub struct LaneTraceLayer {
