@@ -44,7 +44,7 @@ pub(crate) enum ReleaseAction {
     Start(ReleaseChangeArgs),
     /// Set the release rule's percent to the next step's.
     Advance(ReleaseChangeArgs),
-    /// Exposure to zero at once: the lane's rules off, its canary weight and mirror percent 0.
+    /// Exposure to zero at once: the lane's rules and routes off, canary and mirror 0, blue-green on base.
     Rollback(ReleaseChangeArgs),
     /// Judge the current step: the lane against base over one window (exit 1: failed or pending).
     Judge(JudgeArgs),

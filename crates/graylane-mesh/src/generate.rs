@@ -247,7 +247,7 @@ fn routes(spec: &LaneSpec, service: &ServiceSpec, versions: &[(Lane, String)]) -
         ));
     }
     let r = &service.routing;
-    for (n, content) in r.content.iter().enumerate() {
+    for (n, content) in r.content.iter().enumerate().filter(|(_, c)| c.enabled) {
         out.push(route(
             format!("content-{n}-{}", content.lane),
             vec![istio_match(&content.condition)],

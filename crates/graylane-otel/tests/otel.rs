@@ -498,7 +498,7 @@ fn live_spec_changes_are_reported_by_outcome() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_grpc_error_answered_in_the_headers_counts_as_an_error() {
+async fn a_grpc_server_error_answered_in_the_headers_counts_as_an_error() {
     let (provider, exporter) = metrics();
     let lane_metrics = LaneMetrics::new(&provider.meter("graylane"), "grpc-orders");
     let service = LaneLayer::mesh(propagator()).layer(
@@ -508,8 +508,12 @@ async fn a_grpc_error_answered_in_the_headers_counts_as_an_error() {
                 // What tonic answers: a failed call as a trailers-only reply (HTTP 200 with
                 // `grpc-status` in the headers), a good one with `grpc-status: 0` (here in the
                 // headers too, as a proxy may join them).
-                let res = if req.uri().path().ends_with("/Fail") {
+                let path = req.uri().path();
+                let res = if path.ends_with("/Fail") {
                     tonic::Status::internal("boom").into_http::<()>()
+                } else if path.ends_with("/Find") {
+                    // The caller's error, as a 404 is: not the service's.
+                    tonic::Status::not_found("no such order").into_http::<()>()
                 } else {
                     let mut ok = http::Response::new(());
                     ok.headers_mut()

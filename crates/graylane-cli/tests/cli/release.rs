@@ -25,8 +25,13 @@ services:
   - name: orders
     routing:
       canary: { lane: gray, weight: 10 }
+  - name: cart
+    routing:
+      blue_green: { active: gray }
+      content:
+        - { lane: gray, match: { header: { name: x-debug, exact: 'on' } } }
 lanes:
-  - { name: gray, version: v2, services: [orders] }
+  - { name: gray, version: v2, services: [orders, cart] }
 coloring:
   rules:
     # Testers first.
@@ -58,6 +63,18 @@ fn diff(before: &str, after: &str) -> Vec<(String, String)> {
         .filter(|(a, b)| a != b)
         .map(|(a, b)| (a.trim().to_owned(), b.trim().to_owned()))
         .collect()
+}
+
+/// The manifests `graylane manifests` writes for the spec at `spec`, concatenated.
+fn manifests_of(spec: &str) -> String {
+    let dir = TempDir::new("release_manifests");
+    let out = graylane(&["manifests", "--spec", spec, "--out", dir.path()]);
+    assert_eq!(text(&out).0, 0, "{:?}", text(&out));
+    let mut all = String::new();
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        all.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    all
 }
 
 fn release(args: &[&str]) -> (i32, String, String) {
@@ -146,17 +163,32 @@ fn each_release_step_is_a_one_line_edit_of_the_spec() {
     assert!(err.contains("the last step"), "{err}");
 
     // rollback: both rules off and the canary to 0, at once; a second one changes nothing.
+    assert!(manifests_of(&spec).contains("content-0-gray"));
     let at_100 = read();
     let (code, out, _) = release(&["rollback", "--spec", &spec, "--json"]);
     assert_eq!(code, 0);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["state"]["exposed"], false);
     let changed = diff(&at_100, &read());
-    assert_eq!(changed.len(), 3, "{changed:?}");
+    assert_eq!(changed.len(), 5, "{changed:?}");
     assert!(
         changed
             .iter()
             .any(|(a, b)| a.contains("weight: 10") && b.contains("weight: 0"))
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|(a, b)| a.contains("active: gray") && b.contains("active: base"))
+    );
+    assert!(
+        changed.iter().any(
+            |(_, b)| b.contains("lane: gray, enabled: false, match: { header: { name: x-debug")
+        )
+    );
+    assert!(
+        !manifests_of(&spec).contains("content-0-gray"),
+        "the content route is gone from the manifests"
     );
     let (code, out, _) = release(&["rollback", "--spec", &spec]);
     assert_eq!(code, 0);
@@ -408,4 +440,26 @@ async fn run_rolls_back_at_the_first_failing_step_and_completes_a_healthy_releas
         let exposed = after.coloring.rules.iter().any(|r| r.enabled);
         assert_eq!(exposed, code_wanted == 0, "{out}");
     }
+}
+
+#[test]
+fn run_rolls_back_when_the_metrics_cannot_be_read() {
+    let dir = TempDir::new("release_no_metrics");
+    let spec = spec_file(&dir, SPEC_TEXT);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // Nothing listens there once the listener is dropped.
+    let url = format!("http://{dead}/metrics");
+    let (code, out, err) = release(&["run", "--spec", &spec, "--scrape", &url]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(
+        out.lines().last(),
+        Some("release: lane=gray steps=1 outcome=rolled-back rollback_reason=metrics_unavailable"),
+        "{out}{err}"
+    );
+    assert!(err.contains("trying again"), "{err}");
+    let after = graylane_core::spec::LaneSpec::from_path(&spec).unwrap();
+    assert!(after.coloring.rules.iter().all(|r| !r.enabled));
 }

@@ -6,7 +6,7 @@
 //! through [`Revision::spec`] by whoever needs them, and by the manifests), and **removing a
 //! lane**: from the new revision on, the lane is no lane on the wire (counted as unknown) for
 //! every clone of the [`propagator`](LiveSpec::propagator); requests admitted before finish on
-//! it. What needs a restart, and is refused with a message saying so: adding a lane or a
+//! it. What needs a restart, and is refused with a message saying so: adding a lane (but one the process started with) or a
 //! service, and changing the wire names, a service's deployment (version, port, protocol), a
 //! kept lane's services, version or data overrides, or the data templates
 //! ([`ReloadError::NeedsRestart`]). A spec that does not load or validate keeps the old one
@@ -67,6 +67,8 @@ pub struct LiveSpec {
 
 struct Inner {
     current: ArcSwap<Revision>,
+    /// Revision 1: what the process was built from (its lanes' names, its structure).
+    first: Arc<Revision>,
     /// Shared by every revision: its counters are the process's, its lanes the current
     /// revision's.
     propagator: Propagator,
@@ -172,11 +174,12 @@ impl LiveSpec {
         spec.validate()?;
         let propagator = Propagator::try_with_wire(spec.lane_set(), spec.wire.clone())
             .map_err(|e| SpecError::at("wire".into(), e.to_string()))?;
-        let first = build(&propagator, spec, 1)?;
+        let first = Arc::new(build(&propagator, spec, 1)?);
         propagator.set_lanes(1, &first.spec.lane_set());
         Ok(LiveSpec {
             inner: Arc::new(Inner {
-                current: ArcSwap::from_pointee(first),
+                current: ArcSwap::new(first.clone()),
+                first,
                 propagator,
                 applying: Mutex::new(()),
                 applied: AtomicU64::new(0),
@@ -214,7 +217,7 @@ impl LiveSpec {
             self.inner.invalid.fetch_add(1, Ordering::Relaxed);
             return Err(ReloadError::Invalid(e));
         }
-        if let Err(what) = compat::live_change(&current.spec, &spec) {
+        if let Err(what) = compat::live_change(&self.inner.first.spec, &current.spec, &spec) {
             self.inner.refused.fetch_add(1, Ordering::Relaxed);
             return Err(ReloadError::NeedsRestart(what));
         }

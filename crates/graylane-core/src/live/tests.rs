@@ -73,6 +73,11 @@ fn a_removed_lane_is_unknown_on_the_wire_from_its_revision_on() {
     let mut next_hop = SimpleRequest::new("/");
     clone.inject(&admitted, &mut next_hop);
     assert_eq!(clone.extract(&next_hop).lane(), lane("gray"));
+    // A lane the process started with may come back: its names are still known.
+    assert_eq!(live.apply(spec_to("gray")).unwrap(), 3);
+    assert_eq!(clone.extract(&blue).lane(), lane("blue"));
+    // Read under revision 3, lane or not.
+    assert_eq!(clone.extract(&SimpleRequest::new("/")).revision(), 3);
 }
 
 #[test]
@@ -125,7 +130,14 @@ fn a_change_that_needs_a_restart_is_refused_and_says_so() {
         ));
     }
     assert_eq!(live.stats().refused, 7);
-    assert_eq!(live.current().number(), 1);
+    // The same lane spelt otherwise is no change of structure: its version written out as
+    // its name, the default.
+    let respelt = LaneSpec::from_yaml_str(
+        "services: [{name: orders}]\nlanes: [{name: gray, version: gray, services: [orders]}, {name: blue}]\n\
+         coloring: {rules: [{lane: blue, match: {header: {name: x-user-group, exact: beta}}}]}",
+    )
+    .unwrap();
+    assert_eq!(live.apply(respelt).unwrap(), 2);
 }
 
 #[test]

@@ -31,8 +31,9 @@ impl LiveSpec {
 
     /// Follows the file at `path`, checking it every `period` (a second suits a ConfigMap,
     /// which the kubelet refreshes in about a minute): each new content that loads is applied
-    /// as the next revision, once two reads in a row have found it (so within two periods; a
-    /// file written in place is not applied half-written). A content that is invalid or needs a restart keeps the spec in
+    /// as the next revision, once two reads a period apart have found it (so within two
+    /// periods; a write in place that takes less than a period is not applied half-written —
+    /// write by rename, as editors and the kubelet do, to be safe from slower writers). A content that is invalid or needs a restart keeps the spec in
     /// force; it is logged once (`tracing`, warn: the located error, or what needs the
     /// restart), and counted in [`stats`](LiveSpec::stats). A file that cannot be read (gone
     /// for a moment while an editor saves it) is logged once and tried again.

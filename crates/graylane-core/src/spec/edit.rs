@@ -144,7 +144,8 @@ impl SpecText {
     }
 
     /// Writes the text back to the file it was read from, atomically (a temporary file in the
-    /// same directory, renamed over it; through a symlink, the file it points to).
+    /// same directory, with the file's mode, synced, then renamed over it; through a symlink,
+    /// the file it points to).
     pub fn write(&self) -> io::Result<()> {
         let path = self
             .path
@@ -156,8 +157,19 @@ impl SpecText {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{name}.graylane-{}", std::process::id()));
-        std::fs::write(&tmp, &self.src)?;
-        std::fs::rename(&tmp, &path)
+        let written = (|| {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(self.src.as_bytes())?;
+            // The file keeps its mode; and what the rename publishes is on disk first.
+            file.set_permissions(std::fs::metadata(&path)?.permissions())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 
     /// The byte offset where the value at `path` starts.
@@ -188,35 +200,21 @@ impl SpecText {
     }
 }
 
-/// Where the scalar starting at `start` ends: its closing quote, or for a plain scalar the
-/// first of a flow delimiter, a comment or the end of the line (trailing blanks excluded).
+/// Where the scalar starting at `start` ends: its closing quote; for a plain scalar, a comment
+/// (`#` after a blank), the end of the line, or — inside a flow collection only — a flow
+/// delimiter (`,`, `}`, `]`); trailing blanks excluded.
 fn scalar_end(src: &str, start: usize) -> usize {
     let bytes = src.as_bytes();
     match bytes.get(start) {
-        Some(&q @ (b'"' | b'\'')) => {
-            let mut i = start + 1;
-            while i < bytes.len() {
-                match bytes[i] {
-                    b'\\' if q == b'"' => i += 2,
-                    b if b == q => {
-                        // YAML's '' inside single quotes is one quote.
-                        if q == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
-                            i += 2;
-                            continue;
-                        }
-                        return i + 1;
-                    }
-                    _ => i += 1,
-                }
-            }
-            bytes.len()
-        }
+        Some(&q @ (b'"' | b'\'')) => quoted_end(bytes, start, q),
         _ => {
+            let flow = in_flow(bytes, start);
             let mut end = start;
             while end < bytes.len() {
                 match bytes[end] {
-                    b'\n' | b'\r' | b',' | b'}' | b']' => break,
-                    b'#' if end > start && bytes[end - 1] == b' ' => break,
+                    b'\n' | b'\r' => break,
+                    b',' | b'}' | b']' if flow => break,
+                    b'#' if end > start && matches!(bytes[end - 1], b' ' | b'\t') => break,
                     _ => end += 1,
                 }
             }
@@ -226,6 +224,58 @@ fn scalar_end(src: &str, start: usize) -> usize {
             end
         }
     }
+}
+
+/// One past the quote closing the string that opens with `q` at `start`.
+fn quoted_end(bytes: &[u8], start: usize, q: u8) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if q == b'"' => i += 2,
+            b if b == q => {
+                // YAML's '' inside single quotes is one quote.
+                if q == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
+                    i += 2;
+                    continue;
+                }
+                return i + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// Whether `at` is inside a flow collection (`{ ... }`, `[ ... ]`, or a TOML inline table or
+/// array): the brackets open before it, outside strings and comments, are not all closed. A
+/// quote opens a string only where a value can start (so `it's` in a plain scalar does not).
+fn in_flow(bytes: &[u8], at: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < at {
+        let starts_value = i == 0
+            || matches!(
+                bytes[i - 1],
+                b' ' | b'\t' | b'\n' | b':' | b',' | b'[' | b'{' | b'-' | b'='
+            );
+        match bytes[i] {
+            q @ (b'"' | b'\'') if starts_value => {
+                i = quoted_end(bytes, i, q);
+                continue;
+            }
+            b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n') => {
+                while i < at && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    depth > 0
 }
 
 #[cfg(all(test, feature = "yaml", feature = "toml"))]
@@ -320,6 +370,17 @@ coloring:
         assert_eq!(
             text.text(),
             "lanes:\n  - name: gray\n    description: plain  # quoted\n"
+        );
+    }
+
+    #[test]
+    fn a_plain_scalar_in_block_style_ends_at_its_line_or_comment_not_at_a_comma() {
+        let src = "lanes:\n  - name: gray\n    description: it's v2, fast\t# tab comment\n    services: []\n";
+        let mut text = SpecText::yaml(src.into()).unwrap();
+        text.set("lanes[0].description", "slow").unwrap();
+        assert_eq!(
+            text.text(),
+            "lanes:\n  - name: gray\n    description: slow\t# tab comment\n    services: []\n"
         );
     }
 

@@ -91,6 +91,13 @@ pub struct ContentRouteSpec {
     /// The condition: `header`, `cookie`, `query`, `path_prefix` (several: all must hold).
     #[serde(rename = "match")]
     pub condition: MatchSpec,
+    /// Whether the route is generated (default true); a rolled-back release turns its lane's
+    /// routes off.
+    #[serde(
+        default = "super::rules::on",
+        skip_serializing_if = "super::rules::is_on"
+    )]
+    pub enabled: bool,
 }
 
 /// Mirroring.

@@ -36,12 +36,12 @@ pub struct RuleSpec {
     pub enabled: bool,
 }
 
-fn on() -> bool {
+pub(super) fn on() -> bool {
     true
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
-fn is_on(enabled: &bool) -> bool {
+pub(super) fn is_on(enabled: &bool) -> bool {
     *enabled
 }
 

@@ -201,17 +201,17 @@ impl Propagator {
     /// base *and* mirror, which must never be served as live base traffic —
     /// `graylane_http::LaneLayer` refuses it. Never allocates for a configured lane.
     pub fn extract<C: Extractor + ?Sized>(&self, carrier: &C) -> LaneContext {
-        match self.try_extract(carrier) {
+        let active = self.inner.active.load();
+        match self.try_extract_in(&active, carrier) {
             Ok(Some(ctx)) => ctx,
-            Ok(None) => LaneContext::base(),
+            Ok(None) => LaneContext::base().with_revision(active.revision),
             Err(rejection) => {
                 self.inner.counters.record(rejection);
+                let base = LaneContext::base().with_revision(active.revision);
                 if self.marks_mirror(carrier) {
-                    LaneContext::base()
-                        .with_mirror(true)
-                        .with_origin(Origin::Wire)
+                    base.with_mirror(true).with_origin(Origin::Wire)
                 } else {
-                    LaneContext::base()
+                    base
                 }
             }
         }
@@ -238,8 +238,16 @@ impl Propagator {
         &self,
         carrier: &C,
     ) -> Result<Option<LaneContext>, Rejection> {
+        self.try_extract_in(&self.inner.active.load(), carrier)
+    }
+
+    /// [`try_extract`](Self::try_extract) with the lanes in force read once by the caller.
+    fn try_extract_in<C: Extractor + ?Sized>(
+        &self,
+        active: &Active,
+        carrier: &C,
+    ) -> Result<Option<LaneContext>, Rejection> {
         let names = &self.inner.names;
-        let active = self.inner.active.load();
         // Each field is read whole, every line of it (`get_list`): what a proxy joining the
         // lines would pass on, and what Envoy matches. Two lane header lines are then one
         // value, `gray,blue`, which is no lane.
@@ -258,9 +266,11 @@ impl Propagator {
                         Some(raw) => Some(lane_from(&active.lanes, raw.as_bytes())?),
                         None => None,
                     };
+                    // A mirror member whose value does not decode is dropped, as OTel drops
+                    // it; the lane member alone decides whether there is a lane.
                     let mirror = mirror_header()
-                        || baggage_value(&baggage, names.baggage_mirror_key)?
-                            .is_some_and(|v| is_true(v.as_bytes()));
+                        || baggage_value(&baggage, names.baggage_mirror_key)
+                            .is_ok_and(|v| v.is_some_and(|v| is_true(v.as_bytes())));
                     (lane, mirror)
                 }
                 None => (None, mirror_header()),
@@ -679,6 +689,10 @@ mod tests {
         assert_eq!(p.extract(&skipped).lane(), gray());
         let alone = map(&[("baggage", "gray.lane=%ff")]);
         assert_eq!(p.try_extract(&alone), Err(Rejection::Malformed));
+        // An undecodable mirror member is dropped too: the lane stands, no mirror copy.
+        let mirror = map(&[("baggage", "gray.mirror=%ff,gray.lane=gray")]);
+        let read = p.extract(&mirror);
+        assert_eq!((read.lane(), read.is_mirror()), (gray(), false));
 
         // Other keys are other keys.
         for other in [

@@ -18,8 +18,8 @@ use super::layer::Config;
 pin_project! {
     /// Response future of [`LaneTrace`](super::LaneTrace): the inner service's future, polled
     /// inside the hop's span. When it resolves, the span gets the response's status code (and
-    /// an error status for a 5xx, a transport error or a non-zero `grpc-status` in the
-    /// response headers) and the request goes into the layer's metrics.
+    /// an error status for a 5xx, a transport error or a server-side `grpc-status` in
+    /// the response headers) and the request goes into the layer's metrics.
     ///
     /// It resolves to the inner service's output as it is: `http::Response<B>`, or with the
     /// `reqwest` feature `reqwest::Response`.

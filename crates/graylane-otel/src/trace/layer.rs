@@ -125,7 +125,7 @@ fn traced<R: HopRequest, F>(
 /// Their fields, exported as attributes: `gray.lane`, `gray.served`, `graylane.spec_revision`,
 /// `graylane.service`,
 /// `http.request.method`, `url.path` and `http.response.status_code`. A 5xx response, a gRPC
-/// error in the response headers (a non-zero `grpc-status`: a trailers-only reply) or a
+/// server error in the response headers (a trailers-only reply; see OTel's server codes) or a
 /// transport error also sets the OTel span status to error (`otel.status_code`).
 #[derive(Clone)]
 pub struct LaneTraceLayer {

@@ -43,18 +43,32 @@ impl Figures {
 /// Figures by `(service, lane)`.
 pub(crate) type Table = BTreeMap<(String, String), Figures>;
 
-/// A parsed `/metrics` text: the graylane server series, by labels, summed across targets.
+/// The graylane server series of one or more targets' `/metrics`, each target's kept apart
+/// (so that one restarting does not cancel another's growth).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Scrape {
+    targets: Vec<Series>,
+}
+
+/// One target's series.
+#[derive(Clone, Debug, Default)]
+struct Series {
     /// `(service, lane, outcome)` → requests.
     requests: BTreeMap<(String, String, String), f64>,
     /// `(service, lane, le)` → cumulative count; `le` as text, to key exactly.
     buckets: BTreeMap<(String, String, String), f64>,
 }
 
+/// How much a counter grew from `was` to `now`: a drop is a restart, after which it counted
+/// `now` from zero (what Prometheus's `increase` assumes too).
+fn growth(was: f64, now: f64) -> f64 {
+    if now >= was { now - was } else { now }
+}
+
 impl Scrape {
-    /// Adds one target's exposition text.
+    /// Adds the next target's exposition text (targets are matched by their order).
     pub(crate) fn add(&mut self, text: &str) {
+        let mut series = Series::default();
         for line in text.lines() {
             let Some((name, labels, value)) = sample(line) else {
                 continue;
@@ -70,54 +84,51 @@ impl Scrape {
             match name {
                 "graylane_requests_total" => {
                     let outcome = label("graylane_outcome").unwrap_or_default();
-                    *self.requests.entry((service, lane, outcome)).or_default() += value;
+                    *series.requests.entry((service, lane, outcome)).or_default() += value;
                 }
                 "graylane_request_duration_seconds_bucket" => {
                     if let Some(le) = label("le") {
-                        *self.buckets.entry((service, lane, le)).or_default() += value;
+                        *series.buckets.entry((service, lane, le)).or_default() += value;
                     }
                 }
                 _ => {}
             }
         }
+        self.targets.push(series);
     }
 
-    /// What happened between `before` and `self` (counters only grow; a restarted target's
-    /// drop is read as zero).
+    /// What happened between `before` and `self`, target by target, summed.
     pub(crate) fn since(&self, before: &Scrape) -> Table {
+        let none = Series::default();
         let mut table = Table::new();
-        for ((service, lane, outcome), now) in &self.requests {
-            let was = before
-                .requests
-                .get(&(service.clone(), lane.clone(), outcome.clone()))
-                .copied()
-                .unwrap_or(0.0);
-            let delta = (now - was).max(0.0);
-            let f = table.entry((service.clone(), lane.clone())).or_default();
-            f.requests += delta;
-            if outcome == "error" {
-                f.errors += delta;
+        for (i, now) in self.targets.iter().enumerate() {
+            let was = before.targets.get(i).unwrap_or(&none);
+            for (key, n) in &now.requests {
+                let delta = growth(was.requests.get(key).copied().unwrap_or(0.0), *n);
+                let (service, lane, outcome) = key;
+                let f = table.entry((service.clone(), lane.clone())).or_default();
+                f.requests += delta;
+                if outcome == "error" {
+                    f.errors += delta;
+                }
             }
-        }
-        for ((service, lane, le), now) in &self.buckets {
-            let was = before
-                .buckets
-                .get(&(service.clone(), lane.clone(), le.clone()))
-                .copied()
-                .unwrap_or(0.0);
-            let bound = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().unwrap_or(f64::NAN)
-            };
-            if bound.is_nan() {
-                continue;
+            for (key, n) in &now.buckets {
+                let delta = growth(was.buckets.get(key).copied().unwrap_or(0.0), *n);
+                let (service, lane, le) = key;
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap_or(f64::NAN)
+                };
+                if bound.is_nan() {
+                    continue;
+                }
+                let f = table.entry((service.clone(), lane.clone())).or_default();
+                match f.buckets.iter_mut().find(|(b, _)| *b == bound) {
+                    Some((_, count)) => *count += delta,
+                    None => f.buckets.push((bound, delta)),
+                }
             }
-            table
-                .entry((service.clone(), lane.clone()))
-                .or_default()
-                .buckets
-                .push((bound, (now - was).max(0.0)));
         }
         for f in table.values_mut() {
             f.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -290,12 +301,20 @@ pub(crate) async fn from_prometheus(
     let mut gates = Vec::new();
     for gate in &release.plan.gates.promql {
         let q = gate.query.replace("{window}", &range);
-        let values = query(client, base, &q).await?;
-        let worst = values
-            .iter()
-            .map(|(_, v)| *v)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let worst = if values.is_empty() { 0.0 } else { worst };
+        let values: Vec<f64> = query(client, base, &q)
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        // No series reads as 0 (a rate of errors where there were none has no series); a NaN
+        // (a ratio of nothing) cannot pass.
+        let worst = if values.is_empty() {
+            0.0
+        } else if values.iter().any(|v| v.is_nan()) {
+            f64::NAN
+        } else {
+            values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        };
         gates.push((gate.name.clone(), worst, worst <= gate.max));
     }
     Ok((table, gates))
@@ -372,6 +391,24 @@ graylane_request_duration_seconds_bucket{graylane_service="orders",graylane_kind
         );
         // Rank 99 of 100 falls in (0.1, 0.5]: 0.1 + 0.4 * 49/50.
         assert!((f.p99().unwrap() - 0.492).abs() < 1e-9, "{:?}", f.p99());
+    }
+
+    #[test]
+    fn a_restarted_target_counts_from_zero_and_does_not_cancel_another() {
+        let line = |ok: u64, errors: u64| {
+            format!(
+                "graylane_requests_total{{graylane_service=\"orders\",graylane_kind=\"server\",gray_lane=\"gray\",graylane_outcome=\"ok\"}} {ok}\n\
+                 graylane_requests_total{{graylane_service=\"orders\",graylane_kind=\"server\",gray_lane=\"gray\",graylane_outcome=\"error\"}} {errors}\n"
+            )
+        };
+        let (mut a, mut b) = (Scrape::default(), Scrape::default());
+        // Pod one grows by 1,000; pod two restarted and counted 100 ok and 10 errors since.
+        a.add(&line(1000, 0));
+        a.add(&line(1000, 0));
+        b.add(&line(2000, 0));
+        b.add(&line(100, 10));
+        let f = &b.since(&a)[&("orders".to_owned(), "gray".to_owned())];
+        assert_eq!((f.requests, f.errors), (1110.0, 10.0));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   pending; `run` waits, and fails the step as "not enough traffic" after three bake times;
 //! - each PromQL gate's every series at most its `max`.
 
+use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -64,12 +65,20 @@ pub(crate) fn verdict(
             .unwrap_or(&none);
         let ms = |f: &Figures| f.p99().map(|s| s * 1000.0);
         let (lane_p99, base_p99) = (ms(lane_f), ms(base_f));
-        let outcome = if lane_f.requests < gates.min_requests as f64 {
-            "pending"
-        } else if lane_f.error_ratio()
-            > base_f.error_ratio() + gates.max_error_ratio_increase + 1e-12
-        {
+        let bound = base_f.error_ratio() + gates.max_error_ratio_increase + 1e-12;
+        let minimum = gates.min_requests as f64;
+        // Short of the minimum, the errors so far may already be too many for any outcome of
+        // the rest: the ratio at the minimum is at least errors / minimum.
+        let short = lane_f.requests < minimum;
+        let ratio = if short {
+            lane_f.errors / minimum
+        } else {
+            lane_f.error_ratio()
+        };
+        let outcome = if ratio > bound {
             "error_ratio"
+        } else if short {
+            "pending"
         } else if let (Some(l), Some(b)) = (lane_p99, base_p99)
             && base_f.requests > 0.0
             && l > b * gates.max_p99_ratio
@@ -254,30 +263,42 @@ pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
     let opts = &args.opts;
     let lane = opts.lane.as_deref();
     let runtime = super::super::runtime()?;
+    let name = Release::of(super::super::load(&opts.spec)?, lane)?.lane();
+    let rollback = |reason: &str, steps: usize| -> Fail {
+        if let Err(e) = change_file(
+            &opts.spec,
+            lane,
+            Change::Rollback,
+            false,
+            args.manifests.as_deref(),
+        ) {
+            return e;
+        }
+        println!("release: lane={name} steps={steps} outcome=rolled-back rollback_reason={reason}");
+        problem(format!("rolled back: {reason}"))
+    };
     let mut steps = 0;
-    let mut first = true;
     loop {
-        let change = if first {
-            first = false;
-            let state = Release::of(super::super::load(&opts.spec)?, lane)?.state();
-            if state.exposed && state.step.is_some() {
-                None
-            } else {
-                Some(Change::Start)
+        let state = Release::of(super::super::load(&opts.spec)?, lane)?.state();
+        let change = match (steps, state.exposed, state.step) {
+            // From where it stands: a step in force is baked and judged as it is.
+            (0, true, Some(_)) => None,
+            (0, _, _) => Some(Change::Start),
+            // Someone rolled it back while this run baked: that is not a pass.
+            (_, false, _) => {
+                println!(
+                    "release: lane={} steps={steps} outcome=rolled-back rollback_reason=rolled-back-elsewhere",
+                    state.lane
+                );
+                return Err(problem("the release was rolled back while it ran"));
             }
-        } else {
-            Some(Change::Advance)
+            (_, true, Some(i)) if i + 1 == state.steps.len() => break,
+            (_, true, _) => Some(Change::Advance),
         };
         if let Some(change) = change {
-            match change_file(&opts.spec, lane, change, false, args.manifests.as_deref()) {
-                Ok(applied) => {
-                    for e in &applied.edits {
-                        println!("set {e}");
-                    }
-                }
-                // Past the last step: done.
-                Err(crate::Fail(_, 3)) => break,
-                Err(e) => return Err(e),
+            for e in change_file(&opts.spec, lane, change, false, args.manifests.as_deref())?.edits
+            {
+                println!("set {e}");
             }
         }
         let release = Release::of(super::super::load(&opts.spec)?, lane)?;
@@ -289,35 +310,31 @@ pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
         );
         let bake = Duration::from_secs(release.plan.bake_secs);
         // One window from the step's start, read after each bake time: a service short of
-        // its minimum after three is not enough traffic.
-        let v = runtime.block_on(async {
-            let window = Window::open(&args.source).await?;
+        // its minimum after three is not enough traffic. Metrics that cannot be read (after a
+        // few tries) are no verdict: the lane is rolled back rather than left exposed unjudged.
+        let judged = runtime.block_on(async {
+            let window = retry(|| Window::open(&args.source)).await?;
             let mut length = Duration::ZERO;
             loop {
                 tokio::time::sleep(bake).await;
                 length += bake;
-                let (table, promql) = window.read(&release, length).await?;
+                let (table, promql) = retry(|| window.read(&release, length)).await?;
                 let v = verdict(&release, &table, promql);
                 if v.outcome != "pending" || length >= bake * 3 {
                     return Ok::<_, Fail>(v);
                 }
             }
-        })?;
+        });
+        let v = match judged {
+            Ok(v) => v,
+            Err(crate::Fail(message, _)) => {
+                eprintln!("graylane: {message}");
+                return Err(rollback("metrics_unavailable", steps));
+            }
+        };
         print_verdict(&release, &v);
         if v.outcome != "pass" {
-            let reason = v.reason.clone();
-            change_file(
-                &opts.spec,
-                lane,
-                Change::Rollback,
-                false,
-                args.manifests.as_deref(),
-            )?;
-            println!(
-                "release: lane={} steps={steps} outcome=rolled-back rollback_reason={reason}",
-                release.lane()
-            );
-            return Err(problem(format!("rolled back: {reason}")));
+            return Err(rollback(&v.reason, steps));
         }
     }
     let release = Release::of(super::super::load(&opts.spec)?, lane)?;
@@ -326,4 +343,81 @@ pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
         release.lane()
     );
     Ok(())
+}
+
+/// `attempt`, up to three times a second apart.
+async fn retry<T, F: Future<Output = Result<T, Fail>>>(
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, Fail> {
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if tries < 2 => {
+                tries += 1;
+                eprintln!("graylane: {} (trying again)", e.0);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graylane_core::spec::LaneSpec;
+
+    fn release() -> Release {
+        let spec = LaneSpec::from_yaml_str(
+            "services: [{name: orders}]\nlanes: [{name: gray, services: [orders]}]\n\
+             coloring: {rules: [{name: some, lane: gray, match: {sticky: {percent: 5, by: {header: u}}}}]}\n\
+             releases: [{lane: gray, rule: some, steps: [5, 50], gates: {min_requests: 50}}]",
+        )
+        .unwrap();
+        Release::of(spec, None).ok().expect("the release of gray")
+    }
+
+    fn table(lane: (f64, f64), base: (f64, f64)) -> Table {
+        let f = |(requests, errors)| Figures {
+            requests,
+            errors,
+            ..Figures::default()
+        };
+        Table::from([
+            (("orders".to_owned(), "gray".to_owned()), f(lane)),
+            (("orders".to_owned(), "base".to_owned()), f(base)),
+        ])
+    }
+
+    #[test]
+    fn short_of_the_minimum_is_pending_unless_the_errors_already_decide() {
+        let r = release();
+        // 10 of the 50 needed, no error: wait for more.
+        assert_eq!(
+            verdict(&r, &table((10.0, 0.0), (1000.0, 0.0)), vec![]).outcome,
+            "pending"
+        );
+        // 10 of 50, all failed: at least 20% at the minimum, whatever comes next.
+        let v = verdict(&r, &table((10.0, 10.0), (1000.0, 0.0)), vec![]);
+        assert_eq!(
+            (v.outcome.as_str(), v.reason.as_str()),
+            ("fail", "error_ratio(orders)")
+        );
+        // Enough, within base's ratio plus one point: a pass.
+        assert_eq!(
+            verdict(&r, &table((100.0, 2.0), (1000.0, 15.0)), vec![]).outcome,
+            "pass"
+        );
+        assert_eq!(
+            verdict(&r, &table((100.0, 3.0), (1000.0, 15.0)), vec![]).outcome,
+            "fail"
+        );
+        // A failing PromQL gate fails the step.
+        let v = verdict(
+            &r,
+            &table((100.0, 0.0), (1000.0, 0.0)),
+            vec![("5xx".into(), f64::NAN, false)],
+        );
+        assert_eq!(v.reason, "promql(5xx)");
+    }
 }

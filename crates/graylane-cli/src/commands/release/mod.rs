@@ -4,7 +4,8 @@
 //! exposure, the steps, the bake time and the gates. Every change is a minimal edit of the
 //! spec's text ([`SpecText`]): `start` turns the lane's coloring rules on at the first step,
 //! `advance` sets the rule's percent to the next step's (`5` becomes `25`), `rollback` turns
-//! the lane's rules off and its mesh routes (canary weight, mirror) to zero at once. Running
+//! the lane's rules off and its mesh routes to zero at once (canary weight and mirror percent
+//! 0, content routes off, a blue-green side on the lane back to base). Running
 //! services follow the file ([`LiveSpec`](graylane_core::live::LiveSpec)); `--manifests DIR`
 //! regenerates the manifests for `kubectl apply`. `judge` and `run` measure the lane against
 //! base (`judge.rs`).
@@ -172,7 +173,7 @@ fn plan(args: &crate::args::ReleaseOpts) -> Result<(), Fail> {
         println!("  gate {}: {} <= {}", q.name, q.query, q.max);
     }
     println!(
-        "  rollback: the lane's rules off, its canary weight and mirror percent 0; tokens still reach it"
+        "  rollback: the lane's rules and content routes off, its canary weight and mirror percent 0, blue-green back to base; tokens still reach it"
     );
     Ok(())
 }
@@ -305,6 +306,28 @@ pub(crate) fn apply(
                         None,
                         "0".into(),
                     )?;
+                }
+                if s.routing
+                    .blue_green
+                    .as_ref()
+                    .is_some_and(|b| b.active == lane)
+                {
+                    edit(
+                        text,
+                        format!("services[{i}].routing.blue_green.active"),
+                        None,
+                        "base".into(),
+                    )?;
+                }
+                for (j, c) in s.routing.content.iter().enumerate() {
+                    if c.lane == lane && c.enabled {
+                        edit(
+                            text,
+                            format!("services[{i}].routing.content[{j}].lane"),
+                            Some("enabled"),
+                            "false".into(),
+                        )?;
+                    }
                 }
             }
         }
