@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use graylane_core::{Extractor, Injector, LaneContext, Propagator};
+use graylane_core::wire::join_values;
+use graylane_core::{Extractor, Injector, Key, LaneContext, Propagator};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 /// Kafka headers as a lane carrier for reading (any `rdkafka` headers: borrowed or owned).
@@ -13,11 +14,22 @@ pub struct HeaderExtractor<'a, H: Headers>(pub &'a H);
 impl<H: Headers> Extractor for HeaderExtractor<'_, H> {
     fn get(&self, key: &str) -> Option<&[u8]> {
         // Kafka header keys are case-sensitive; graylane writes lowercase keys. The first value
-        // wins, as for HTTP.
+        // of one key, as for HTTP.
         (0..self.0.count())
             .filter_map(|i| self.0.try_get(i))
             .find(|h| h.key == key)
             .and_then(|h| h.value)
+    }
+
+    /// Every value of the key, joined as one list, as for HTTP: a record with two lane
+    /// headers carries `gray,blue`, which is no lane, not a choice of the first.
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        join_values(
+            (0..self.0.count())
+                .filter_map(|i| self.0.try_get(i))
+                .filter(|h| h.key == key.as_str())
+                .filter_map(|h| h.value),
+        )
     }
 }
 
@@ -54,12 +66,21 @@ pub(crate) fn try_extract_from<H: Headers>(
     propagator.try_extract(&ReadExtractor(&read[..len]))
 }
 
-/// Headers already read, first value per key wins (as for [`HeaderExtractor`]).
+/// Headers already read, read as [`HeaderExtractor`] reads them.
 struct ReadExtractor<'a>(&'a [(&'a str, Option<&'a [u8]>)]);
 
 impl Extractor for ReadExtractor<'_> {
     fn get(&self, key: &str) -> Option<&[u8]> {
         self.0.iter().find(|(k, _)| *k == key).and_then(|(_, v)| *v)
+    }
+
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        join_values(
+            self.0
+                .iter()
+                .filter(|(k, _)| *k == key.as_str())
+                .filter_map(|(_, v)| *v),
+        )
     }
 }
 
@@ -100,6 +121,15 @@ impl Extractor for ListInjector {
             .iter()
             .find(|(k, _)| k == key)
             .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn get_list(&self, key: &Key) -> Option<Cow<'_, [u8]>> {
+        join_values(
+            self.0
+                .iter()
+                .filter(|(k, _)| k == key.as_str())
+                .filter_map(|(_, v)| v.as_deref()),
+        )
     }
 }
 
@@ -234,6 +264,52 @@ mod tests {
         }
         assert_eq!(extract_from(&p, &cases[5]).lane(), gray);
         assert!(extract_from(&p, &cases[3]).is_mirror());
+    }
+
+    #[test]
+    fn two_lane_headers_on_a_record_are_one_list_which_is_no_lane() {
+        let gray = Lane::new("gray").unwrap();
+        let p = Propagator::new(graylane_core::LaneSet::new([gray]));
+        let twice = |first: &'static str, second: &'static str| {
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: "x-gray-lane",
+                    value: Some(first),
+                })
+                .insert(Header {
+                    key: "x-gray-lane",
+                    value: Some(second),
+                })
+        };
+        for headers in [
+            twice("gray", "blue"),
+            twice("blue", "gray"),
+            twice("gray", "gray"),
+        ] {
+            // The read-once path and the extractor agree: refused, whichever comes first.
+            assert_eq!(
+                try_extract_from(&p, &headers),
+                Err(graylane_core::Rejection::Malformed),
+                "{:?}",
+                headers.iter().map(|h| h.value).collect::<Vec<_>>()
+            );
+            assert!(p.try_extract(&HeaderExtractor(&headers)).is_err());
+        }
+        // Past the read-once bound too.
+        let many = twice("gray", "blue")
+            .insert(Header {
+                key: "a",
+                value: Some("1"),
+            })
+            .insert(Header {
+                key: "b",
+                value: Some("2"),
+            })
+            .insert(Header {
+                key: "c",
+                value: Some("3"),
+            });
+        assert!(try_extract_from(&p, &many).is_err());
     }
 
     #[test]
