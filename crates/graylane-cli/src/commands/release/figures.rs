@@ -268,13 +268,7 @@ pub(crate) async fn from_prometheus(
     );
     let mut table = Table::new();
     for (labels, value) in query(client, base, &requests).await? {
-        let get = |k: &str| {
-            labels
-                .get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let get = |k: &str| label(&labels, k);
         let f = table
             .entry((get("graylane_service"), get("gray_lane")))
             .or_default();
@@ -284,13 +278,7 @@ pub(crate) async fn from_prometheus(
         }
     }
     for (labels, value) in query(client, base, &p99).await? {
-        let get = |k: &str| {
-            labels
-                .get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let get = |k: &str| label(&labels, k);
         if value.is_finite() {
             table
                 .entry((get("graylane_service"), get("gray_lane")))
@@ -318,6 +306,15 @@ pub(crate) async fn from_prometheus(
         gates.push((gate.name.clone(), worst, worst <= gate.max));
     }
     Ok((table, gates))
+}
+
+/// A series' label `k`, empty when it has none.
+fn label(labels: &serde_json::Map<String, serde_json::Value>, k: &str) -> String {
+    labels
+        .get(k)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// An instant query's vector: each series' labels and value.
