@@ -33,7 +33,7 @@ pub(crate) enum Command {
     Release(ReleaseAction),
 }
 
-/// Release a lane step by step: plan, start, advance, judge, run, roll back (edits of the spec).
+/// Release a lane step by step: plan, start, advance, judge, run, roll back, promote (edits of the spec).
 #[derive(Subcommand, Debug)]
 pub(crate) enum ReleaseAction {
     /// Print the release plan: each step, what it sets, the gates.
@@ -46,6 +46,8 @@ pub(crate) enum ReleaseAction {
     Advance(ReleaseChangeArgs),
     /// Exposure to zero at once: the lane's rules and routes off, canary and mirror 0, blue-green on base.
     Rollback(ReleaseChangeArgs),
+    /// The lane's versions become base's; its routes, rules and plan go (its data stays).
+    Promote(ReleaseChangeArgs),
     /// Judge the current step: the lane against base over one window (exit 1: failed or pending).
     Judge(JudgeArgs),
     /// Run the plan from where it stands: apply, bake, judge, advance or roll back.

@@ -197,6 +197,65 @@ fn each_release_step_is_a_one_line_edit_of_the_spec() {
     assert!(out.starts_with("nothing to change"), "{out}");
 }
 
+/// Compares `actual` with the expected file `name` under `tests/cli/expected/`; with
+/// `GRAYLANE_BLESS=1`, writes it instead (then review the diff).
+fn expect_file(name: &str, actual: &str) {
+    let path = workspace()
+        .join("crates/graylane-cli/tests/cli/expected")
+        .join(name);
+    if std::env::var_os("GRAYLANE_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (GRAYLANE_BLESS=1 writes it)", path.display()));
+    assert_eq!(actual, expected, "{} differs", path.display());
+}
+
+#[test]
+fn promote_makes_the_lanes_versions_base_and_its_routes_rules_and_plan_go() {
+    let dir = TempDir::new("release_promote");
+    let spec = spec_file(&dir, SPEC_TEXT);
+    let read = || std::fs::read_to_string(&spec).unwrap();
+    // A release that is off is not promoted.
+    let (code, _, err) = release(&["promote", "--spec", &spec]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(read(), SPEC_TEXT);
+    assert_eq!(release(&["start", "--spec", &spec]).0, 0);
+    assert_eq!(release(&["advance", "--spec", &spec]).0, 0);
+    let manifests = dir.0.join("manifests");
+    let (code, out, err) = release(&[
+        "promote",
+        "--spec",
+        &spec,
+        "--manifests",
+        manifests.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("set services[1].version = v2 (was v1)"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("never merged into base) until `release finish`\n"),
+        "{out}"
+    );
+    expect_file("promoted/graylane.yaml", &read());
+    let mut files: Vec<_> = std::fs::read_dir(&manifests)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3);
+    for file in files {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        expect_file(
+            &format!("promoted/manifests/{name}"),
+            &std::fs::read_to_string(&file).unwrap(),
+        );
+    }
+}
+
 /// orders, as a user runs it: a mesh server layer, its lane metrics exposed at `/metrics`. Gray
 /// requests fail one in `gray_fails_every` (0: never) and take `gray_delay`.
 async fn orders(gray_fails_every: u64, gray_delay: Duration) -> SocketAddr {

@@ -223,14 +223,14 @@ pub(crate) fn value_position(src: &str, toml: bool, path: &str) -> Option<(usize
 #[cfg(any(feature = "yaml", feature = "toml"))]
 /// A path segment: a map key or a sequence index.
 #[derive(Debug, PartialEq, Eq)]
-enum Segment {
+pub(crate) enum Segment {
     Key(String),
     Index(usize),
 }
 
 #[cfg(any(feature = "yaml", feature = "toml"))]
 /// `a.b[2].c` -> segments.
-fn parse_path(path: &str) -> Vec<Segment> {
+pub(crate) fn parse_path(path: &str) -> Vec<Segment> {
     let mut out = Vec::new();
     for part in path.split('.').filter(|p| !p.is_empty()) {
         let mut rest = part;

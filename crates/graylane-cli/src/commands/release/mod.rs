@@ -8,10 +8,11 @@
 //! 0, content routes off, a blue-green side on the lane back to base). Running
 //! services follow the file ([`LiveSpec`](graylane_core::live::LiveSpec)); `--manifests DIR`
 //! regenerates the manifests for `kubectl apply`. `judge` and `run` measure the lane against
-//! base (`judge.rs`).
+//! base (`judge.rs`). `promote` makes the lane's versions base's (`promote.rs`).
 
 mod figures;
 mod judge;
+mod promote;
 
 use std::path::Path;
 
@@ -30,6 +31,7 @@ pub(crate) fn run(action: ReleaseAction) -> Result<(), Fail> {
         ReleaseAction::Start(args) => change(&args, Change::Start),
         ReleaseAction::Advance(args) => change(&args, Change::Advance),
         ReleaseAction::Rollback(args) => change(&args, Change::Rollback),
+        ReleaseAction::Promote(args) => promote::promote(&args),
         ReleaseAction::Judge(args) => judge::judge(&args),
         ReleaseAction::Run(args) => judge::run_loop(&args),
     }
