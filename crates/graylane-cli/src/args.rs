@@ -48,6 +48,9 @@ pub(crate) enum ReleaseAction {
     Rollback(ReleaseChangeArgs),
     /// The lane's versions become base's; its routes, rules and plan go (its data stays).
     Promote(ReleaseChangeArgs),
+    /// Take the lane offline: out of the spec and manifests, consumers drained, data audited
+    /// and removed, consumer groups deleted (exit 3: the audit found a leak).
+    Finish(FinishArgs),
     /// Judge the current step: the lane against base over one window (exit 1: failed or pending).
     Judge(JudgeArgs),
     /// Run the plan from where it stands: apply, bake, judge, advance or roll back.
@@ -79,6 +82,58 @@ pub(crate) struct ReleaseChangeArgs {
     /// Regenerate the manifests into this directory after the edit.
     #[arg(long)]
     pub(crate) manifests: Option<PathBuf>,
+}
+
+/// `release finish`: what the lane's teardown reaches.
+#[derive(clap::Args, Debug)]
+pub(crate) struct FinishArgs {
+    /// The lane spec.
+    #[arg(long, default_value = "graylane.yaml")]
+    pub(crate) spec: PathBuf,
+    /// The lane (default: the spec's only release's).
+    #[arg(long)]
+    pub(crate) lane: Option<String>,
+    /// A string only the lane's data contains, for the leak audit before anything is dropped.
+    #[arg(long)]
+    pub(crate) marker: String,
+    /// The database holding the lane's shadow; default: `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// The PostgreSQL schema holding base data (audited).
+    #[arg(long, default_value = "public")]
+    pub(crate) base_schema: String,
+    /// The Redis server holding the lane's keys; default: `REDIS_URL`.
+    #[arg(long, env = "REDIS_URL")]
+    pub(crate) redis_url: Option<String>,
+    /// Kafka bootstrap servers; default: `GRAYLANE_KAFKA_BROKERS`.
+    #[arg(long, env = "GRAYLANE_KAFKA_BROKERS")]
+    pub(crate) kafka_brokers: Option<String>,
+    /// A base consumer group with lane consumers (repeatable): its control records are waited
+    /// on, and its lane group is deleted.
+    #[arg(long = "group")]
+    pub(crate) groups: Vec<String>,
+    /// The control topic of those groups.
+    #[arg(long, default_value = graylane_kafka::DEFAULT_CONTROL_TOPIC)]
+    pub(crate) control_topic: String,
+    /// A Kafka topic to audit (repeatable).
+    #[arg(long = "topic")]
+    pub(crate) topics: Vec<String>,
+    /// How long to wait for the lane's consumers to hand their partitions back, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) drain_timeout: u64,
+    /// Regenerate the manifests into this directory (without the lane).
+    #[arg(long)]
+    pub(crate) manifests: Option<PathBuf>,
+    /// Go on past a leak, an incomplete audit or a lane that did not drain; the reason is
+    /// printed with the report.
+    #[arg(long, value_name = "REASON")]
+    pub(crate) force: Option<String>,
+    /// Say what would be removed; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Where the metrics are.
@@ -114,6 +169,9 @@ pub(crate) struct RunArgs {
     /// Regenerate the manifests into this directory after each edit.
     #[arg(long)]
     pub(crate) manifests: Option<PathBuf>,
+    /// Promote the lane once its last step passes (`release promote`).
+    #[arg(long)]
+    pub(crate) promote: bool,
 }
 
 /// Write the Istio and Kubernetes manifests for a spec (one file per service).

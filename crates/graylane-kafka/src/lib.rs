@@ -52,7 +52,7 @@ pub use consumer::{
     ConsumerHandle, ConsumerStats, DEFAULT_CONTROL_TOPIC, LaneConsumer, LaneConsumerBuilder,
     UnknownLanes,
 };
-pub use control::CONTROL_TOPIC_SETTINGS;
+pub use control::{CONTROL_TOPIC_SETTINGS, Handback, lane_handback};
 #[allow(deprecated)]
 pub use producer::{LaneProducer, Stamper, stamp_base_record, stamp_headers, stamp_record};
 pub use timing::Timing;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use graylane_core::Lane;
 use graylane_core::spec::LaneSpec;
 use graylane_sqlx::ShadowError;
 use graylane_sqlx::mysql::MySqlShadows;
@@ -32,16 +33,11 @@ async fn provision(target: &ShadowTarget, lane: &str, migrations: &Path) -> Resu
     let migrator = sqlx::migrate::Migrator::new(migrations)
         .await
         .map_err(|e| bad_input(format!("{}: {e}", migrations.display())))?;
-    let name = match &db {
-        Db::Postgres(s) => {
-            s.provision(lane, &migrator).await.map_err(failed)?;
-            s.schema(lane).map_err(failed)?
-        }
-        Db::MySql(s) => {
-            s.provision(lane, &migrator).await.map_err(failed)?;
-            s.database(lane).map_err(failed)?
-        }
+    match &db {
+        Db::Postgres(s) => s.provision(lane, &migrator).await.map_err(failed)?,
+        Db::MySql(s) => s.provision(lane, &migrator).await.map_err(failed)?,
     };
+    let name = db.name(lane)?;
     println!(
         "lane {lane}: {name} provisioned ({} migrations known)",
         migrator.iter().count()
@@ -52,13 +48,9 @@ async fn provision(target: &ShadowTarget, lane: &str, migrations: &Path) -> Resu
 async fn drop(target: &ShadowTarget, lane: &str) -> Result<(), Fail> {
     let (spec, db) = open(target)?;
     let lane = lane_arg(&spec, lane, "the spec")?;
-    let dropped = match &db {
-        Db::Postgres(s) => s.drop(lane).await.map_err(failed)?,
-        Db::MySql(s) => s.drop(lane).await.map_err(failed)?,
-    };
     println!(
         "lane {lane}: {}",
-        if dropped {
+        if db.drop_lane(lane).await? {
             "dropped"
         } else {
             "nothing to drop"
@@ -110,31 +102,57 @@ async fn status(target: &ShadowTarget, json: bool) -> Result<(), Fail> {
 }
 
 /// The shadow manager for a database URL.
-enum Db {
+pub(crate) enum Db {
     Postgres(graylane_sqlx::Shadows),
     MySql(MySqlShadows),
 }
 
-/// The spec, and the shadow manager for `--database-url` (`mariadb://` is read as `mysql://`).
+impl Db {
+    /// The shadow manager of `spec`'s lanes for `url` (`mariadb://` is read as `mysql://`).
+    pub(crate) fn open(spec: &LaneSpec, url: &str) -> Result<Db, Fail> {
+        fn options<T: std::str::FromStr<Err = sqlx::Error>>(url: &str) -> Result<T, Fail> {
+            url.parse()
+                .map_err(|e| bad_input(format!("--database-url: {e}")))
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Db::Postgres(graylane_sqlx::Shadows::new(
+                spec,
+                options(url)?,
+            )))
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            Ok(Db::MySql(MySqlShadows::new(spec, options(&url)?)))
+        } else {
+            Err(bad_input(
+                "--database-url must start with postgres:// or mysql://",
+            ))
+        }
+    }
+
+    /// The lane's shadow schema (PostgreSQL) or database (MySQL).
+    pub(crate) fn name(&self, lane: Lane) -> Result<String, Fail> {
+        match self {
+            Db::Postgres(s) => s.schema(lane),
+            Db::MySql(s) => s.database(lane),
+        }
+        .map_err(failed)
+    }
+
+    /// The safe drop: refuses base and anything graylane did not create; `false`: nothing
+    /// was there.
+    pub(crate) async fn drop_lane(&self, lane: Lane) -> Result<bool, Fail> {
+        match self {
+            Db::Postgres(s) => s.drop(lane).await,
+            Db::MySql(s) => s.drop(lane).await,
+        }
+        .map_err(failed)
+    }
+}
+
+/// The spec, and the shadow manager for `--database-url`.
 fn open(target: &ShadowTarget) -> Result<(LaneSpec, Db), Fail> {
     let spec = load(&target.spec)?;
-    let url = target.database_url.as_str();
-    let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let opts = url
-            .parse()
-            .map_err(|e| bad_input(format!("--database-url: {e}")))?;
-        Db::Postgres(graylane_sqlx::Shadows::new(&spec, opts))
-    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        let opts = url
-            .replacen("mariadb://", "mysql://", 1)
-            .parse()
-            .map_err(|e| bad_input(format!("--database-url: {e}")))?;
-        Db::MySql(MySqlShadows::new(&spec, opts))
-    } else {
-        return Err(bad_input(
-            "--database-url must start with postgres:// or mysql://",
-        ));
-    };
+    let db = Db::open(&spec, &target.database_url)?;
     Ok((spec, db))
 }
 

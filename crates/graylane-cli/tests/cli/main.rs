@@ -7,6 +7,7 @@ use graylane_testkit::services::{mysql_url, postgres_url, redis_url, unique};
 
 // `graylane audit` against the real stores.
 mod audit;
+mod finish;
 // `graylane release` on spec files and a real service's metrics.
 mod release;
 

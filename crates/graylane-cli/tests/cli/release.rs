@@ -467,7 +467,7 @@ async fn gates_read_a_real_prometheus() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_rolls_back_at_the_first_failing_step_and_completes_a_healthy_release() {
+async fn run_rolls_back_at_the_first_failing_step_and_promotes_a_healthy_release() {
     for (fails_every, code_wanted, last) in [
         (
             3,
@@ -477,7 +477,7 @@ async fn run_rolls_back_at_the_first_failing_step_and_completes_a_healthy_releas
         (
             0,
             0,
-            "release: lane=gray steps=4 outcome=complete rollback_reason=-",
+            "release: lane=gray steps=4 outcome=promoted rollback_reason=-",
         ),
     ] {
         let dir = TempDir::new("release_run");
@@ -491,6 +491,7 @@ async fn run_rolls_back_at_the_first_failing_step_and_completes_a_healthy_releas
             &spec,
             "--scrape",
             &format!("http://{addr}/metrics"),
+            "--promote",
         ];
         let (code, out, err) = release_async(args.iter().map(|s| s.to_string()).collect()).await;
         stop.store(true, Ordering::Relaxed);
@@ -498,8 +499,11 @@ async fn run_rolls_back_at_the_first_failing_step_and_completes_a_healthy_releas
         assert_eq!(code, code_wanted, "{out}{err}");
         assert_eq!(out.lines().last(), Some(last), "{out}");
         let after = graylane_core::spec::LaneSpec::from_path(&spec).unwrap();
-        let exposed = after.coloring.rules.iter().any(|r| r.enabled);
-        assert_eq!(exposed, code_wanted == 0, "{out}");
+        // Rolled back: the rules stay, off. Promoted: they are gone, and orders runs v2 as base.
+        assert!(after.coloring.rules.iter().all(|r| !r.enabled), "{out}");
+        assert_eq!(after.coloring.rules.is_empty(), code_wanted == 0, "{out}");
+        let orders = after.service("orders").unwrap();
+        assert_eq!(orders.version, if code_wanted == 0 { "v2" } else { "v1" });
     }
 }
 

@@ -27,7 +27,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::blocking::off_runtime;
 use crate::handover::Intervals;
+mod handback;
 mod records;
+
+pub use handback::{Handback, lane_handback};
 
 use records::ControlState;
 pub(crate) use records::Owned;

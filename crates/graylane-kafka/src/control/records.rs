@@ -147,6 +147,35 @@ impl ControlState {
             .map(|(_, o)| o)
     }
 
+    /// The instances of `lane` that are live, by name, sorted.
+    pub(crate) fn live_instances(&self, lane: Lane, now: Instant, grace: Duration) -> Vec<String> {
+        let mut live: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|((l, _), i)| *l == lane && i.live(now, grace))
+            .map(|((_, name), _)| name.clone())
+            .collect();
+        live.sort();
+        live
+    }
+
+    /// The partitions on which `lane` holds an open grant, as `(topic, partition)`, sorted.
+    pub(crate) fn open_grants(&self, lane: Lane) -> Vec<(String, i32)> {
+        let mut open: Vec<(String, i32)> = self
+            .owners
+            .iter()
+            .filter(|((l, _), _)| *l == lane)
+            .flat_map(|((_, p), topics)| {
+                topics
+                    .iter()
+                    .filter(|(_, o)| o.intervals.open_from().is_some())
+                    .map(|(t, _)| (t.to_string(), *p))
+            })
+            .collect();
+        open.sort();
+        open
+    }
+
     /// Whether any instance of `lane` is live.
     pub(crate) fn live(&self, lane: Lane, now: Instant, grace: Duration) -> bool {
         self.instances

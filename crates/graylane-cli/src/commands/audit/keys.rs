@@ -20,14 +20,7 @@ pub(super) async fn search(
         .get_multiplexed_async_connection()
         .await
         .map_err(redis_err)?;
-    let mut glob = String::from("*");
-    for c in marker.chars() {
-        if "*?[]\\".contains(c) {
-            glob.push('\\');
-        }
-        glob.push(c);
-    }
-    glob.push('*');
+    let glob = format!("*{}*", glob_escape(marker));
     let prefix = spec.data_names(lane).redis_prefix;
     let mut found: Vec<String> = Vec::new();
     {
@@ -48,4 +41,16 @@ pub(super) async fn search(
         report.add(false, format!("redis key {key:?}"), 1);
     }
     Ok(())
+}
+
+/// `s` as a glob that matches only itself (Redis `MATCH` syntax).
+pub(crate) fn glob_escape(s: &str) -> String {
+    let mut glob = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "*?[]\\".contains(c) {
+            glob.push('\\');
+        }
+        glob.push(c);
+    }
+    glob
 }

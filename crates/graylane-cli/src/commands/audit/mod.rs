@@ -5,8 +5,12 @@
 //! (Kafka). Each adds what it finds to one [`Report`], and what it could not search.
 
 mod keys;
+pub(crate) use keys::glob_escape;
 mod records;
 mod sql;
+
+use graylane_core::Lane;
+use graylane_core::spec::LaneSpec;
 
 use super::{lane_arg, load, print_json, runtime};
 use crate::args::AuditArgs;
@@ -14,13 +18,13 @@ use crate::{Fail, bad_input, problem};
 
 /// Where the marker was found.
 #[derive(Debug, Default, serde::Serialize)]
-struct Report {
+pub(crate) struct Report {
     lane: String,
     marker: String,
     /// `(place, count)` outside the lane: leaks.
     leaks: Vec<(String, i64)>,
     /// `(place, count)` inside the lane's namespace.
-    in_lane: Vec<(String, i64)>,
+    pub(crate) in_lane: Vec<(String, i64)>,
     /// `(place, why)`: what could not be searched. An audit with any is incomplete, not clean.
     unsearched: Vec<(String, String)>,
 }
@@ -47,6 +51,21 @@ impl Report {
 /// Searches every source given for the marker and prints where it was found; exit 1 on a leak
 /// or when something could not be searched.
 pub(crate) fn run(args: &AuditArgs) -> Result<(), Fail> {
+    let spec = load(&args.spec)?;
+    let lane = lane_arg(&spec, &args.lane, "the spec")?;
+    let report = search_all(&spec, lane, args)?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        for line in report.lines() {
+            println!("{line}");
+        }
+    }
+    report.verdict()
+}
+
+/// Searches every source `args` gives for `lane`'s marker, with `spec`'s data names.
+pub(crate) fn search_all(spec: &LaneSpec, lane: Lane, args: &AuditArgs) -> Result<Report, Fail> {
     if args.marker.len() < 3 {
         return Err(bad_input(
             "--marker must be at least 3 characters (it is searched everywhere)",
@@ -62,8 +81,6 @@ pub(crate) fn run(args: &AuditArgs) -> Result<(), Fail> {
             "--topic needs --kafka-brokers (or GRAYLANE_KAFKA_BROKERS)",
         ));
     }
-    let spec = load(&args.spec)?;
-    let lane = lane_arg(&spec, &args.lane, "the spec")?;
     if lane.is_base() {
         return Err(bad_input("audit a lane, not base"));
     }
@@ -76,7 +93,7 @@ pub(crate) fn run(args: &AuditArgs) -> Result<(), Fail> {
     runtime.block_on(async {
         if let Some(url) = &args.database_url {
             sql::search(
-                &spec,
+                spec,
                 lane,
                 url,
                 &args.base_schema,
@@ -86,41 +103,60 @@ pub(crate) fn run(args: &AuditArgs) -> Result<(), Fail> {
             .await?;
         }
         if let Some(url) = &args.redis_url {
-            keys::search(&spec, lane, url, &args.marker, &mut report).await?;
+            keys::search(spec, lane, url, &args.marker, &mut report).await?;
         }
         Ok::<_, Fail>(())
     })?;
     if let Some(brokers) = &args.kafka_brokers {
         for topic in &args.topics {
-            records::search(&spec, lane, brokers, topic, &args.marker, &mut report)?;
+            records::search(spec, lane, brokers, topic, &args.marker, &mut report)?;
         }
     }
-    let leaked: i64 = report.leaks.iter().map(|(_, n)| n).sum();
-    let found: i64 = report.in_lane.iter().map(|(_, n)| n).sum();
-    if args.json {
-        print_json(&report)?;
-    } else {
-        for (place, n) in &report.in_lane {
-            println!("in lane    {n:>8}  {place}");
+    Ok(report)
+}
+
+impl Report {
+    /// What the audit found, a line per place, then the totals.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (place, n) in &self.in_lane {
+            lines.push(format!("in lane    {n:>8}  {place}"));
         }
-        for (place, n) in &report.leaks {
-            println!("LEAK       {n:>8}  {place}");
+        for (place, n) in &self.leaks {
+            lines.push(format!("LEAK       {n:>8}  {place}"));
         }
-        for (place, why) in &report.unsearched {
-            println!("NOT SEARCHED        {place}: {why}");
+        for (place, why) in &self.unsearched {
+            lines.push(format!("NOT SEARCHED        {place}: {why}"));
         }
-        println!("lane {lane}: {found} in the lane, {leaked} outside it");
+        let found: i64 = self.in_lane.iter().map(|(_, n)| n).sum();
+        lines.push(format!(
+            "lane {}: {found} in the lane, {} outside it",
+            self.lane,
+            self.leaked()
+        ));
+        lines
     }
-    if leaked > 0 {
-        return Err(problem(format!(
-            "{leaked} item(s) of lane {lane} found outside its namespace"
-        )));
+
+    /// How many finds are outside the lane.
+    pub(crate) fn leaked(&self) -> i64 {
+        self.leaks.iter().map(|(_, n)| n).sum()
     }
-    if !report.unsearched.is_empty() {
-        return Err(problem(format!(
-            "the audit is incomplete: {} place(s) could not be searched",
-            report.unsearched.len()
-        )));
+
+    /// `Ok` for a clean, complete audit; exit 1 on a leak, or when something could not be
+    /// searched.
+    pub(crate) fn verdict(&self) -> Result<(), Fail> {
+        let (leaked, lane) = (self.leaked(), &self.lane);
+        if leaked > 0 {
+            return Err(problem(format!(
+                "{leaked} item(s) of lane {lane} found outside its namespace"
+            )));
+        }
+        if !self.unsearched.is_empty() {
+            return Err(problem(format!(
+                "the audit is incomplete: {} place(s) could not be searched",
+                self.unsearched.len()
+            )));
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -337,11 +337,17 @@ pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
             return Err(rollback(&v.reason, steps));
         }
     }
-    let release = Release::of(super::super::load(&opts.spec)?, lane)?;
-    println!(
-        "release: lane={} steps={steps} outcome=complete rollback_reason=-",
-        release.lane()
-    );
+    let outcome = if args.promote {
+        let promoted =
+            super::promote::promote_file(&opts.spec, lane, false, args.manifests.as_deref())?;
+        for e in &promoted.edits {
+            println!("{e}");
+        }
+        "promoted"
+    } else {
+        "complete"
+    };
+    println!("release: lane={name} steps={steps} outcome={outcome} rollback_reason=-");
     Ok(())
 }
 

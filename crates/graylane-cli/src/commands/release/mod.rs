@@ -11,6 +11,7 @@
 //! base (`judge.rs`). `promote` makes the lane's versions base's (`promote.rs`).
 
 mod figures;
+mod finish;
 mod judge;
 mod promote;
 
@@ -32,6 +33,7 @@ pub(crate) fn run(action: ReleaseAction) -> Result<(), Fail> {
         ReleaseAction::Advance(args) => change(&args, Change::Advance),
         ReleaseAction::Rollback(args) => change(&args, Change::Rollback),
         ReleaseAction::Promote(args) => promote::promote(&args),
+        ReleaseAction::Finish(args) => finish::finish(&args),
         ReleaseAction::Judge(args) => judge::judge(&args),
         ReleaseAction::Run(args) => judge::run_loop(&args),
     }

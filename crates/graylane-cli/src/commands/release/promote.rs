@@ -113,50 +113,8 @@ pub(crate) fn promote_text(
                 }
                 edits.push(format!("set {path} = {version} (was {})", s.version));
             }
-            // The routes to the lane, last first so that the indices still hold.
-            let r = &s.routing;
-            let mut gone = Vec::new();
-            if r.canary.as_ref().is_some_and(|c| c.lane == lane) {
-                gone.push("canary".to_owned());
-            }
-            if r.blue_green.as_ref().is_some_and(|b| b.active == lane) {
-                gone.push("blue_green".to_owned());
-            }
-            if r.mirror.as_ref().is_some_and(|m| m.lane == lane) {
-                gone.push("mirror".to_owned());
-            }
-            let content: Vec<usize> = (0..r.content.len())
-                .filter(|&j| r.content[j].lane == lane)
-                .collect();
-            let all = usize::from(r.canary.is_some())
-                + usize::from(r.blue_green.is_some())
-                + usize::from(r.mirror.is_some())
-                + usize::from(!r.content.is_empty());
-            let whole_content = content.len() == r.content.len() && !content.is_empty();
-            if whole_content {
-                gone.push("content".to_owned());
-            }
-            if !gone.is_empty() && gone.len() == all {
-                remove(t, &mut edits, format!("services[{i}].routing"))?;
-                continue;
-            }
-            for key in gone {
-                remove(t, &mut edits, format!("services[{i}].routing.{key}"))?;
-            }
-            if !whole_content {
-                for j in content.into_iter().rev() {
-                    remove(t, &mut edits, format!("services[{i}].routing.content[{j}]"))?;
-                }
-            }
         }
-        for (i, r) in spec.coloring.rules.iter().enumerate().rev() {
-            if r.lane == lane {
-                remove(t, &mut edits, format!("coloring.rules[{i}]"))?;
-            }
-        }
-        if let Some(k) = spec.releases.iter().position(|r| r.lane == lane) {
-            remove(t, &mut edits, format!("releases[{k}]"))?;
-        }
+        retire(t, spec, lane, &mut edits)?;
         if !services.is_empty() {
             remove(t, &mut edits, format!("lanes[{def}].services"))?;
         }
@@ -168,6 +126,64 @@ pub(crate) fn promote_text(
         services,
         edits,
     })
+}
+
+/// Removes from `t` (which says `spec`) everything that sends requests to `lane`: the routes
+/// to it, its coloring rules, its release plan. Part of a [`SpecText::together`]: a removal
+/// may leave the spec invalid until the rest is done.
+pub(crate) fn retire(
+    t: &mut SpecText,
+    spec: &LaneSpec,
+    lane: graylane_core::Lane,
+    edits: &mut Vec<String>,
+) -> Result<(), SpecError> {
+    for (i, s) in spec.services.iter().enumerate() {
+        // The routes to the lane, last first so that the indices still hold.
+        let r = &s.routing;
+        let mut gone = Vec::new();
+        if r.canary.as_ref().is_some_and(|c| c.lane == lane) {
+            gone.push("canary");
+        }
+        if r.blue_green.as_ref().is_some_and(|b| b.active == lane) {
+            gone.push("blue_green");
+        }
+        if r.mirror.as_ref().is_some_and(|m| m.lane == lane) {
+            gone.push("mirror");
+        }
+        let content: Vec<usize> = (0..r.content.len())
+            .filter(|&j| r.content[j].lane == lane)
+            .collect();
+        let whole_content = !content.is_empty() && content.len() == r.content.len();
+        if whole_content {
+            gone.push("content");
+        }
+        let present = usize::from(r.canary.is_some())
+            + usize::from(r.blue_green.is_some())
+            + usize::from(r.mirror.is_some())
+            + usize::from(!r.content.is_empty());
+        if !gone.is_empty() && gone.len() == present {
+            // Nothing of the routing stays: it goes as a whole, not as an empty `{}`.
+            remove(t, edits, format!("services[{i}].routing"))?;
+            continue;
+        }
+        for key in gone {
+            remove(t, edits, format!("services[{i}].routing.{key}"))?;
+        }
+        if !whole_content {
+            for j in content.into_iter().rev() {
+                remove(t, edits, format!("services[{i}].routing.content[{j}]"))?;
+            }
+        }
+    }
+    for (i, r) in spec.coloring.rules.iter().enumerate().rev() {
+        if r.lane == lane {
+            remove(t, edits, format!("coloring.rules[{i}]"))?;
+        }
+    }
+    if let Some(k) = spec.releases.iter().position(|r| r.lane == lane) {
+        remove(t, edits, format!("releases[{k}]"))?;
+    }
+    Ok(())
 }
 
 fn remove(t: &mut SpecText, edits: &mut Vec<String>, path: String) -> Result<(), SpecError> {
