@@ -198,6 +198,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn live_instances_and_open_grants_say_what_a_lane_still_holds() {
+        let gray = Lane::new("gray").unwrap();
+        let lanes = LaneSet::new([gray]);
+        let mut s = ControlState::default();
+        s.apply("orders", &lanes, "orders/hb/gray/i2", "live 60000");
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "live 60000");
+        s.apply("orders", &lanes, "orders/own/gray/1/events", "1:10-");
+        s.apply("orders", &lanes, "orders/own/gray/0/events", "1:3-7");
+        let now = Instant::now();
+        assert_eq!(s.live_instances(gray, now, Duration::ZERO), ["i1", "i2"]);
+        assert_eq!(s.open_grants(gray), [("events".to_owned(), 1)]);
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "stop");
+        s.apply("orders", &lanes, "orders/hb/gray/i2", "stop");
+        s.apply("orders", &lanes, "orders/own/gray/1/events", "2:10-20");
+        assert!(s.live_instances(gray, now, Duration::ZERO).is_empty());
+        assert!(s.open_grants(gray).is_empty());
+    }
+
+    #[test]
     fn records_apply_in_version_order_and_hostile_ones_are_counted() {
         let gray = Lane::new("gray").unwrap();
         let lanes = LaneSet::new([gray]);
