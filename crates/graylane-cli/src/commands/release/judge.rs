@@ -99,9 +99,17 @@ pub(crate) fn verdict(
             outcome: outcome.into(),
         });
     }
-    let failed = services
-        .iter()
-        .find(|s| s.outcome != "pass" && s.outcome != "pending")
+    // The reason names a failing service that runs the lane's own version before a fallback
+    // hop (base's code serving the lane): a hop in front of a failing version fails with it.
+    let own = |s: &&ServiceVerdict| release.spec.has_version(&s.service, release.lane());
+    let failing = || {
+        services
+            .iter()
+            .filter(|s| s.outcome != "pass" && s.outcome != "pending")
+    };
+    let failed = failing()
+        .find(own)
+        .or_else(|| failing().next())
         .map(|s| format!("{}({})", s.outcome, s.service))
         .or_else(|| {
             promql
@@ -260,22 +268,61 @@ pub(crate) fn judge(args: &JudgeArgs) -> Result<(), Fail> {
 /// (waiting up to three bake times for enough traffic) — and roll back at the first failure.
 /// Exit 0 when the last step passed (promote next), 1 when it rolled back.
 pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
+    let summary = run_release(args)?;
+    match summary.outcome.as_str() {
+        "rolled-back" => Err(problem(format!("rolled back: {}", summary.rollback_reason))),
+        _ => Ok(()),
+    }
+}
+
+/// How a release run ended, as its last line says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The lane released.
+    pub lane: String,
+    /// The steps baked and judged.
+    pub steps: usize,
+    /// `complete`, `promoted` or `rolled-back`.
+    pub outcome: String,
+    /// The first failure (`error_ratio(orders)`, `metrics_unavailable`, ...), `-` when none.
+    pub rollback_reason: String,
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "release: lane={} steps={} outcome={} rollback_reason={}",
+            self.lane, self.steps, self.outcome, self.rollback_reason
+        )
+    }
+}
+
+/// `release run`: the loop; prints each step and, last, the [`RunSummary`] line.
+pub(crate) fn run_release(args: &RunArgs) -> Result<RunSummary, Fail> {
     let opts = &args.opts;
     let lane = opts.lane.as_deref();
     let runtime = super::super::runtime()?;
     let name = Release::of(super::super::load(&opts.spec)?, lane)?.lane();
-    let rollback = |reason: &str, steps: usize| -> Fail {
-        if let Err(e) = change_file(
+    let summary = |steps: usize, outcome: &str, reason: &str| {
+        let summary = RunSummary {
+            lane: name.to_string(),
+            steps,
+            outcome: outcome.into(),
+            rollback_reason: reason.into(),
+        };
+        println!("{summary}");
+        summary
+    };
+    let rollback = |reason: &str, steps: usize| -> Result<RunSummary, Fail> {
+        change_file(
             &opts.spec,
             lane,
             Change::Rollback,
             false,
             args.manifests.as_deref(),
-        ) {
-            return e;
-        }
-        println!("release: lane={name} steps={steps} outcome=rolled-back rollback_reason={reason}");
-        problem(format!("rolled back: {reason}"))
+        )?;
+        Ok(summary(steps, "rolled-back", reason))
     };
     let mut steps = 0;
     loop {
@@ -285,13 +332,7 @@ pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
             (0, true, Some(_)) => None,
             (0, _, _) => Some(Change::Start),
             // Someone rolled it back while this run baked: that is not a pass.
-            (_, false, _) => {
-                println!(
-                    "release: lane={} steps={steps} outcome=rolled-back rollback_reason=rolled-back-elsewhere",
-                    state.lane
-                );
-                return Err(problem("the release was rolled back while it ran"));
-            }
+            (_, false, _) => return Ok(summary(steps, "rolled-back", "rolled-back-elsewhere")),
             (_, true, Some(i)) if i + 1 == state.steps.len() => break,
             (_, true, _) => Some(Change::Advance),
         };
@@ -329,12 +370,12 @@ pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
             Ok(v) => v,
             Err(crate::Fail(message, _)) => {
                 eprintln!("graylane: {message}");
-                return Err(rollback("metrics_unavailable", steps));
+                return rollback("metrics_unavailable", steps);
             }
         };
         print_verdict(&release, &v);
         if v.outcome != "pass" {
-            return Err(rollback(&v.reason, steps));
+            return rollback(&v.reason, steps);
         }
     }
     let outcome = if args.promote {
@@ -347,8 +388,7 @@ pub(crate) fn run_loop(args: &RunArgs) -> Result<(), Fail> {
     } else {
         "complete"
     };
-    println!("release: lane={name} steps={steps} outcome={outcome} rollback_reason=-");
-    Ok(())
+    Ok(summary(steps, outcome, "-"))
 }
 
 /// `attempt`, up to three times a second apart.
@@ -425,5 +465,25 @@ mod tests {
             vec![("5xx".into(), f64::NAN, false)],
         );
         assert_eq!(v.reason, "promql(5xx)");
+    }
+
+    #[test]
+    fn the_reason_names_the_lanes_own_version_before_a_fallback_hop_in_front_of_it() {
+        let r = release();
+        let mut t = table((100.0, 30.0), (1000.0, 0.0));
+        // gateway has no gray version: it serves the lane with base's code, and fails because
+        // orders v2 behind it does. It sorts first, but orders is named.
+        let f = |requests, errors| Figures {
+            requests,
+            errors,
+            ..Figures::default()
+        };
+        t.insert(("gateway".into(), "gray".into()), f(100.0, 30.0));
+        t.insert(("gateway".into(), "base".into()), f(1000.0, 0.0));
+        let v = verdict(&r, &t, vec![]);
+        assert_eq!(v.reason, "error_ratio(orders)");
+        // Only the hop failing: it is named.
+        t.insert(("orders".into(), "gray".into()), f(100.0, 0.0));
+        assert_eq!(verdict(&r, &t, vec![]).reason, "error_ratio(gateway)");
     }
 }

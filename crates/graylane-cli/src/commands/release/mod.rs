@@ -25,6 +25,36 @@ use super::{lane_arg, print_json};
 use crate::args::ReleaseAction;
 use crate::{Fail, bad_input, refused};
 
+pub use judge::RunSummary;
+
+/// `graylane release run ARGS` in-process (the arguments after `run`): the loop, printing
+/// what the command prints; how it ended. A rollback is an `Ok` summary, not an error.
+pub fn release_run<I: IntoIterator<Item = String>>(args: I) -> Result<RunSummary, Fail> {
+    #[derive(clap::Parser)]
+    #[command(name = "graylane release run")]
+    struct Cli {
+        #[command(flatten)]
+        args: crate::args::RunArgs,
+    }
+    let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once(String::new()).chain(args))
+        .map_err(|e| bad_input(e.to_string()))?;
+    judge::run_release(&cli.args)
+}
+
+/// `graylane release finish ARGS` in-process (the arguments after `finish`): every step,
+/// printed; the teardown's end (`clean`, `incomplete` or `refused`).
+pub fn release_finish<I: IntoIterator<Item = String>>(args: I) -> Result<String, Fail> {
+    #[derive(clap::Parser)]
+    #[command(name = "graylane release finish")]
+    struct Cli {
+        #[command(flatten)]
+        args: crate::args::FinishArgs,
+    }
+    let cli = <Cli as clap::Parser>::try_parse_from(std::iter::once(String::new()).chain(args))
+        .map_err(|e| bad_input(e.to_string()))?;
+    Ok(finish::finish_lane(&cli.args)?.teardown.to_owned())
+}
+
 pub(crate) fn run(action: ReleaseAction) -> Result<(), Fail> {
     match action {
         ReleaseAction::Plan(args) => plan(&args),
