@@ -420,7 +420,7 @@ mod tests {
              releases: [{lane: gray, rule: some, steps: [5, 50], gates: {min_requests: 50}}]",
         )
         .unwrap();
-        Release::of(spec, None).ok().expect("the release of gray")
+        Release::of(spec, None).expect("the release of gray")
     }
 
     fn table(lane: (f64, f64), base: (f64, f64)) -> Table {
