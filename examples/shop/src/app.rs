@@ -38,7 +38,7 @@ use crate::demo::hops::{Trail, TrailLayer};
 
 /// The shop's lane spec: coloring, routing, data naming and the Istio manifests all come
 /// from this one file.
-const SPEC: &str = include_str!("../graylane.yaml");
+pub(crate) const SPEC: &str = include_str!("../graylane.yaml");
 
 /// A plain HTTP/1 client; lanes are added by the layers around it.
 pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -62,22 +62,28 @@ pub(crate) fn spec() -> Result<LaneSpec, SpecError> {
     LaneSpec::from_yaml_str(SPEC)
 }
 
-/// The spec the process follows: the file `GRAYLANE_SPEC` names, watched every second
-/// (`GRAYLANE_SPEC_POLL_MS`), else the embedded one, as it is.
-pub(crate) fn live_spec() -> Result<(LiveSpec, Option<Watcher>), BoxError> {
-    match std::env::var("GRAYLANE_SPEC") {
-        Ok(path) if !path.trim().is_empty() => {
-            let live = LiveSpec::from_path(path.trim())?;
+/// The spec the process follows: the file `file` names, else the one `GRAYLANE_SPEC` names,
+/// watched every second (`GRAYLANE_SPEC_POLL_MS`); else the embedded one, as it is.
+pub(crate) fn live_spec(
+    file: Option<&std::path::Path>,
+) -> Result<(LiveSpec, Option<Watcher>), BoxError> {
+    let from_env = std::env::var("GRAYLANE_SPEC")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| std::path::PathBuf::from(p.trim()));
+    match file.map(std::path::Path::to_path_buf).or(from_env) {
+        Some(path) => {
+            let live = LiveSpec::from_path(&path)?;
             let poll = std::env::var("GRAYLANE_SPEC_POLL_MS")
                 .ok()
                 .map(|ms| ms.parse::<u64>())
                 .transpose()
                 .map_err(|e| format!("GRAYLANE_SPEC_POLL_MS: {e}"))?
                 .unwrap_or(1000);
-            let watcher = live.watch(path.trim(), std::time::Duration::from_millis(poll));
+            let watcher = live.watch(&path, std::time::Duration::from_millis(poll));
             Ok((live, Some(watcher)))
         }
-        _ => Ok((LiveSpec::new(spec()?)?, None)),
+        None => Ok((LiveSpec::new(spec()?)?, None)),
     }
 }
 

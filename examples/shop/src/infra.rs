@@ -44,10 +44,20 @@ fn unreachable(what: &str, url: &str, e: impl std::fmt::Display) -> BoxError {
     .into()
 }
 
+/// The database the shop runs on: `DATABASE_URL`, else the local PostgreSQL's `test`.
+pub(crate) fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The Redis the shop runs on: `REDIS_URL`, else the local one.
+pub(crate) fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
 /// Connects to PostgreSQL and Redis, or says what to start.
 pub(crate) async fn connect() -> Result<Connections, BoxError> {
-    let db_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let db_url = database_url();
     let root: PgConnectOptions = db_url.parse()?;
     let admin = PgPoolOptions::new()
         .max_connections(2)
@@ -55,7 +65,7 @@ pub(crate) async fn connect() -> Result<Connections, BoxError> {
         .connect_with(root.clone())
         .await
         .map_err(|e| unreachable("PostgreSQL", &db_url, e))?;
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let redis_url = redis_url();
     let redis = tokio::time::timeout(Duration::from_secs(5), async {
         redis::Client::open(redis_url.as_str())?
             .get_multiplexed_async_connection()

@@ -39,6 +39,7 @@ mod topology;
 
 use std::process::ExitCode;
 
+pub use demo::release::{ReleaseDemo, release};
 pub use demo::traffic::{Checkout, Customer};
 pub use demo::{Demo, run};
 pub use roles::{ROLES, run_role};

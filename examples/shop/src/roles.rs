@@ -44,7 +44,7 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
     if !ROLES.contains(&role) {
         return Err(format!("unknown role {role:?}; roles: {}", ROLES.join(", ")).into());
     }
-    let live = crate::app::live_spec()?;
+    let live = crate::app::live_spec(None)?;
     let spec = live.0.current().spec().clone();
     let lane = serving_lane(&spec)?;
     let (admin, root, redis) = infra::connect().await?;
@@ -134,7 +134,7 @@ async fn serve_orders(
     orders::observe_refusals(app);
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let orders = Orders::new(app, version, producer);
+    let orders = Orders::new(app, version, producer, 0);
     tokio::spawn(orders::serve(
         listener,
         orders,

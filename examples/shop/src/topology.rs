@@ -24,7 +24,7 @@ use crate::services::orders::{self, Orders};
 use crate::services::{fulfillment, gateway, inventory};
 
 /// How to start the shop.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Bind the gateway to `SHOP_ADDR` or `127.0.0.1:8080` (otherwise an ephemeral port).
     pub serve: bool,
@@ -34,6 +34,12 @@ pub struct Options {
     /// in one process (each would otherwise join the same consumer groups on the real broker
     /// and share its partitions).
     pub embedded_kafka: bool,
+    /// The spec file to follow while running (a release edits it); default: `GRAYLANE_SPEC`,
+    /// else the embedded spec.
+    pub spec: Option<std::path::PathBuf>,
+    /// orders v2 fails one order in this many (`INTERNAL`, before it stores anything); 0:
+    /// never. What `shop release --faulty-v2` releases.
+    pub faulty_v2: u64,
 }
 
 impl Default for Options {
@@ -42,6 +48,8 @@ impl Default for Options {
             serve: false,
             mirror_percent: 10.0,
             embedded_kafka: false,
+            spec: None,
+            faulty_v2: 0,
         }
     }
 }
@@ -73,6 +81,20 @@ impl Shop {
     /// The public gateway (the edge): `POST /checkout`, `GET /metrics`.
     pub fn gateway(&self) -> SocketAddr {
         self.gateway
+    }
+
+    /// The Kafka bootstrap servers the shop runs on (its embedded broker's, or the one
+    /// `GRAYLANE_KAFKA_BROKERS` names).
+    pub fn kafka_bootstrap(&self) -> String {
+        self.kafka
+            .get("bootstrap.servers")
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Whether the gray `fulfillment` consumer runs.
+    pub fn gray_fulfillment_runs(&self) -> bool {
+        self.fulfillment.iter().any(|h| !h.lane().is_base())
     }
 
     /// The shop's lane spec.
@@ -177,7 +199,7 @@ struct Listeners {
 }
 
 impl Listeners {
-    async fn bind(options: Options) -> Result<Listeners, BoxError> {
+    async fn bind(options: &Options) -> Result<Listeners, BoxError> {
         let loopback = "127.0.0.1:0";
         let public = std::env::var("SHOP_ADDR").unwrap_or_else(|_| {
             if options.serve {
@@ -208,12 +230,12 @@ impl Listeners {
 
 /// Starts every service of the shop (see the crate docs), after provisioning the schemas.
 pub async fn start(options: Options) -> Result<Shop, BoxError> {
-    let live = crate::app::live_spec()?;
+    let live = crate::app::live_spec(options.spec.as_deref())?;
     let spec = live.0.current().spec().clone();
     let gray = Lane::new("gray")?;
     let (admin, root, redis) = infra::connect().await?;
     let base = infra::provision(&spec, &admin, &root).await?;
-    let listeners = Listeners::bind(options).await?;
+    let listeners = Listeners::bind(&options).await?;
     let app = Arc::new(App::new(live, base, redis.clone(), &listeners.peers()?)?);
     let hops = Hops::default();
 
@@ -231,7 +253,9 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
         (listeners.orders_v1, "v1", Lane::BASE),
         (listeners.orders_v2, "v2", gray),
     ] {
-        let orders = Orders::new(&app, version, producer.clone());
+        // Faults, when asked for, in v2 only: the version under release.
+        let faults = if lane.is_base() { 0 } else { options.faulty_v2 };
+        let orders = Orders::new(&app, version, producer.clone(), faults);
         tokio::spawn(orders::serve(
             listener,
             orders,

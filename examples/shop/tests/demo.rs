@@ -24,10 +24,11 @@ fn field(line: &str, key: &str) -> u64 {
 
 graylane_testkit::kafka_tests!(gray_traffic_and_data_stay_gray_and_nothing_is_lost);
 
+/// One demo at a time: each provisions the shop's schemas, and a run is named by the second it
+/// started in.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn gray_traffic_and_data_stay_gray_and_nothing_is_lost(broker: TestBroker) {
-    // One demo at a time: each provisions the shop's schemas, and a run is named by the second
-    // it started in.
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut shop = shop();
     if broker.is_real() {
@@ -71,6 +72,71 @@ async fn gray_traffic_and_data_stay_gray_and_nothing_is_lost(broker: TestBroker)
     assert!(
         stdout.contains("fulfillment  v1  gray             -> base"),
         "{stdout}"
+    );
+}
+
+/// `shop release [args]` on the embedded broker: its stdout, held to succeed.
+async fn release(args: &[&str]) -> String {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let out = shop().arg("release").args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "shop release {args:?} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn a_healthy_release_steps_through_its_gates_is_promoted_and_torn_down() {
+    let out = release(&[]).await;
+    assert_eq!(
+        out.lines().last(),
+        Some("release: lane=gray steps=3 outcome=promoted rollback_reason=- teardown=clean"),
+        "{out}"
+    );
+    // Each step judged, lane against base, per service; then the promotion's edits.
+    assert_eq!(
+        out.matches("gates for lane gray (pass):").count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        out.contains("set coloring.rules[1].match.sticky.percent = 50"),
+        "{out}"
+    );
+    assert!(
+        out.contains("set services[1].version = v2 (was v1)"),
+        "{out}"
+    );
+    // The lane's data was found in the lane only, then removed.
+    assert!(out.contains("finish: audit: done: clean: in lane"), "{out}");
+    assert!(
+        out.contains("finish: shadow: done: dropped shop_r"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_faulty_release_is_caught_at_its_first_step_and_rolled_back() {
+    let out = release(&["--faulty-v2"]).await;
+    assert_eq!(
+        out.lines().last(),
+        Some(
+            "release: lane=gray steps=1 outcome=rolled-back rollback_reason=error_ratio(orders) teardown=clean"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("gates for lane gray (fail):").count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        !out.contains("percent = 5"),
+        "never past the beta group: {out}"
     );
 }
 

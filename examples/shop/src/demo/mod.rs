@@ -4,6 +4,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod hops;
+pub(crate) mod release;
 pub(crate) mod report;
 pub(crate) mod traffic;
 

@@ -103,15 +103,26 @@ pub(crate) struct Orders {
     app: Arc<App>,
     version: &'static str,
     producer: LaneProducer,
+    /// Fail one order in this many (0: never), and the orders so far.
+    fail_every: u64,
+    placed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Orders {
-    /// `version` of orders, publishing with `producer`.
-    pub(crate) fn new(app: &Arc<App>, version: &'static str, producer: LaneProducer) -> Orders {
+    /// `version` of orders, publishing with `producer`; failing one order in `fail_every`
+    /// (0: never).
+    pub(crate) fn new(
+        app: &Arc<App>,
+        version: &'static str,
+        producer: LaneProducer,
+        fail_every: u64,
+    ) -> Orders {
         Orders {
             app: app.clone(),
             version,
             producer,
+            fail_every,
+            placed: Arc::default(),
         }
     }
 
@@ -126,6 +137,15 @@ impl Orders {
             )));
         }
         let service = format!("orders {}", self.version);
+        let n = self
+            .placed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.fail_every > 0 && n.is_multiple_of(self.fail_every) {
+            // A fault of the version under release, before anything is stored.
+            return Err(Status::internal(format!(
+                "{service}: a fault of this version (shop release --faulty-v2)"
+            )));
+        }
         let internal =
             |what: &str, e: &dyn std::fmt::Display| Status::internal(hidden(&service, what, e));
         // The application's code: no lane in sight beyond the handles it was given.

@@ -63,7 +63,7 @@ impl Teardown<'_> {
                     let (outcome, how) = if waited {
                         (
                             Outcome::Done,
-                            format!("handed back after {} s", started.elapsed().as_secs()),
+                            format!("handed back after {:.1} s", started.elapsed().as_secs_f64()),
                         )
                     } else {
                         (Outcome::Nothing, "none live, no grant open".to_owned())
