@@ -543,3 +543,94 @@ async fn a_grpc_server_error_answered_in_the_headers_counts_as_an_error() {
     );
     assert_eq!(counter(&exporter, "graylane.requests", &outcome("ok")), 2);
 }
+
+/// A gRPC reply streamed as `frames`: a message, then (unless `None`) trailers with
+/// `grpc-status`.
+#[derive(Default)]
+struct Streamed(std::collections::VecDeque<http_body::Frame<bytes::Bytes>>);
+
+impl http_body::Body for Streamed {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+fn streamed(status: Option<&'static str>) -> http::Response<Streamed> {
+    let mut frames = std::collections::VecDeque::from([http_body::Frame::data(
+        bytes::Bytes::from_static(b"\0\0\0\0\0"),
+    )]);
+    if let Some(status) = status {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static(status));
+        frames.push_back(http_body::Frame::trailers(trailers));
+    }
+    let mut res = http::Response::new(Streamed(frames));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    res
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_status_in_the_trailers_counts_once_the_body_has_them() {
+    use http_body_util::BodyExt;
+    let (provider, exporter) = metrics();
+    let lane_metrics = LaneMetrics::new(&provider.meter("graylane"), "grpc-stream");
+    let service = LaneLayer::mesh(propagator()).layer(
+        LaneTraceLayer::server("grpc-stream", propagator())
+            .metrics(lane_metrics)
+            .layer(service_fn(|req: http::Request<()>| async move {
+                // A streaming call that fails after a message: its status is in the trailers.
+                let res = match req.uri().path() {
+                    "/shop.Orders/Watch" => streamed(Some("13")),
+                    "/shop.Orders/NotFound" => streamed(Some("5")),
+                    "/shop.Orders/CutShort" => streamed(None),
+                    _ => streamed(Some("0")),
+                };
+                Ok::<_, Infallible>(res)
+            })),
+    );
+    let outcome = |o: &'static str| [KeyValue::new("graylane.outcome", o)];
+    let call = |path: &'static str| {
+        let service = service.clone();
+        async move {
+            let req = http::Request::post(path)
+                .header("x-gray-lane", "gray")
+                .body(())
+                .unwrap();
+            service.oneshot(req).await.unwrap()
+        }
+    };
+    // Nothing is counted before the trailers come.
+    let failing = call("/shop.Orders/Watch").await;
+    provider.force_flush().unwrap();
+    assert_eq!(
+        counter(&exporter, "graylane.requests", &outcome("error")),
+        0
+    );
+    let collected = failing.into_body().collect().await.unwrap();
+    assert!(collected.trailers().is_some());
+    for path in [
+        "/shop.Orders/List",
+        "/shop.Orders/NotFound",
+        "/shop.Orders/CutShort",
+    ] {
+        call(path).await.into_body().collect().await.unwrap();
+    }
+    // Dropped unread: counted as it stands (no error seen).
+    drop(call("/shop.Orders/List").await);
+    provider.force_flush().unwrap();
+    // INTERNAL in the trailers, and a reply that ended without them: errors. NOT_FOUND is the
+    // caller's.
+    assert_eq!(
+        counter(&exporter, "graylane.requests", &outcome("error")),
+        2
+    );
+    assert_eq!(counter(&exporter, "graylane.requests", &outcome("ok")), 3);
+}

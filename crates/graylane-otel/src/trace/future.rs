@@ -12,17 +12,18 @@ use pin_project_lite::pin_project;
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
-use super::hop::HopResponse;
+use super::hop::{HopResponse, Outcome};
 use super::layer::Config;
 
 pin_project! {
     /// Response future of [`LaneTrace`](super::LaneTrace): the inner service's future, polled
     /// inside the hop's span. When it resolves, the span gets the response's status code (and
-    /// an error status for a 5xx, a transport error or a server-side `grpc-status` in
-    /// the response headers) and the request goes into the layer's metrics.
+    /// an error status for a 5xx, a transport error or a server-side `grpc-status`) and the
+    /// request goes into the layer's metrics — at once, or for a gRPC reply whose status comes
+    /// in its trailers, when they do ([`ResponseBody`](super::body::ResponseBody)).
     ///
-    /// It resolves to the inner service's output as it is: `http::Response<B>`, or with the
-    /// `reqwest` feature `reqwest::Response`.
+    /// It resolves to `http::Response<ResponseBody<B>>` for the inner service's
+    /// `http::Response<B>`, or with the `reqwest` feature to the `reqwest::Response` as it is.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<F> {
         #[pin]
@@ -62,25 +63,28 @@ where
     F: Future<Output = Result<R, E>>,
     R: HopResponse,
 {
-    type Output = Result<R, E>;
+    type Output = Result<R::Traced, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let result = ready!(this.inner.as_mut().poll(cx));
-        let status = result.as_ref().ok().map(R::status);
-        let error = result.as_ref().map_or(true, super::hop::is_error);
         let span = this.inner.span();
-        if let Some(status) = status {
+        if let Ok(res) = &result {
             // As an i64: tracing-opentelemetry exports other integers as strings, and the
             // semantic conventions want an int.
-            span.record("http.response.status_code", i64::from(status.as_u16()));
+            span.record(
+                "http.response.status_code",
+                i64::from(res.status().as_u16()),
+            );
         }
-        // 5xx, transport errors and gRPC errors answered in the headers are errors; a gRPC
-        // status sent in trailers, after messages, is not seen here.
-        if error {
-            span.record("otel.status_code", "error");
-        }
-        this.config.record(*this.ctx, this.started.elapsed(), error);
-        Poll::Ready(result)
+        let outcome = Outcome {
+            config: this.config.clone(),
+            ctx: *this.ctx,
+            elapsed: this.started.elapsed(),
+            span: span.clone(),
+            error: result.as_ref().map_or(true, super::hop::is_error),
+        };
+        // A transport error is recorded here, as the outcome drops.
+        Poll::Ready(result.map(|res| res.traced(outcome)))
     }
 }

@@ -2,8 +2,14 @@
 //! span-opening and outcome-recording code serves `http::Request` / `http::Response` here and
 //! `reqwest::Request` / `reqwest::Response` in `graylane_otel::reqwest`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use graylane_core::LaneContext;
 use http::{HeaderMap, Method, StatusCode};
+
+use super::body::ResponseBody;
+use super::layer::Config;
 
 /// A request [`LaneTrace`](super::LaneTrace) opens a span for.
 pub(crate) trait HopRequest {
@@ -16,10 +22,49 @@ pub(crate) trait HopRequest {
 }
 
 /// A response whose status the span and the metrics record.
-pub(crate) trait HopResponse {
+///
+/// Sealed: `pub` in a private module only because [`ResponseFuture`](super::future::ResponseFuture)'s
+/// output names [`HopResponse::Traced`]; nothing outside this crate can name or implement it.
+#[allow(unreachable_pub)]
+pub trait HopResponse: Sized {
+    /// The response as the layer returns it.
+    type Traced;
     fn status(&self) -> StatusCode;
     /// The response's headers (a gRPC error answered at once has its `grpc-status` there).
     fn headers(&self) -> &HeaderMap;
+    /// The response with its `outcome`: recorded now (dropped), or, for a gRPC reply whose
+    /// status comes in its trailers, when they come.
+    fn traced(self, outcome: Outcome) -> Self::Traced;
+}
+
+/// A hop's outcome for the span and the metrics, recorded when it is dropped.
+#[allow(unreachable_pub)]
+pub struct Outcome {
+    pub(super) config: Arc<Config>,
+    pub(super) ctx: LaneContext,
+    /// The time to the response's headers.
+    pub(super) elapsed: Duration,
+    pub(super) span: tracing::Span,
+    pub(crate) error: bool,
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("ctx", &self.ctx)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        // 5xx, transport errors and gRPC server errors, in the headers or the trailers.
+        if self.error {
+            self.span.record("otel.status_code", "error");
+        }
+        self.config.record(self.ctx, self.elapsed, self.error);
+    }
 }
 
 /// Whether `res` is an error: a 5xx, or a gRPC reply whose headers carry a server-side error
@@ -32,11 +77,22 @@ pub(crate) trait HopResponse {
 /// 4xx is: a lane on a near-empty shadow schema answers NOT_FOUND more often, and that is no
 /// regression.
 pub(crate) fn is_error(res: &impl HopResponse) -> bool {
-    res.status().is_server_error()
-        || res
-            .headers()
-            .get("grpc-status")
-            .is_some_and(|s| matches!(s.as_bytes(), b"2" | b"4" | b"12" | b"13" | b"14" | b"15"))
+    res.status().is_server_error() || is_grpc_error(res.headers())
+}
+
+/// Whether `headers` (a reply's headers or trailers) carry a server-side `grpc-status`.
+pub(crate) fn is_grpc_error(headers: &HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|s| matches!(s.as_bytes(), b"2" | b"4" | b"12" | b"13" | b"14" | b"15"))
+}
+
+/// Whether `headers` are a gRPC reply's whose status is still to come, in trailers.
+fn grpc_status_in_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|c| c.as_bytes().starts_with(b"application/grpc"))
+        && !headers.contains_key("grpc-status")
 }
 
 impl<B> HopRequest for http::Request<B> {
@@ -58,10 +114,16 @@ impl<B> HopRequest for http::Request<B> {
 }
 
 impl<B> HopResponse for http::Response<B> {
+    type Traced = http::Response<ResponseBody<B>>;
     fn status(&self) -> StatusCode {
         http::Response::status(self)
     }
     fn headers(&self) -> &HeaderMap {
         http::Response::headers(self)
+    }
+    fn traced(self, outcome: Outcome) -> Self::Traced {
+        let waits = !outcome.error && grpc_status_in_trailers(self.headers());
+        let outcome = waits.then_some(outcome);
+        self.map(|body| ResponseBody::new(body, outcome))
     }
 }

@@ -21,7 +21,7 @@ use crate::metrics::{Kind, LaneMetrics};
 use crate::propagation::{composite, lane_context, with_lane_context};
 
 /// What every [`LaneTrace`] made by one layer shares.
-pub(super) struct Config {
+pub(crate) struct Config {
     kind: Kind,
     service: Arc<str>,
     propagator: Propagator,
@@ -84,7 +84,7 @@ impl Config {
     }
 
     /// Records one finished hop in the layer's metrics, if it has any.
-    pub(super) fn record(&self, ctx: LaneContext, elapsed: Duration, error: bool) {
+    pub(crate) fn record(&self, ctx: LaneContext, elapsed: Duration, error: bool) {
         if let Some(metrics) = &self.metrics {
             metrics.record(self.kind, ctx, elapsed, error);
         }
@@ -248,7 +248,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LaneTrace<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<super::body::ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

@@ -5,7 +5,8 @@
 //! - [`LaneTraceLayer`] / [`LaneTrace`] / [`future::ResponseFuture`]: the server or client span
 //!   of an HTTP or gRPC hop — trace context in, trace context out — and its metrics; over
 //!   `http::Request` services and, with the `reqwest` feature, `reqwest::Client`
-//!   (`graylane_otel::reqwest`);
+//!   (`graylane_otel::reqwest`); [`body::ResponseBody`], the response body that holds a gRPC
+//!   reply's outcome until its trailers say it;
 //! - [`consumer_span`] / [`inject_current`]: the same for messages (Kafka records);
 //! - [`HeaderCarrier`] / [`HeaderReader`]: `http::HeaderMap` as an OTel carrier.
 //!
@@ -30,11 +31,14 @@
 //! let res = async { client.oneshot(http::Request::new(())).await }
 //!     .with_lane(LaneContext::new(gray))
 //!     .await?;
-//! assert_eq!(res.body()["x-gray-lane"], "gray");
-//! assert_eq!(res.body()["baggage"], "gray.lane=gray");
+//! // The body as the inner service answered it (`ResponseBody` waits for gRPC trailers).
+//! let sent = res.body().get_ref();
+//! assert_eq!(sent["x-gray-lane"], "gray");
+//! assert_eq!(sent["baggage"], "gray.lane=gray");
 //! # Ok(()) }
 //! ```
 
+pub mod body;
 mod carrier;
 pub mod future;
 mod hop;
@@ -43,7 +47,7 @@ mod message;
 mod processor;
 
 #[cfg(feature = "reqwest")]
-pub(crate) use hop::{HopRequest, HopResponse};
+pub(crate) use hop::{HopRequest, HopResponse, Outcome};
 
 pub use carrier::{HeaderCarrier, HeaderReader};
 pub use layer::{LaneTrace, LaneTraceLayer};
