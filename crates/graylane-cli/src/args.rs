@@ -90,9 +90,9 @@ pub(crate) struct FinishArgs {
     /// The lane spec.
     #[arg(long, default_value = "graylane.yaml")]
     pub(crate) spec: PathBuf,
-    /// The lane (default: the spec's only release's).
+    /// The lane (required: after `promote`, the spec's only release may be another lane's).
     #[arg(long)]
-    pub(crate) lane: Option<String>,
+    pub(crate) lane: String,
     /// A string only the lane's data contains, for the leak audit before anything is dropped.
     #[arg(long)]
     pub(crate) marker: String,
@@ -124,8 +124,8 @@ pub(crate) struct FinishArgs {
     /// Regenerate the manifests into this directory (without the lane).
     #[arg(long)]
     pub(crate) manifests: Option<PathBuf>,
-    /// Go on past a leak, an incomplete audit or a lane that did not drain; the reason is
-    /// printed with the report.
+    /// Go on past a leak, an incomplete audit, a lane that did not drain or a missing control
+    /// topic, or finish without any store to audit; the reason is printed with the report.
     #[arg(long, value_name = "REASON")]
     pub(crate) force: Option<String>,
     /// Say what would be removed; change nothing.

@@ -145,6 +145,25 @@ coloring:
             }));
         producer.send(record).map_err(|(e, _)| e).unwrap();
     }
+    // An instance that crashed two minutes ago, its last heartbeat claiming a 3 s lease. Base,
+    // reading it now, waits out that lease before it takes the lane's partitions back; finish,
+    // dating it by its record, knows it is long dead (read afresh on every poll, it would look
+    // live for 3 s from each read, for ever).
+    let written = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 120_000;
+    let stale_key = format!("{group}/hb/gray/crashed-1");
+    producer
+        .send(
+            BaseRecord::<str, str>::to(&control)
+                .key(&stale_key)
+                .payload("live 3000")
+                .timestamp(written),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
     producer.flush(Duration::from_secs(5)).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while handled.load(Ordering::Relaxed) < 2 {
@@ -187,6 +206,22 @@ coloring:
         cli(args)
     };
 
+    // Bad arguments are refused before anything changes.
+    let (code, _, err) = cli(vec![
+        "release".into(),
+        "finish".into(),
+        "--spec".into(),
+        spec.clone(),
+        "--lane".into(),
+        "gray".into(),
+        "--marker".into(),
+        marker.clone(),
+    ])
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nothing to audit"), "{err}");
+    assert_eq!(std::fs::read_to_string(&spec_path).unwrap(), spec_text);
+
     // The gray consumer still runs: the lane is out of the spec, but finish waits, then refuses.
     let (code, out, err) = finish(&["--drain-timeout", "2"]).await;
     assert_eq!(code, 3, "{out}{err}");
@@ -215,9 +250,12 @@ coloring:
         &format!("INSERT INTO {base_schema}.customers (name) VALUES ('{marker}')"),
     )
     .await;
-    let (code, out, err) = finish(&[]).await;
+    let (code, out, err) = finish(&["--drain-timeout", "20"]).await;
     assert_eq!(code, 3, "{out}{err}");
-    assert!(out.contains("finish: consumers: "), "{out}");
+    assert!(
+        !out.contains("crashed-1"),
+        "a crashed instance's lease is long over: {out}"
+    );
     assert!(
         out.contains("finish: audit: REFUSED: the lane's data is not all in the lane"),
         "{out}"
@@ -301,5 +339,28 @@ coloring:
         .arg(&kept[..])
         .query_async::<u64>(&mut r)
         .await;
-    assert!(spec_text.contains("beta"));
+}
+
+#[test]
+fn finish_refuses_a_lane_whose_template_names_reach_another_lanes() {
+    let dir = TempDir::new("finish_typo");
+    let spec = dir.0.join("graylane.yaml");
+    let text = "lanes: [{ name: gray }]\ndata: { redis_prefix: \"lane-{lane}\" }\n";
+    std::fs::write(&spec, text).unwrap();
+    let out = graylane(&[
+        "release",
+        "finish",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--lane",
+        "gra",
+        "--marker",
+        "gray-tester",
+        "--redis-url",
+        "redis://127.0.0.1:1/",
+    ]);
+    let (code, _, err) = super::text(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("its data names would not be its own"), "{err}");
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), text);
 }

@@ -1,7 +1,7 @@
 //! Whether a lane's consumers have handed their partitions back, read off the control topic by
 //! someone who is not a consumer (`graylane release finish`).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use graylane_core::{Lane, LaneSet};
 use rdkafka::ClientConfig;
@@ -35,8 +35,9 @@ impl Handback {
 /// by `timeout`. `config` holds the connection settings (`bootstrap.servers`, security).
 ///
 /// A lane instance that stopped cleanly wrote `stop`; one that crashed is live until its lease
-/// has passed since this read, so a caller that waits for [`Handback::released`] waits at most
-/// a lease for it. A grant closes when base takes the lane's records back, which base does once
+/// has passed since its last heartbeat's record timestamp (as the broker or its producer
+/// dated it: clocks apart by seconds move that by as much), so a caller that waits for
+/// [`Handback::released`] waits at most a lease for it. A grant closes when base takes the lane's records back, which base does once
 /// no instance of the lane is live.
 pub fn lane_handback(
     config: &ClientConfig,
@@ -73,7 +74,20 @@ pub fn lane_handback(
                 Some(Ok(m)) => {
                     let key = m.key_view::<str>().and_then(Result::ok).unwrap_or("");
                     let value = m.payload_view::<str>().and_then(Result::ok).unwrap_or("");
-                    state.apply(group, &lanes, key, value);
+                    // Dated by the record: how long ago it was written, by the wall clock.
+                    let age = m
+                        .timestamp()
+                        .to_millis()
+                        .and_then(|ms| u64::try_from(ms).ok())
+                        .map(|ms| {
+                            let now = SystemTime::now()
+                                .duration_since(UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64);
+                            Duration::from_millis(now.saturating_sub(ms))
+                        })
+                        .unwrap_or_default();
+                    let seen = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                    state.apply_seen(group, &lanes, key, value, seen);
                     next = m.offset() + 1;
                 }
                 Some(Err(e)) => return Err(e),

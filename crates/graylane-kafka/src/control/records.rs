@@ -68,6 +68,20 @@ impl ControlState {
     /// Applies one record. Records of other groups and lanes are ignored; malformed ones are
     /// counted and ignored.
     pub(crate) fn apply(&mut self, group: &str, lanes: &LaneSet, key: &str, value: &str) {
+        self.apply_seen(group, lanes, key, value, Instant::now());
+    }
+
+    /// [`apply`](Self::apply), with a heartbeat taken as seen at `seen_at`: a reader that
+    /// reads the topic afresh dates each heartbeat by its record's timestamp, so that one of
+    /// a crashed instance, written long ago, is not live for a whole lease from now.
+    pub(crate) fn apply_seen(
+        &mut self,
+        group: &str,
+        lanes: &LaneSet,
+        key: &str,
+        value: &str,
+        seen_at: Instant,
+    ) {
         let Some(rest) = key.strip_prefix(group).and_then(|r| r.strip_prefix('/')) else {
             return;
         };
@@ -102,7 +116,7 @@ impl ControlState {
                 .and_then(|instance| Some((instance, parse_heartbeat(value)?)))
                 .map(|(instance, hb)| {
                     let entry = Instance {
-                        seen_at: Instant::now(),
+                        seen_at,
                         lease: hb.unwrap_or_default(),
                         stopped: hb.is_none(),
                     };

@@ -64,8 +64,8 @@ pub(crate) fn run(args: &AuditArgs) -> Result<(), Fail> {
     report.verdict()
 }
 
-/// Searches every source `args` gives for `lane`'s marker, with `spec`'s data names.
-pub(crate) fn search_all(spec: &LaneSpec, lane: Lane, args: &AuditArgs) -> Result<Report, Fail> {
+/// What the audit needs of its arguments: a marker long enough, a store, brokers for topics.
+pub(crate) fn check_args(args: &AuditArgs) -> Result<(), Fail> {
     if args.marker.len() < 3 {
         return Err(bad_input(
             "--marker must be at least 3 characters (it is searched everywhere)",
@@ -81,6 +81,12 @@ pub(crate) fn search_all(spec: &LaneSpec, lane: Lane, args: &AuditArgs) -> Resul
             "--topic needs --kafka-brokers (or GRAYLANE_KAFKA_BROKERS)",
         ));
     }
+    Ok(())
+}
+
+/// Searches every source `args` gives for `lane`'s marker, with `spec`'s data names.
+pub(crate) fn search_all(spec: &LaneSpec, lane: Lane, args: &AuditArgs) -> Result<Report, Fail> {
+    check_args(args)?;
     if lane.is_base() {
         return Err(bad_input("audit a lane, not base"));
     }

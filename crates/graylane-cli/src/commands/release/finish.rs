@@ -13,8 +13,7 @@
 //! 5. `redis`: the lane's keys, `SCAN MATCH <prefix>*` then `UNLINK` in batches, each key
 //!    checked against the prefix before it goes.
 //! 6. `groups`: the lane's consumer groups deleted, where the broker allows it.
-//! 7. `manifests`: the directory checked against the spec without the lane; files graylane
-//!    generated that the spec no longer generates are removed.
+//! 7. `manifests`: the directory checked against the spec without the lane.
 //!
 //! The lane's data names are read from the spec before step 1 removes the lane. Run again, the
 //! lane is no longer in the spec: its names are then the templates', and every step finds
@@ -111,18 +110,25 @@ pub(crate) fn finish(args: &FinishArgs) -> Result<(), Fail> {
 
 /// Runs every step (printing each unless `--json`) and says how the teardown ended.
 pub(crate) fn finish_lane(args: &FinishArgs) -> Result<Report, Fail> {
+    // Every argument is checked before the first step changes anything.
     if !args.groups.is_empty() && args.kafka_brokers.is_none() {
         return Err(bad_input(
             "--group needs --kafka-brokers (or GRAYLANE_KAFKA_BROKERS)",
         ));
     }
+    let stores = args.database_url.is_some() || args.redis_url.is_some() || !args.topics.is_empty();
+    if !stores && args.force.is_none() {
+        return Err(bad_input(
+            "nothing to audit: give --database-url, --redis-url and/or --topic \
+             (or --force REASON to finish without an audit)",
+        ));
+    }
+    if stores {
+        audit::check_args(&audit_args(args, &args.lane))?;
+    }
     let mut text = SpecText::read(&args.spec).map_err(|e| bad_input(e.to_string()))?;
     let spec = text.spec().map_err(|e| bad_input(e.to_string()))?;
-    let lane = match (&args.lane, spec.releases.as_slice()) {
-        (Some(name), _) => Lane::new(name).map_err(|e| bad_input(format!("--lane: {e}")))?,
-        (None, [one]) => one.lane,
-        (None, _) => return Err(bad_input("say which lane with --lane")),
-    };
+    let lane = Lane::new(&args.lane).map_err(|e| bad_input(format!("--lane: {e}")))?;
     if lane.is_base() {
         return Err(bad_input("base is not finished: name a lane"));
     }
@@ -136,6 +142,14 @@ pub(crate) fn finish_lane(args: &FinishArgs) -> Result<Report, Fail> {
             services: Vec::new(),
             data: None,
         });
+        // Its template names must not reach another lane's (`lane:gra` would take in
+        // `lane:gray:...`): the spec with it is checked as any spec is.
+        data_spec.validate().map_err(|e| {
+            bad_input(format!(
+                "lane {lane} is not in {}, and its data names would not be its own: {e}",
+                args.spec.display()
+            ))
+        })?;
     }
     let mut t = Teardown {
         args,
@@ -161,18 +175,30 @@ pub(crate) fn finish_lane(args: &FinishArgs) -> Result<Report, Fail> {
     } else {
         t.leave_spec(&mut text, &spec)?;
     }
-    // Each returns false when it refused: nothing after it runs.
+    // Each returns false when it refused: nothing after it runs. A step that fails (a
+    // connection, a drop the database refuses) is a refusal too, reported as one.
     type StepFn<'a> = fn(&mut Teardown<'a>) -> Result<bool, Fail>;
-    let steps: [StepFn<'_>; 6] = [
-        Teardown::drain,
-        Teardown::audit,
-        Teardown::drop_shadow,
-        Teardown::unlink_keys,
-        Teardown::delete_groups,
-        Teardown::check_manifests,
+    let steps: [(&'static str, StepFn<'_>); 6] = [
+        ("consumers", Teardown::drain),
+        ("audit", Teardown::audit),
+        ("shadow", Teardown::drop_shadow),
+        ("redis", Teardown::unlink_keys),
+        ("groups", Teardown::delete_groups),
+        ("manifests", Teardown::check_manifests),
     ];
-    for step in steps {
-        if !step(&mut t)? {
+    for (name, step) in steps {
+        let go_on = match step(&mut t) {
+            Ok(go_on) => go_on,
+            Err(Fail(message, _)) => {
+                t.add(
+                    name,
+                    Outcome::Refused,
+                    format!("{message}; nothing after this step ran"),
+                );
+                false
+            }
+        };
+        if !go_on {
             t.report.teardown = "refused";
             break;
         }
@@ -194,6 +220,21 @@ pub(crate) fn finish_lane(args: &FinishArgs) -> Result<Report, Fail> {
         );
     }
     Ok(t.report)
+}
+
+/// The audit `finish` runs, as `graylane audit` would be called.
+fn audit_args(a: &FinishArgs, lane: &str) -> AuditArgs {
+    AuditArgs {
+        spec: a.spec.clone(),
+        lane: lane.to_owned(),
+        marker: a.marker.clone(),
+        database_url: a.database_url.clone(),
+        base_schema: a.base_schema.clone(),
+        redis_url: a.redis_url.clone(),
+        kafka_brokers: a.kafka_brokers.clone(),
+        topics: a.topics.clone(),
+        json: false,
+    }
 }
 
 impl Teardown<'_> {
@@ -273,22 +314,10 @@ impl Teardown<'_> {
     fn audit(&mut self) -> Result<bool, Fail> {
         let a = self.args;
         if a.database_url.is_none() && a.redis_url.is_none() && a.topics.is_empty() {
-            return Ok(self.stop(
-                "audit",
-                "nothing to audit: give --database-url, --redis-url and/or --topic".into(),
-            ));
+            // Only with --force (checked before the first step).
+            return Ok(self.stop("audit", "nothing to audit: no store given".into()));
         }
-        let args = AuditArgs {
-            spec: a.spec.clone(),
-            lane: self.lane.to_string(),
-            marker: a.marker.clone(),
-            database_url: a.database_url.clone(),
-            base_schema: a.base_schema.clone(),
-            redis_url: a.redis_url.clone(),
-            kafka_brokers: a.kafka_brokers.clone(),
-            topics: a.topics.clone(),
-            json: false,
-        };
+        let args = audit_args(a, self.lane.as_str());
         let found = audit::search_all(&self.data_spec, self.lane, &args)?;
         let summary = found.lines().join("; ");
         if found.verdict().is_err() {

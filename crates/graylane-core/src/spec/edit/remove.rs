@@ -95,7 +95,11 @@ pub(super) fn removal(
         let line = &src[at..line_end];
         let trimmed = line.trim_start_matches([' ', '\t']);
         if !trimmed.trim().is_empty() {
-            if line.len() - trimmed.len() <= column {
+            let indent = line.len() - trimmed.len();
+            // An entry's value may be a sequence at the entry's own column (`key:` then
+            // `- item` below it, as kubectl writes them).
+            let own_item = key.is_some() && indent == column && trimmed.starts_with('-');
+            if indent < column || (indent == column && !own_item) {
                 break;
             }
             to = line_end;
@@ -132,19 +136,27 @@ pub(super) fn removal(
     })
 }
 
-/// Where `key:` starts, looking back from its value at `value`.
+/// Where `key:` (or `"key":`, `'key':`) starts, looking back from its value at `value`: the
+/// nearest such key before it, which is the value's own.
 fn key_before(src: &str, key: &str, value: usize) -> Option<usize> {
     let bytes = src.as_bytes();
-    let mut search = value;
-    while let Some(at) = src[..search].rfind(key) {
-        let after = skip_blanks(bytes, at + key.len());
-        let bounded = at == 0 || matches!(bytes[at - 1], b' ' | b'\t' | b'\n' | b'{' | b',');
-        if bounded && bytes.get(after) == Some(&b':') {
-            return Some(at);
-        }
-        search = at;
-    }
-    None
+    let forms = [key.to_owned(), format!("\"{key}\""), format!("'{key}'")];
+    forms
+        .iter()
+        .filter_map(|form| {
+            let mut search = value;
+            while let Some(at) = src[..search].rfind(form.as_str()) {
+                let after = skip_blanks(bytes, at + form.len());
+                let bounded =
+                    at == 0 || matches!(bytes[at - 1], b' ' | b'\t' | b'\n' | b'{' | b',');
+                if bounded && bytes.get(after) == Some(&b':') {
+                    return Some(at);
+                }
+                search = at;
+            }
+            None
+        })
+        .max()
 }
 
 /// One past the end of the value starting at `start`: a whole flow collection, a quoted

@@ -280,3 +280,28 @@ fn edits_together_may_pass_through_an_invalid_spec_but_not_end_in_one() {
             .contains("YAML")
     );
 }
+
+#[test]
+fn an_indentless_sequence_goes_with_its_key_and_a_quoted_key_is_found() {
+    let src = "\
+services:
+- name: orders
+  \"routing\": { canary: { lane: gray, weight: 5 } }
+- name: cart
+lanes:
+- name: gray
+  services:
+  - orders
+  description: v2
+";
+    let mut text = SpecText::yaml(src.into()).unwrap();
+    text.together(|t| {
+        t.remove("services[0].routing")?;
+        t.remove("lanes[0].services")
+    })
+    .unwrap();
+    assert_eq!(
+        text.text(),
+        "services:\n- name: orders\n- name: cart\nlanes:\n- name: gray\n  description: v2\n"
+    );
+}

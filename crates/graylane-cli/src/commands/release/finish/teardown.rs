@@ -50,7 +50,15 @@ impl Teardown<'_> {
                         if e.rdkafka_error_code()
                             == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) =>
                     {
-                        graylane_kafka::Handback::default()
+                        // A misspelt --control-topic would read as "nothing live".
+                        let why = format!(
+                            "control topic {} does not exist (check --control-topic)",
+                            self.args.control_topic
+                        );
+                        if !self.stop("consumers", why) {
+                            return Ok(false);
+                        }
+                        break;
                     }
                     Err(e) => {
                         return Err(bad_input(format!(
@@ -206,60 +214,42 @@ impl Teardown<'_> {
                 ),
                 Err(code) => self.add(
                     "groups",
-                    Outcome::Skipped,
-                    format!("the broker did not delete {name}: {code} (a broker without group deletion: delete it there)"),
+                    Outcome::Remains,
+                    format!("the broker did not delete {name}: {code}"),
                 ),
             }
         }
         Ok(true)
     }
 
-    /// Step 7: the manifests directory holds what the spec (without the lane) generates, and
-    /// nothing graylane generated besides.
+    /// Step 7: the manifests directory holds what the spec (without the lane) generates.
     pub(super) fn check_manifests(&mut self) -> Result<bool, Fail> {
         let Some(dir) = self.args.manifests.clone() else {
             self.add("manifests", Outcome::Skipped, "no --manifests");
             return Ok(true);
         };
+        if self.args.dry_run {
+            self.add(
+                "manifests",
+                Outcome::Skipped,
+                format!(
+                    "would check {} against the spec without the lane",
+                    dir.display()
+                ),
+            );
+            return Ok(true);
+        }
         let spec = crate::commands::load(&self.args.spec)?;
         let rendered = graylane_mesh::generate(&spec).render();
-        let mut stale = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let generated = std::fs::read_to_string(&path)
-                    .is_ok_and(|s| s.starts_with(graylane_mesh::GENERATED_HEADER));
-                if generated && !rendered.iter().any(|(n, _)| *n == name) {
-                    stale.push(path);
-                }
-            }
-        }
-        let mut removed = Vec::new();
-        for path in stale {
-            if self.args.dry_run {
-                removed.push(format!("would remove {}", path.display()));
-                continue;
-            }
-            std::fs::remove_file(&path)
-                .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-            removed.push(format!("removed {}", path.display()));
-        }
-        let drift = if self.args.dry_run {
-            Vec::new()
-        } else {
-            crate::manifest_dir::drift(&dir, &rendered)?
-        };
-        if !drift.is_empty() {
-            self.add("manifests", Outcome::Remains, drift.join("; "));
-        } else if removed.is_empty() {
+        let drift = crate::manifest_dir::drift(&dir, &rendered)?;
+        if drift.is_empty() {
             self.add(
                 "manifests",
                 Outcome::Nothing,
                 format!("{} holds nothing of the lane", dir.display()),
             );
         } else {
-            self.add("manifests", Outcome::Done, removed.join(", "));
+            self.add("manifests", Outcome::Remains, drift.join("; "));
         }
         Ok(true)
     }
@@ -318,11 +308,21 @@ fn supports_delete_groups(bootstrap: &str) -> Option<bool> {
     use std::io::{Read, Write};
     const API_VERSIONS: i16 = 18;
     const DELETE_GROUPS: i16 = 42;
-    let address = bootstrap.split(',').next()?.trim();
-    let address = std::net::ToSocketAddrs::to_socket_addrs(address)
+    // The first bootstrap server, as librdkafka reads one: an optional `SCHEME://`, the port
+    // 9092 when none is given; every address it resolves to, in turn.
+    let server = bootstrap.split(',').next()?.trim();
+    let server = server.rsplit_once("://").map_or(server, |(_, s)| s);
+    let server = if server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        server.to_owned()
+    } else {
+        format!("{server}:9092")
+    };
+    let mut stream = std::net::ToSocketAddrs::to_socket_addrs(&server)
         .ok()?
-        .next()?;
-    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)).ok()?;
+        .find_map(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5)).ok())?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     // Request header v1 (key, version 0, correlation id, client id), an empty v0 body.
     let client = b"graylane";
