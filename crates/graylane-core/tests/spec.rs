@@ -472,13 +472,14 @@ fn an_oversized_spec_is_refused_before_parsing() {
 }
 
 /// A spec with `lanes` lanes over `services` services, every lane in one service, and every
-/// service routing a canary, content routes and a mirror to lanes it has a version in.
+/// service routing a canary and content routes to lanes it has a version in, and a mirror to
+/// a mirror lane of its own.
 fn wide_spec(lanes: usize, services: usize) -> String {
     let mut src = String::from("services:\n");
     for s in 0..services {
         let lane = s;
         src.push_str(&format!(
-            "  - name: s{s}\n    routing:\n      canary: {{ lane: l{lane}, weight: 5 }}\n      content: [{{ lane: l{lane}, match: {{ header: {{ name: x-l, exact: a }} }} }}]\n      mirror: {{ lane: l{lane}, percent: 1 }}\n"
+            "  - name: s{s}\n    routing:\n      canary: {{ lane: l{lane}, weight: 5 }}\n      content: [{{ lane: l{lane}, match: {{ header: {{ name: x-l, exact: a }} }} }}]\n      mirror: {{ lane: m{lane}, percent: 1 }}\n"
         ));
     }
     src.push_str("lanes:\n");
@@ -486,6 +487,12 @@ fn wide_spec(lanes: usize, services: usize) -> String {
         src.push_str(&format!(
             "  - {{ name: l{l}, services: [s{}] }}\n",
             l % services
+        ));
+    }
+    // Each service's mirror lane.
+    for s in 0..services {
+        src.push_str(&format!(
+            "  - {{ name: m{s}, services: [s{s}], mirror: true }}\n"
         ));
     }
     src
@@ -509,6 +516,7 @@ fn a_wide_spec_validates_in_linear_time() {
             version: None,
             services: vec![format!("s{}", l % 1_000)],
             data: None,
+            mirror: false,
         }));
     let started = std::time::Instant::now();
     spec.validate().unwrap();
@@ -523,7 +531,48 @@ fn a_wide_spec_validates_in_linear_time() {
         src.len()
     );
     let started = std::time::Instant::now();
-    assert_eq!(LaneSpec::from_yaml_str(&src).unwrap().lanes.len(), 20_000);
+    // 20,000 lanes, and each service's mirror lane.
+    assert_eq!(LaneSpec::from_yaml_str(&src).unwrap().lanes.len(), 21_000);
     let took = started.elapsed();
     assert!(took < LINEAR, "loaded in {took:?}");
+}
+
+#[test]
+fn istio_mirroring_goes_to_a_mirror_lane_and_a_mirror_lane_takes_nothing_else() {
+    let spec = |lanes: &str, routing: &str, rules: &str| {
+        graylane_core::spec::LaneSpec::from_yaml_str(&format!(
+            "services: [{{ name: orders, routing: {routing} }}]\nlanes: {lanes}\ncoloring: {{ rules: {rules} }}\n"
+        ))
+    };
+    let shadow = "[{ name: shadow, services: [orders], mirror: true }]";
+    let plain = "[{ name: shadow, services: [orders] }]";
+    let mirror = "{ mirror: { lane: shadow, percent: 5 } }";
+    spec(shadow, mirror, "[]").unwrap();
+    let e = spec(plain, mirror, "[]").unwrap_err();
+    assert_eq!(e.path, "services[0].routing.mirror.lane", "{e}");
+    assert!(
+        e.to_string().contains("add `mirror: true` to lane shadow"),
+        "{e}"
+    );
+    for (routing, rules, path) in [
+        (
+            "{ canary: { lane: shadow, weight: 5 } }",
+            "[]",
+            "services[0].routing.canary.lane",
+        ),
+        (
+            "{}",
+            "[{ lane: shadow, match: { header: { name: x-a, exact: b } } }]",
+            "coloring.rules[0].lane",
+        ),
+        (
+            "{ blue_green: { active: shadow } }",
+            "[]",
+            "services[0].routing.blue_green.active",
+        ),
+    ] {
+        let e = spec(shadow, routing, rules).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+        assert!(e.to_string().contains("is a mirror lane"), "{e}");
+    }
 }

@@ -4,6 +4,8 @@
 //!   `DestinationRule` for that host;
 //! - every subset's labels select the pods of some `Deployment`;
 //! - every route's weights sum to 100, and every `mirrorPercentage` is within 0..=100;
+//! - every mirror destination's pods run pinned to their lane (`GRAYLANE_PINNED_LANE`): Envoy's
+//!   copy carries no lane header, and an unpinned deployment would write it into production;
 //! - every mesh `VirtualService` host is a `Service`; every gateway route names a `Gateway`;
 //! - every `Deployment`'s selector matches its pod labels, and every `Service` selects pods.
 
@@ -68,6 +70,22 @@ impl<'a> Index<'a> {
         self.deployments
             .iter()
             .any(|d| selects(app_labels, &d.spec.template.metadata.labels))
+    }
+
+    /// The Deployments whose pods `host`'s subset `subset` selects.
+    fn subset_deployments(&self, host: &str, subset: &str) -> Vec<&'a Deployment> {
+        self.rules
+            .iter()
+            .filter(|dr| dr.spec.host == host)
+            .flat_map(|dr| dr.spec.subsets.iter())
+            .filter(|s| s.name == subset)
+            .flat_map(|s| {
+                self.deployments
+                    .iter()
+                    .filter(|d| selects(&s.labels, &d.spec.template.metadata.labels))
+                    .copied()
+            })
+            .collect()
     }
 
     fn has_subset(&self, host: &str, subset: &str) -> bool {
@@ -155,6 +173,25 @@ fn route_findings(index: &Index<'_>, route: &HttpRoute, found: &mut Vec<String>)
             "route {name}: mirrorPercentage {} is outside 0..=100",
             p.value
         ));
+    }
+    if let Some(m) = &route.mirror
+        && let Some(subset) = &m.subset
+    {
+        for d in index.subset_deployments(&m.host, subset) {
+            let pinned = d.spec.template.spec.containers.iter().all(|c| {
+                c.env
+                    .iter()
+                    .any(|e| e.name == crate::PINNED_ENV && e.value == *subset)
+            });
+            if !pinned {
+                found.push(format!(
+                    "route {name}: mirror subset {subset} of {} selects Deployment {}, whose pods are not pinned to lane {subset} ({}): Envoy's copies carry no lane, and would write into production",
+                    m.host,
+                    d.metadata.name,
+                    crate::PINNED_ENV
+                ));
+            }
+        }
     }
     let destinations = route
         .route

@@ -35,7 +35,9 @@ mod resolve;
 mod upstream;
 
 pub use check::{Finding, check};
-pub use generate::{GENERATED_HEADER, LANE_ENV, LANE_LABEL, Manifests, generate, subset_name};
+pub use generate::{
+    GENERATED_HEADER, LANE_ENV, LANE_LABEL, Manifests, PINNED_ENV, generate, subset_name,
+};
 pub use resolve::{Hop, Request, ResolveError, Routes, Target};
 #[cfg(feature = "validate")]
 pub use upstream::validate_upstream;

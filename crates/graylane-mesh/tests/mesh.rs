@@ -24,7 +24,7 @@ services:
       blue_green: { active: green }
 lanes:
   - { name: gray, version: v2, services: [orders] }
-  - { name: shadow, version: v2-shadow, services: [orders] }
+  - { name: shadow, version: v2-shadow, services: [orders], mirror: true }
   - { name: green, version: v3, services: [payments] }
 mesh:
   namespace: shop
@@ -88,6 +88,33 @@ fn unknown_fields_are_caught_by_the_upstream_schema() {
             .any(|(_, _, e)| e.contains("v9"))
     );
     assert!(from_yaml(&broken).unwrap_err().contains("hostz"));
+}
+
+#[test]
+fn a_mirror_subset_whose_pods_are_not_pinned_is_found() {
+    let mut docs = resources();
+    assert!(check(&docs).is_empty(), "{:?}", check(&docs));
+    let shadow = docs
+        .iter_mut()
+        .find_map(|d| match d {
+            Resource::Deployment(d) if d.metadata.name == "orders-v2-shadow" => Some(d),
+            _ => None,
+        })
+        .expect("the shadow lane's Deployment");
+    let env = &mut shadow.spec.template.spec.containers[0].env;
+    assert!(
+        env.iter()
+            .any(|e| e.name == graylane_mesh::PINNED_ENV && e.value == "shadow"),
+        "{env:?}"
+    );
+    env.retain(|e| e.name != graylane_mesh::PINNED_ENV);
+    let findings: Vec<String> = check(&docs).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        findings,
+        [
+            "VirtualService/orders: route default: mirror subset shadow of orders selects Deployment orders-v2-shadow, whose pods are not pinned to lane shadow (GRAYLANE_PINNED_LANE): Envoy's copies carry no lane, and would write into production"
+        ]
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub fn check(words: &[&[u8]]) -> bool {
                     version: None,
                     services: Vec::new(),
                     data: None,
+                    mirror: false,
                 }],
                 ..Default::default()
             })

@@ -195,9 +195,16 @@ impl App {
     }
 
     /// The server layer of a service behind the edge, whose deployment serves `lane`: the
-    /// lane on the wire is trusted.
+    /// lane on the wire is trusted — unless `lane` is a mirror lane, whose deployments are
+    /// pinned to it (`LaneLayer::pinned`).
     pub(crate) fn mesh(&self, serving: Lane) -> LaneLayer {
-        LaneLayer::mesh(self.propagator.clone()).serving(serving)
+        let layer = LaneLayer::mesh(self.propagator.clone()).serving(serving);
+        // A mirror lane's deployment takes Envoy's copies, which carry no lane: pinned.
+        if self.spec.lane(serving).is_some_and(|l| l.mirror) {
+            layer.pinned(serving)
+        } else {
+            layer
+        }
     }
 
     /// A Kafka producer that stamps every record with the current lane.

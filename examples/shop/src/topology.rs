@@ -17,7 +17,7 @@ use graylane::spec::LaneSpec;
 use graylane_testkit::kafka::MockBroker;
 use tokio::net::TcpListener;
 
-use crate::app::{App, HttpClient, Peers};
+use crate::app::{App, HttpClient, Peers, version_of};
 use crate::demo::hops::{self, Hops};
 use crate::infra::{self, PARTITIONS, spawn_http};
 use crate::services::orders::{self, Orders};
@@ -67,6 +67,8 @@ pub struct Shop {
     pub(crate) gray_before: u64,
     redis: redis::aio::MultiplexedConnection,
     admin: sqlx::PgPool,
+    /// The orders deployment of each mirror lane (Istio's mirror target), pinned to it.
+    pinned_orders: Vec<(Lane, SocketAddr)>,
 }
 
 impl std::fmt::Debug for Shop {
@@ -90,6 +92,15 @@ impl Shop {
             .get("bootstrap.servers")
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// Where the orders deployment of the mirror lane `lane` listens (gRPC), if the spec has
+    /// one: where Istio sends its mirrored copies.
+    pub fn pinned_orders(&self, lane: Lane) -> Option<SocketAddr> {
+        self.pinned_orders
+            .iter()
+            .find(|(l, _)| *l == lane)
+            .map(|(_, a)| *a)
     }
 
     /// Whether the gray `fulfillment` consumer runs.
@@ -236,7 +247,21 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
     let (admin, root, redis) = infra::connect().await?;
     let base = infra::provision(&spec, &admin, &root).await?;
     let listeners = Listeners::bind(&options).await?;
-    let app = Arc::new(App::new(live, base, redis.clone(), &listeners.peers()?)?);
+    // Istio's mirror targets: orders of each mirror lane of the spec, pinned to it (`App::mesh`).
+    let mut peers = listeners.peers()?;
+    let mut mirror_orders = Vec::new();
+    for lane in spec
+        .lanes
+        .iter()
+        .filter(|l| l.mirror && l.services.iter().any(|s| s == "orders"))
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        peers
+            .orders
+            .push_str(&format!(",{}=http://{}", lane.name, listener.local_addr()?));
+        mirror_orders.push((lane.name, listener));
+    }
+    let app = Arc::new(App::new(live, base, redis.clone(), &peers)?);
     let hops = Hops::default();
 
     // inventory v1 only.
@@ -261,6 +286,17 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
             orders,
             lane,
             hops.layer("orders", version),
+        ));
+    }
+    let mut pinned_orders = Vec::new();
+    for (lane, listener) in mirror_orders {
+        pinned_orders.push((lane, listener.local_addr()?));
+        let orders = Orders::new(&app, version_of(lane), producer.clone(), 0);
+        tokio::spawn(orders::serve(
+            listener,
+            orders,
+            lane,
+            hops.layer("orders", version_of(lane)),
         ));
     }
     orders::observe_refusals(&app);
@@ -295,5 +331,6 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
         gray_before: 0,
         redis,
         admin,
+        pinned_orders,
     })
 }

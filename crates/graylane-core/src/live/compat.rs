@@ -48,7 +48,10 @@ pub(super) fn live_change(first: &LaneSpec, old: &LaneSpec, new: &LaneSpec) -> R
                 lane.name.as_str()
             ));
         }
-        if declared.version() != lane.version() || declared.data != lane.data {
+        if declared.version() != lane.version()
+            || declared.data != lane.data
+            || declared.mirror != lane.mirror
+        {
             return Err(format!(
                 "changes the version or data of lane {:?}",
                 lane.name.as_str()

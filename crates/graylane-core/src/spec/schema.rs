@@ -101,6 +101,12 @@ pub struct LaneDef {
     /// Per-lane overrides of the data naming templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataOverrides>,
+    /// A mirror lane: the target of Istio mirroring (`routing.mirror`). Envoy's copy carries
+    /// no header of graylane's, so the lane's deployments run **pinned**: every request they
+    /// receive is taken as a mirror copy on this lane, whatever the wire says, and writes only
+    /// this lane's data. No coloring rule or other route may send real traffic to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror: bool,
 }
 
 impl LaneDef {

@@ -35,7 +35,8 @@ impl LaneSpec {
         redis_scripts(self)?;
         self.rule_set()?;
         trust(self)?;
-        releases(self, &index)
+        releases(self, &index)?;
+        mirror_lanes(self, &index)
     }
 }
 
@@ -236,6 +237,56 @@ fn service_routing(index: &Index<'_>, s: &ServiceSpec, at: &str) -> Result<(), S
             return fail(p("mirror.lane"), "mirror copies go to a lane, not base");
         }
         with_version(m.lane, p("mirror.lane"))?;
+        if !index.lanes.get(&m.lane).is_some_and(|l| l.mirror) {
+            return fail(
+                p("mirror.lane"),
+                format!(
+                    "lane {} is not a mirror lane: Envoy's copy carries no lane header, so a \
+                     deployment that takes it must be pinned to its lane or its writes land in \
+                     production; add `mirror: true` to lane {}",
+                    m.lane, m.lane
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A mirror lane takes only mirror copies: no coloring rule, canary, blue-green side, content
+/// route or release sends real requests to it (its pinned deployments would take them as
+/// copies, and their answers would reach users).
+fn mirror_lanes(spec: &LaneSpec, index: &Index<'_>) -> Result<(), SpecError> {
+    let mirror = |lane: Lane| index.lanes.get(&lane).is_some_and(|l| l.mirror);
+    let refuse = |path: String, lane: Lane| {
+        fail(
+            path,
+            format!("lane {lane} is a mirror lane: it takes mirror copies only, not requests"),
+        )
+    };
+    for (i, r) in spec.coloring.rules.iter().enumerate() {
+        if mirror(r.lane) {
+            return refuse(format!("coloring.rules[{i}].lane"), r.lane);
+        }
+    }
+    for (i, s) in spec.services.iter().enumerate() {
+        let r = &s.routing;
+        let at = |field: &str| format!("services[{i}].routing.{field}");
+        if let Some(c) = r.canary.as_ref().filter(|c| mirror(c.lane)) {
+            return refuse(at("canary.lane"), c.lane);
+        }
+        if let Some(b) = r.blue_green.as_ref().filter(|b| mirror(b.active)) {
+            return refuse(at("blue_green.active"), b.active);
+        }
+        for (j, c) in r.content.iter().enumerate() {
+            if mirror(c.lane) {
+                return refuse(at(&format!("content[{j}].lane")), c.lane);
+            }
+        }
+    }
+    for (i, r) in spec.releases.iter().enumerate() {
+        if mirror(r.lane) {
+            return refuse(format!("releases[{i}].lane"), r.lane);
+        }
     }
     Ok(())
 }

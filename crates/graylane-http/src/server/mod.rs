@@ -56,7 +56,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use graylane_core::live::LiveSpec;
-use graylane_core::{Edge, Lane, LaneFutureExt, Propagator};
+use graylane_core::{Edge, Lane, LaneContext, LaneFutureExt, Propagator};
 use http::{HeaderName, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -77,6 +77,18 @@ struct Config {
     mode: Mode,
     serving: Lane,
     mark: Option<HeaderName>,
+    /// A mirror lane's deployment: every request is a mirror copy on this lane.
+    pinned: Option<Lane>,
+}
+
+impl Config {
+    fn propagator(&self) -> &Propagator {
+        match &self.mode {
+            Mode::Mesh(p) => p,
+            Mode::Edge(e) => e.propagator(),
+            Mode::Live(live) => live.propagator(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -97,6 +109,7 @@ impl fmt::Debug for LaneLayer {
             .field("mode", &mode)
             .field("serving", &self.config.serving)
             .field("mark", &self.config.mark)
+            .field("pinned", &self.config.pinned)
             .finish()
     }
 }
@@ -156,6 +169,7 @@ impl LaneLayer {
                 mode,
                 serving: Lane::BASE,
                 mark,
+                pinned: None,
             }),
         }
     }
@@ -165,6 +179,45 @@ impl LaneLayer {
     #[must_use]
     pub fn serving(self, lane: Lane) -> LaneLayer {
         self.reconfigure(|c| c.serving = lane)
+    }
+
+    /// Pins this deployment to the mirror lane `lane` (the spec's `mirror: true` lane, which
+    /// the generated Deployment names in `GRAYLANE_PINNED_LANE`): every request is taken as a
+    /// mirror copy on `lane`, whatever the wire says — Envoy's mirrored copy carries no header
+    /// of graylane's, only a `-shadow` suffix on its host — and the lane is written onto the
+    /// request, so that every hop and record after it, base services' included, is in the
+    /// mirror lane and writes its data. Also serves `lane` ([`serving`](Self::serving)).
+    ///
+    /// Envoy discards a mirrored copy's response; nothing a pinned deployment answers reaches a
+    /// user.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use graylane_core::{Lane, LaneContext, LaneSet, Propagator};
+    /// use graylane_http::LaneLayer;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// let shadow = Lane::new("shadow")?;
+    /// let layer = LaneLayer::mesh(Propagator::new(LaneSet::new([shadow]))).pinned(shadow);
+    /// let svc = layer.layer(service_fn(|req: http::Request<()>| async move {
+    ///     let ctx = LaneContext::current();
+    ///     let wire = |h: &str| req.headers()[h].to_str().unwrap().to_owned();
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(format!(
+    ///         "{} mirror={} wire={} {}", ctx.lane(), ctx.is_mirror(), wire("x-gray-lane"), wire("x-gray-mirror")
+    ///     )))
+    /// }));
+    /// // Envoy's copy: the host suffixed, no lane header (a forged `base` is overridden too).
+    /// let copy = http::Request::post("http://orders-shadow/place").header("x-gray-lane", "base").body(())?;
+    /// assert_eq!(svc.oneshot(copy).await?.into_body(), "shadow mirror=true wire=shadow 1");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn pinned(self, lane: Lane) -> LaneLayer {
+        self.reconfigure(|c| {
+            c.pinned = Some(lane);
+            c.serving = lane;
+        })
     }
 
     /// Marks every response with the request's lane under `header` (`None`: no mark). Edges mark
@@ -184,11 +237,7 @@ impl LaneLayer {
 
     /// The propagator whose lanes and counters the layer uses.
     pub fn propagator(&self) -> &Propagator {
-        match &self.config.mode {
-            Mode::Mesh(p) => p,
-            Mode::Edge(e) => e.propagator(),
-            Mode::Live(live) => live.propagator(),
-        }
+        self.config.propagator()
     }
 }
 
@@ -236,6 +285,19 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
+        if let Some(lane) = config.pinned {
+            let ctx = LaneContext::new(lane).with_mirror(true);
+            // What came on the wire does not count; what goes on is the mirror lane.
+            let propagator = config.propagator();
+            propagator.strip(req.headers_mut());
+            propagator.inject(&ctx, req.headers_mut());
+            req.extensions_mut().insert(ctx);
+            let future = ctx.scope(|| self.inner.call(req));
+            return ResponseFuture::new(
+                future.with_lane(ctx),
+                config.mark.clone().map(|h| (h, ctx.lane())),
+            );
+        }
         let ctx = match &config.mode {
             Mode::Mesh(propagator) => propagator.extract(req.headers()),
             Mode::Edge(edge) => admit(edge, &mut req),

@@ -141,6 +141,7 @@ pub(crate) fn finish_lane(args: &FinishArgs) -> Result<Report, Fail> {
             version: None,
             services: Vec::new(),
             data: None,
+            mirror: false,
         });
         // Its template names must not reach another lane's (`lane:gra` would take in
         // `lane:gray:...`): the spec with it is checked as any spec is.

@@ -175,7 +175,7 @@ services:
     routing:
       canary: { lane: gray, weight: 10 }
       mirror:
-        lane: gray
+        lane: shadow
         percent: 5
   - name: cart
     routing:
@@ -185,6 +185,7 @@ lanes:
   - name: gray
     version: v2
     services: [orders, cart]   # the gray line
+  - { name: shadow, services: [orders], mirror: true }
 coloring:
   rules:
     # Testers first.
