@@ -96,18 +96,8 @@ pub(crate) struct FinishArgs {
     /// A string only the lane's data contains, for the leak audit before anything is dropped.
     #[arg(long)]
     pub(crate) marker: String,
-    /// The database holding the lane's shadow; default: `DATABASE_URL`.
-    #[arg(long, env = "DATABASE_URL")]
-    pub(crate) database_url: Option<String>,
-    /// The PostgreSQL schema holding base data (audited).
-    #[arg(long, default_value = "public")]
-    pub(crate) base_schema: String,
-    /// The Redis server holding the lane's keys; default: `REDIS_URL`.
-    #[arg(long, env = "REDIS_URL")]
-    pub(crate) redis_url: Option<String>,
-    /// Kafka bootstrap servers; default: `GRAYLANE_KAFKA_BROKERS`.
-    #[arg(long, env = "GRAYLANE_KAFKA_BROKERS")]
-    pub(crate) kafka_brokers: Option<String>,
+    #[command(flatten)]
+    pub(crate) stores: Stores,
     /// A base consumer group with lane consumers (repeatable): its control records are waited
     /// on, and its lane group is deleted.
     #[arg(long = "group")]
@@ -115,9 +105,6 @@ pub(crate) struct FinishArgs {
     /// The control topic of those groups.
     #[arg(long, default_value = graylane_kafka::DEFAULT_CONTROL_TOPIC)]
     pub(crate) control_topic: String,
-    /// A Kafka topic to audit (repeatable).
-    #[arg(long = "topic")]
-    pub(crate) topics: Vec<String>,
     /// How long to wait for the lane's consumers to hand their partitions back, in seconds.
     #[arg(long, default_value_t = 300)]
     pub(crate) drain_timeout: u64,
@@ -294,6 +281,16 @@ pub(crate) struct AuditArgs {
     /// A string only the lane's data contains (matched as a substring).
     #[arg(long)]
     pub(crate) marker: String,
+    #[command(flatten)]
+    pub(crate) stores: Stores,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Where a lane's data is: what `audit` searches and `release finish` audits and removes.
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct Stores {
     /// The database (`postgres://...` or `mysql://...`); default: `DATABASE_URL`.
     #[arg(long, env = "DATABASE_URL")]
     pub(crate) database_url: Option<String>,
@@ -303,15 +300,19 @@ pub(crate) struct AuditArgs {
     /// The Redis server; default: `REDIS_URL`.
     #[arg(long, env = "REDIS_URL")]
     pub(crate) redis_url: Option<String>,
-    /// Kafka bootstrap servers, for `--topic`; default: `GRAYLANE_KAFKA_BROKERS`.
+    /// Kafka bootstrap servers; default: `GRAYLANE_KAFKA_BROKERS`.
     #[arg(long, env = "GRAYLANE_KAFKA_BROKERS")]
     pub(crate) kafka_brokers: Option<String>,
     /// A Kafka topic to read in full (repeatable): records with the marker must carry the lane.
     #[arg(long = "topic")]
     pub(crate) topics: Vec<String>,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
+}
+
+impl Stores {
+    /// Whether any store to search is given.
+    pub(crate) fn any(&self) -> bool {
+        self.database_url.is_some() || self.redis_url.is_some() || !self.topics.is_empty()
+    }
 }
 
 /// Validate a spec and its manifests: upstream schemas, cross-checks, drift.

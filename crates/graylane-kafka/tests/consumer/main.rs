@@ -881,10 +881,20 @@ async fn handlers_get_the_whole_record(broker: TestBroker) {
         .broker
         .client_config()
         .set("group.id", unique("whole_plain"))
-        .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
-    plain.subscribe(&[&world.topic]).unwrap();
+    // Assigned, not subscribed: no group to join (on a busy machine a join can take longer
+    // than the wait below), every partition from its start.
+    let metadata = plain
+        .fetch_metadata(Some(&world.topic), Duration::from_secs(10))
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        partitions
+            .add_partition_offset(&world.topic, p.id(), rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    plain.assign(&partitions).unwrap();
     let mut want = Vec::new();
     while want.len() < records.len() {
         let m = tokio::time::timeout(Duration::from_secs(20), plain.recv())

@@ -15,11 +15,7 @@ pub(super) async fn search(
     report: &mut Report,
 ) -> Result<(), Fail> {
     let redis_err = |e: redis::RedisError| bad_input(format!("{url}: {e}"));
-    let mut conn = redis::Client::open(url)
-        .map_err(redis_err)?
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(redis_err)?;
+    let mut conn = connect_redis(url).await?;
     let glob = format!("*{}*", glob_escape(marker));
     let prefix = spec.data_names(lane).redis_prefix;
     let mut found: Vec<String> = Vec::new();
@@ -53,4 +49,14 @@ pub(crate) fn glob_escape(s: &str) -> String {
         glob.push(c);
     }
     glob
+}
+
+/// A connection to the Redis at `url`; an error naming it.
+pub(crate) async fn connect_redis(url: &str) -> Result<redis::aio::MultiplexedConnection, Fail> {
+    let redis_err = |e: redis::RedisError| bad_input(format!("{url}: {e}"));
+    redis::Client::open(url)
+        .map_err(redis_err)?
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(redis_err)
 }

@@ -5,7 +5,7 @@
 //! (Kafka). Each adds what it finds to one [`Report`], and what it could not search.
 
 mod keys;
-pub(crate) use keys::glob_escape;
+pub(crate) use keys::{connect_redis, glob_escape};
 mod records;
 mod sql;
 
@@ -71,12 +71,13 @@ pub(crate) fn check_args(args: &AuditArgs) -> Result<(), Fail> {
             "--marker must be at least 3 characters (it is searched everywhere)",
         ));
     }
-    if args.database_url.is_none() && args.redis_url.is_none() && args.topics.is_empty() {
+    let stores = &args.stores;
+    if !stores.any() {
         return Err(bad_input(
             "nothing to audit: give --database-url, --redis-url and/or --topic",
         ));
     }
-    if !args.topics.is_empty() && args.kafka_brokers.is_none() {
+    if !stores.topics.is_empty() && stores.kafka_brokers.is_none() {
         return Err(bad_input(
             "--topic needs --kafka-brokers (or GRAYLANE_KAFKA_BROKERS)",
         ));
@@ -97,24 +98,24 @@ pub(crate) fn search_all(spec: &LaneSpec, lane: Lane, args: &AuditArgs) -> Resul
         ..Report::default()
     };
     runtime.block_on(async {
-        if let Some(url) = &args.database_url {
+        if let Some(url) = &args.stores.database_url {
             sql::search(
                 spec,
                 lane,
                 url,
-                &args.base_schema,
+                &args.stores.base_schema,
                 &args.marker,
                 &mut report,
             )
             .await?;
         }
-        if let Some(url) = &args.redis_url {
+        if let Some(url) = &args.stores.redis_url {
             keys::search(spec, lane, url, &args.marker, &mut report).await?;
         }
         Ok::<_, Fail>(())
     })?;
-    if let Some(brokers) = &args.kafka_brokers {
-        for topic in &args.topics {
+    if let Some(brokers) = &args.stores.kafka_brokers {
+        for topic in &args.stores.topics {
             records::search(spec, lane, brokers, topic, &args.marker, &mut report)?;
         }
     }

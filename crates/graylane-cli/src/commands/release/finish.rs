@@ -111,12 +111,12 @@ pub(crate) fn finish(args: &FinishArgs) -> Result<(), Fail> {
 /// Runs every step (printing each unless `--json`) and says how the teardown ended.
 pub(crate) fn finish_lane(args: &FinishArgs) -> Result<Report, Fail> {
     // Every argument is checked before the first step changes anything.
-    if !args.groups.is_empty() && args.kafka_brokers.is_none() {
+    if !args.groups.is_empty() && args.stores.kafka_brokers.is_none() {
         return Err(bad_input(
             "--group needs --kafka-brokers (or GRAYLANE_KAFKA_BROKERS)",
         ));
     }
-    let stores = args.database_url.is_some() || args.redis_url.is_some() || !args.topics.is_empty();
+    let stores = args.stores.any();
     if !stores && args.force.is_none() {
         return Err(bad_input(
             "nothing to audit: give --database-url, --redis-url and/or --topic \
@@ -229,11 +229,7 @@ fn audit_args(a: &FinishArgs, lane: &str) -> AuditArgs {
         spec: a.spec.clone(),
         lane: lane.to_owned(),
         marker: a.marker.clone(),
-        database_url: a.database_url.clone(),
-        base_schema: a.base_schema.clone(),
-        redis_url: a.redis_url.clone(),
-        kafka_brokers: a.kafka_brokers.clone(),
-        topics: a.topics.clone(),
+        stores: a.stores.clone(),
         json: false,
     }
 }
@@ -314,7 +310,7 @@ impl Teardown<'_> {
     /// Step 3: the leak audit, over every store given.
     fn audit(&mut self) -> Result<bool, Fail> {
         let a = self.args;
-        if a.database_url.is_none() && a.redis_url.is_none() && a.topics.is_empty() {
+        if !a.stores.any() {
             // Only with --force (checked before the first step).
             return Ok(self.stop("audit", "nothing to audit: no store given".into()));
         }

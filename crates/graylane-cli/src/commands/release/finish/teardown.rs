@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 
 use super::{Outcome, Teardown};
-use crate::commands::audit::glob_escape;
+use crate::commands::audit::{connect_redis, glob_escape};
 use crate::commands::runtime;
 use crate::commands::shadow::Db;
 use crate::{Fail, bad_input};
@@ -16,7 +16,7 @@ const BATCH: usize = 500;
 
 impl Teardown<'_> {
     fn kafka(&self) -> Option<ClientConfig> {
-        let brokers = self.args.kafka_brokers.as_deref()?;
+        let brokers = self.args.stores.kafka_brokers.as_deref()?;
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", brokers);
         Some(config)
@@ -120,7 +120,7 @@ impl Teardown<'_> {
 
     /// Step 4: the safe drop of the lane's shadow.
     pub(super) fn drop_shadow(&mut self) -> Result<bool, Fail> {
-        let Some(url) = self.args.database_url.clone() else {
+        let Some(url) = self.args.stores.database_url.clone() else {
             self.add("shadow", Outcome::Skipped, "no --database-url");
             return Ok(true);
         };
@@ -145,7 +145,7 @@ impl Teardown<'_> {
 
     /// Step 5: every key under the lane's prefix, by `SCAN MATCH` and `UNLINK`.
     pub(super) fn unlink_keys(&mut self) -> Result<bool, Fail> {
-        let Some(url) = self.args.redis_url.clone() else {
+        let Some(url) = self.args.stores.redis_url.clone() else {
             self.add("redis", Outcome::Skipped, "no --redis-url");
             return Ok(true);
         };
@@ -188,7 +188,7 @@ impl Teardown<'_> {
             );
             return Ok(true);
         }
-        let bootstrap = self.args.kafka_brokers.clone().unwrap_or_default();
+        let bootstrap = self.args.stores.kafka_brokers.clone().unwrap_or_default();
         if supports_delete_groups(&bootstrap) == Some(false) {
             self.add(
                 "groups",
@@ -263,11 +263,7 @@ async fn unlink_prefix(url: &str, prefix: &str, dry_run: bool) -> Result<u64, Fa
         ));
     }
     let redis_err = |e: redis::RedisError| bad_input(format!("{url}: {e}"));
-    let mut conn = redis::Client::open(url)
-        .map_err(redis_err)?
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(redis_err)?;
+    let mut conn = connect_redis(url).await?;
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor: u64 = 0;
     let mut count = 0;
