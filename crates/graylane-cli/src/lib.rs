@@ -11,15 +11,17 @@
 //! graylane shadow provision --spec graylane.yaml --lane gray --migrations ./migrations
 //! graylane shadow status --spec graylane.yaml [--json]         shadow schemas / databases
 //! graylane shadow drop --spec graylane.yaml --lane gray        after the release
-//! graylane release plan|status|start|advance|rollback|judge|run --spec graylane.yaml
+//! graylane release plan|status|start|advance|rollback|judge|run|promote --spec graylane.yaml
+//! graylane release finish --spec graylane.yaml --lane gray --marker M [stores...]
 //! ```
 //!
 //! `shadow` reads the database from `--database-url` or `DATABASE_URL` (`postgres://...` or
 //! `mysql://...`).
 //!
-//! Exit codes: 0 success (a gate passed, a release complete); 1 the check found problems (drift,
-//! a failed gate, a release rolled back); 2 bad input (usage, spec, files); 3 refused (a release
-//! step the plan does not allow).
+//! Exit codes: 0 success (a gate passed, a release complete or promoted, a clean teardown); 1
+//! the check found problems (drift, a failed gate, a release rolled back, something of a lane
+//! remaining); 2 bad input (usage, spec, files); 3 refused (a release step the plan does not
+//! allow, a leak or an undrained lane at `finish`).
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -8,7 +8,8 @@
 //! 0, content routes off, a blue-green side on the lane back to base). Running
 //! services follow the file ([`LiveSpec`](graylane_core::live::LiveSpec)); `--manifests DIR`
 //! regenerates the manifests for `kubectl apply`. `judge` and `run` measure the lane against
-//! base (`judge.rs`). `promote` makes the lane's versions base's (`promote.rs`).
+//! base (`judge.rs`). `promote` makes the lane's versions base's (`promote.rs`); `finish`
+//! takes the lane offline — spec, consumers, audit, data, groups, manifests (`finish.rs`).
 
 mod figures;
 mod finish;
