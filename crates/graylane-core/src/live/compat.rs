@@ -53,7 +53,7 @@ pub(super) fn live_change(first: &LaneSpec, old: &LaneSpec, new: &LaneSpec) -> R
             || declared.mirror != lane.mirror
         {
             return Err(format!(
-                "changes the version or data of lane {:?}",
+                "changes the version, data or mirror flag of lane {:?}",
                 lane.name.as_str()
             ));
         }

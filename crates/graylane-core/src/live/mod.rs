@@ -8,7 +8,7 @@
 //! every clone of the [`propagator`](LiveSpec::propagator); requests admitted before finish on
 //! it. What needs a restart, and is refused with a message saying so: adding a lane (but one the process started with) or a
 //! service, and changing the wire names, a service's deployment (version, port, protocol), a
-//! kept lane's services, version or data overrides, or the data templates
+//! kept lane's services, version, data overrides or mirror flag, or the data templates
 //! ([`ReloadError::NeedsRestart`]). A spec that does not load or validate keeps the old one
 //! ([`ReloadError::Invalid`], with the file, line and field).
 //!

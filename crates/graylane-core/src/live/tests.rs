@@ -94,7 +94,11 @@ fn a_change_that_needs_a_restart_is_refused_and_says_so() {
         ),
         (
             "lanes: [{name: gray, services: [orders], version: v9}, {name: blue}]",
-            "version or data of lane \"gray\"",
+            "version, data or mirror flag of lane \"gray\"",
+        ),
+        (
+            "lanes: [{name: gray, services: [orders], mirror: true}, {name: blue}]",
+            "mirror flag of lane \"gray\"",
         ),
         (
             "wire: {header: x-lane}\nlanes: [{name: gray, services: [orders]}, {name: blue}]",
@@ -116,20 +120,29 @@ fn a_change_that_needs_a_restart_is_refused_and_says_so() {
             "{text}"
         );
     }
-    for services in [
-        "[{name: orders}, {name: payments}]",
-        "[{name: orders, port: 9090}]",
+    // A service added, a port moved, and a promotion (the lane's version now base's).
+    for (services, lanes) in [
+        (
+            "[{name: orders}, {name: payments}]",
+            "[{name: gray, services: [orders]}, {name: blue}]",
+        ),
+        (
+            "[{name: orders, port: 9090}]",
+            "[{name: gray, services: [orders]}, {name: blue}]",
+        ),
+        (
+            "[{name: orders, version: gray}]",
+            "[{name: gray}, {name: blue}]",
+        ),
     ] {
-        let spec = LaneSpec::from_yaml_str(&format!(
-            "services: {services}\nlanes: [{{name: gray, services: [orders]}}, {{name: blue}}]"
-        ))
-        .unwrap();
+        let spec =
+            LaneSpec::from_yaml_str(&format!("services: {services}\nlanes: {lanes}")).unwrap();
         assert!(matches!(
             live.apply(spec),
             Err(ReloadError::NeedsRestart(_))
         ));
     }
-    assert_eq!(live.stats().refused, 7);
+    assert_eq!(live.stats().refused, 9);
     // The same lane spelt otherwise is no change of structure: its version written out as
     // its name, the default.
     let respelt = LaneSpec::from_yaml_str(

@@ -285,23 +285,19 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
-        if let Some(lane) = config.pinned {
-            let ctx = LaneContext::new(lane).with_mirror(true);
-            // What came on the wire does not count; what goes on is the mirror lane.
-            let propagator = config.propagator();
-            propagator.strip(req.headers_mut());
-            propagator.inject(&ctx, req.headers_mut());
-            req.extensions_mut().insert(ctx);
-            let future = ctx.scope(|| self.inner.call(req));
-            return ResponseFuture::new(
-                future.with_lane(ctx),
-                config.mark.clone().map(|h| (h, ctx.lane())),
-            );
-        }
-        let ctx = match &config.mode {
-            Mode::Mesh(propagator) => propagator.extract(req.headers()),
-            Mode::Edge(edge) => admit(edge, &mut req),
-            Mode::Live(live) => {
+        let ctx = match (config.pinned, &config.mode) {
+            (Some(lane), _) => {
+                // A mirror lane's deployment: what came on the wire does not count, and what
+                // goes on is the mirror lane.
+                let ctx = LaneContext::new(lane).with_mirror(true);
+                let propagator = config.propagator();
+                propagator.strip(req.headers_mut());
+                propagator.inject(&ctx, req.headers_mut());
+                ctx
+            }
+            (None, Mode::Mesh(propagator)) => propagator.extract(req.headers()),
+            (None, Mode::Edge(edge)) => admit(edge, &mut req),
+            (None, Mode::Live(live)) => {
                 let revision = live.current();
                 let ctx = admit(revision.edge(), &mut req);
                 req.extensions_mut().insert(revision);
