@@ -1,7 +1,8 @@
 //! `graylane route`: where a request goes, worked out offline. The edge decides the lane as the
 //! edge service would (tokens, coloring rules, stripping client lane headers); then each
 //! service's routes, generated from the spec or read from manifests, resolve the request as
-//! Istio would.
+//! Istio would. A mirror whose target is not a mirror lane's subset is a finding (exit 1): its
+//! copies would be served as base.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -13,13 +14,15 @@ use graylane_mesh::{Hop, Request, Routes, Target, generate};
 
 use super::{load, print_json};
 use crate::args::RouteArgs;
-use crate::{Fail, bad_input, manifest_dir};
+use crate::{Fail, bad_input, manifest_dir, problem};
 
 #[derive(serde::Serialize)]
 struct RouteReport {
     lane: String,
     decided_by: String,
     hops: Vec<Hop>,
+    /// Mirror targets that are not a mirror lane's subset, one message each.
+    unsafe_mirrors: Vec<String>,
 }
 
 /// Prints the lane and what decided it, then one line (or JSON object) per service.
@@ -52,18 +55,47 @@ pub(crate) fn run(args: &RouteArgs) -> Result<(), Fail> {
                 .map_err(|e| bad_input(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let unsafe_mirrors: Vec<String> = hops
+        .iter()
+        .filter_map(|h| unsafe_mirror(&spec, h))
+        .collect();
     if args.json {
-        return print_json(&RouteReport {
+        print_json(&RouteReport {
             lane: lane.to_string(),
             decided_by,
             hops,
-        });
+            unsafe_mirrors: unsafe_mirrors.clone(),
+        })?;
+    } else {
+        println!("lane: {lane} (decided by {decided_by})");
+        for hop in &hops {
+            println!("{}", hop_line(hop));
+        }
     }
-    println!("lane: {lane} (decided by {decided_by})");
-    for hop in &hops {
-        println!("{}", hop_line(hop));
+    match unsafe_mirrors.as_slice() {
+        [] => Ok(()),
+        found => Err(problem(found.join("\n"))),
     }
-    Ok(())
+}
+
+/// Why `hop`'s mirror is unsafe, if it is: its subset is no mirror lane of the spec, so the pods
+/// that take Envoy's copies are not pinned (the copies carry no lane), and serve them as base,
+/// writing production data.
+fn unsafe_mirror(spec: &LaneSpec, hop: &Hop) -> Option<String> {
+    let (target, percent) = hop.mirror.as_ref()?;
+    let subset = target.subset.as_deref().unwrap_or("*");
+    let pinned = Lane::new(subset)
+        .ok()
+        .and_then(|lane| spec.lane(lane))
+        .is_some_and(|l| l.mirror);
+    (!pinned).then(|| {
+        format!(
+            "{}: route {} mirrors {percent}% to subset {subset}, which is no mirror lane of the spec: \
+             Envoy's copies carry no lane, and pods not pinned to one serve them as base, \
+             writing production data (declare the lane `mirror: true`)",
+            hop.service, hop.route
+        )
+    })
 }
 
 /// The request twice over: as the mesh routes see it, and as it reaches the edge service

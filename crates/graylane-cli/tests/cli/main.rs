@@ -67,7 +67,7 @@ fn committed_example_manifests_match_the_spec() {
         (
             "examples/shop/graylane.yaml",
             "examples/shop/manifests",
-            "ok (1 lanes, 4 services, 18 manifest documents)",
+            "ok (2 lanes, 4 services, 18 manifest documents)",
         ),
     ] {
         let (code, stdout, stderr) = text(&graylane(&[
@@ -188,6 +188,48 @@ fn route_explains_the_path_of_a_request() {
     let (code, _, stderr) = text(&graylane(&["route", "--spec", SPEC, "-H", "no-colon"]));
     assert_eq!(code, 2);
     assert!(stderr.contains("must look like name:value"), "{stderr}");
+}
+
+#[test]
+fn route_refuses_a_mirror_to_a_lane_that_is_not_pinned() {
+    // As generated, orders mirrors to `shadow`, a mirror lane: pinned pods, exit 0.
+    let orders = ["route", "--spec", SPEC, "--service", "orders"];
+    let (code, stdout, stderr) = text(&graylane(&orders));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("; mirror 5% to shadow (v2-shadow)"),
+        "{stdout}"
+    );
+    // Hand-edited to mirror to `gray`: its pods take Envoy's copies as base traffic.
+    let dir = TempDir::new("unpinned");
+    let (code, _, stderr) = text(&graylane(&[
+        "manifests",
+        "--spec",
+        SPEC,
+        "--out",
+        dir.path(),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let file = dir.0.join("orders.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    let edited = yaml.replace(
+        "    mirror:\n      host: orders\n      subset: shadow",
+        "    mirror:\n      host: orders\n      subset: gray",
+    );
+    assert_ne!(edited, yaml);
+    std::fs::write(&file, edited).unwrap();
+    let with = [&orders[..], &["--manifests", dir.path(), "--json"]].concat();
+    let (code, stdout, stderr) = text(&graylane(&with));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let found = report["unsafe_mirrors"][0].as_str().unwrap();
+    assert!(
+        found.starts_with(
+            "orders: route default mirrors 5% to subset gray, which is no mirror lane"
+        ),
+        "{found}"
+    );
+    assert!(stderr.contains("writing production data"), "{stderr}");
 }
 
 #[test]
