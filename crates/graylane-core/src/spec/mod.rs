@@ -42,10 +42,12 @@
 //! ```
 
 // The document's types stand in three files, one per reader: `schema` (the kernel's: lanes,
-// services, data, trust), `rules` (coloring) and `mesh` (Istio and Kubernetes). `query`
-// answers questions about a spec, `validate` checks it, `load` parses it with located errors,
-// and `build` alone turns it into the pieces that run (propagator, rules, edge).
+// services, data, trust), `rules` (coloring) and `mesh` (Istio and Kubernetes); `compare` holds
+// a service's mirror comparison. `query` answers questions about a spec, `validate` checks it,
+// `load` parses it with located errors, and `build` alone turns it into the pieces that run
+// (propagator, rules, edge).
 mod build;
+mod compare;
 mod edit;
 mod error;
 mod limits;
@@ -60,6 +62,7 @@ mod validate;
 
 pub use crate::percent::Percent;
 pub use build::CompiledSpec;
+pub use compare::{CompareRouteSpec, CompareSpec, InvalidRoute, NoiseSpec, RouteTemplate};
 pub use edit::SpecText;
 pub use error::SpecError;
 pub use limits::{MAX_SPEC_BYTES, MAX_SPEC_DEPTH};

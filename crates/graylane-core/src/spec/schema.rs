@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::compare::CompareSpec;
 use super::mesh::{MeshSpec, Protocol, RoutingSpec};
 use super::release::ReleaseSpec;
 use super::rules::ColoringSpec;
@@ -73,6 +74,9 @@ pub struct ServiceSpec {
     /// content-based) and mirrored. Lane traffic always goes to its lane's version.
     #[serde(default, skip_serializing_if = "RoutingSpec::is_empty")]
     pub routing: RoutingSpec,
+    /// How the service's in-process mirror compares mirrored responses with production's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareSpec>,
 }
 
 fn default_base_version() -> String {

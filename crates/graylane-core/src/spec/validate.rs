@@ -36,7 +36,8 @@ impl LaneSpec {
         self.rule_set()?;
         trust(self)?;
         releases(self, &index)?;
-        mirror_lanes(self, &index)
+        mirror_lanes(self, &index)?;
+        super::compare::validate(self, |lane| index.lanes.get(&lane).copied())
     }
 }
 
@@ -87,7 +88,7 @@ impl<'a> Index<'a> {
     }
 }
 
-fn fail<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, SpecError> {
+pub(super) fn fail<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, SpecError> {
     Err(SpecError::at(path.into(), message.into()))
 }
 
