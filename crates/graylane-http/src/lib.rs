@@ -50,6 +50,8 @@ pub mod router;
 pub mod server;
 
 pub use client::{OutboundRequest, PropagateLane, PropagateLaneLayer};
+pub use mirror::body::MirrorBody;
+pub use mirror::compare::{CompareConfig, MirrorReport};
 pub use mirror::{Mirror, MirrorConfig, MirrorLayer, MirrorStats};
 pub use router::error::{NoLaneVersion, RouterConfigError};
 pub use router::{

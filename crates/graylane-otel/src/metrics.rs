@@ -9,6 +9,7 @@
 //! | `graylane.tokens.rejected` | observable counter | `graylane.reason` (`token_forged`, `token_expired`, `token_malformed`) |
 //! | `graylane.lane_values.rejected` | observable counter | `graylane.reason` (`malformed`, `oversized`, `unknown`) |
 //! | `graylane.mirror.copies` | observable counter | `graylane.result` (`sent`, `failed`, `skipped`) |
+//! | `graylane.mirror.compared` | observable counter | `graylane.route` (method and path template, or `other`), `graylane.result` (`identical`, `status`, `header`, `body`, `skipped`) |
 //! | `graylane.data.refusals` | observable counter | `graylane.store` (e.g. `redis`) |
 //! | `graylane.spec.revision` | observable gauge | — the live lane spec's revision in force |
 //! | `graylane.spec.changes` | observable counter | `graylane.outcome` (`applied`, `invalid`, `needs_restart`) |
@@ -207,6 +208,38 @@ impl LaneMetrics {
                     observer.observe(
                         n,
                         &[service.clone(), KeyValue::new("graylane.result", result)],
+                    );
+                }
+            })
+            .build();
+        self.keep(counter);
+        self
+    }
+
+    /// Reports a mirror's comparisons: `counts` returns `(route, result, count)` for each route
+    /// and result (e.g. from `MirrorLayer::report`, each route's `results()`). Routes are
+    /// templates and bounded by the mirror, so the attribute stays bounded.
+    pub fn observe_mirror_comparison(
+        &self,
+        counts: impl Fn() -> Vec<(String, &'static str, u64)> + Send + Sync + 'static,
+    ) -> &Self {
+        let service = self.inner.service.clone();
+        let counter = self
+            .inner
+            .meter
+            .u64_observable_counter("graylane.mirror.compared")
+            .with_description(
+                "Mirrored requests whose responses were compared with production's, by result",
+            )
+            .with_callback(move |observer| {
+                for (route, result, n) in counts() {
+                    observer.observe(
+                        n,
+                        &[
+                            service.clone(),
+                            KeyValue::new("graylane.route", route),
+                            KeyValue::new("graylane.result", result),
+                        ],
                     );
                 }
             })

@@ -234,6 +234,13 @@ fn rejections_tokens_and_stripped_headers_are_reported() {
     lane_metrics
         .observe_propagator(edge.propagator())
         .observe_mirror(|| (4, 1, 2))
+        .observe_mirror_comparison(|| {
+            vec![
+                ("POST /quote".into(), "identical", 5),
+                ("POST /quote".into(), "body", 7),
+                ("other".into(), "body", 1),
+            ]
+        })
         .observe_refusals("redis", || 3);
     let admit = |pairs: &[(&str, &str)]| {
         let mut req = graylane_core::coloring::SimpleRequest::new("/");
@@ -260,6 +267,23 @@ fn rejections_tokens_and_stripped_headers_are_reported() {
     assert_eq!(
         counter(&exporter, "graylane.mirror.copies", &[result("skipped")]),
         2
+    );
+    let route = |r: &'static str| KeyValue::new("graylane.route", r);
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.mirror.compared",
+            &[route("POST /quote"), result("body")]
+        ),
+        7
+    );
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.mirror.compared",
+            &[route("other"), result("body")]
+        ),
+        1
     );
     assert_eq!(
         counter(

@@ -127,6 +127,11 @@ mod observability_guide {}
 #[doc = include_str!("../../../docs/mesh.md")]
 mod mesh_guide {}
 
+/// `docs/mirroring.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/mirroring.md")]
+mod mirroring_guide {}
+
 /// The old module name still builds, with a deprecation warning:
 ///
 /// ```

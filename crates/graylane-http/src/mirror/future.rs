@@ -8,10 +8,11 @@ use std::task::{Context, Poll};
 use http::Response;
 use pin_project_lite::pin_project;
 
+use super::body::MirrorBody;
 use crate::BoxError;
 
 pub(super) type BoxedResponse<B> =
-    Pin<Box<dyn Future<Output = Result<Response<B>, BoxError>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<Response<MirrorBody<B>>, BoxError>> + Send>>;
 
 pin_project! {
     /// Response future of [`Mirror`](super::Mirror). Requests that are not mirrored are not boxed.
@@ -60,11 +61,14 @@ where
     F: Future<Output = Result<Response<B>, E>>,
     E: Into<BoxError>,
 {
-    type Output = Result<Response<B>, BoxError>;
+    type Output = Result<Response<MirrorBody<B>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Passthrough { inner } => inner.poll(cx).map_err(Into::into),
+            StateProj::Passthrough { inner } => inner
+                .poll(cx)
+                .map_ok(|res| res.map(MirrorBody::plain))
+                .map_err(Into::into),
             StateProj::Mirroring { inner } => inner.as_mut().poll(cx),
         }
     }

@@ -1,0 +1,195 @@
+//! What runs beside the primary: the copy's task, and with comparison the copy, its noise copy
+//! and the comparison of their answers with the primary's.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use graylane_core::{LaneContext, LaneFutureExt};
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tower::ServiceExt;
+use tower_service::Service;
+
+use super::Shared;
+use super::body::Primary;
+use super::compare::{Captured, Ledger};
+use crate::BoxError;
+
+impl Shared {
+    fn count(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The noise copy of `copy` (whose body is `body`): the same request on `lane`, a mirror
+    /// copy too, to the noise target if there is one.
+    fn noise_copy(
+        &self,
+        copy: &Request<Full<Bytes>>,
+        body: Bytes,
+        ctx: &LaneContext,
+    ) -> Request<Full<Bytes>> {
+        let mut noise = Request::new(Full::new(body));
+        *noise.method_mut() = copy.method().clone();
+        *noise.uri_mut() = match &self.noise_target {
+            Some(target) => target.apply(copy.uri()),
+            None => copy.uri().clone(),
+        };
+        *noise.version_mut() = copy.version();
+        *noise.headers_mut() = copy.headers().clone();
+        self.propagator.strip(noise.headers_mut());
+        self.propagator.inject(ctx, noise.headers_mut());
+        noise
+    }
+}
+
+pub(super) async fn send_copy<M, B>(
+    mirror: M,
+    copy: Request<Full<Bytes>>,
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+) where
+    M: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    M::Error: Into<BoxError>,
+{
+    let outcome = tokio::time::timeout(shared.config.timeout, mirror.oneshot(copy)).await;
+    let counter = match outcome {
+        Ok(Ok(_response)) => &shared.counters.sent,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e.into(), "mirror copy failed");
+            &shared.counters.failed
+        }
+        Err(_elapsed) => {
+            tracing::debug!("mirror copy timed out");
+            &shared.counters.failed
+        }
+    };
+    shared.count(counter);
+    drop(permit);
+}
+
+/// A copy to compare: the request, its body (for a noise copy), where the primary response
+/// will come from, and the in-flight slot both hold.
+pub(super) struct Job {
+    pub(super) copy: Request<Full<Bytes>>,
+    pub(super) body: Bytes,
+    pub(super) primary: oneshot::Receiver<Primary>,
+    pub(super) permit: OwnedSemaphorePermit,
+}
+
+/// How a copy's call ended, for comparing.
+enum Fetched {
+    Response(Captured),
+    /// It answered, beyond the body cap.
+    TooLarge,
+    Failed,
+}
+
+/// Sends the job's copy (and a noise copy, when the route wants one), then compares their
+/// responses with the primary's.
+pub(super) async fn compare<M, B>(mirror: M, job: Job, shared: Arc<Shared>)
+where
+    M: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    M::Error: Into<BoxError>,
+    M::Future: Send,
+    B: Body + Send,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let ledger = shared
+        .ledger
+        .as_ref()
+        .expect("compare runs only with a ledger");
+    let Job {
+        copy,
+        body,
+        primary,
+        permit,
+    } = job;
+    let route = ledger.route(copy.method(), copy.uri().path());
+    let request_id = copy
+        .headers()
+        .get(&ledger.config().request_id)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // The noise copy runs beside the copy, in a task of its own on its own lane.
+    let noise = ledger.noise_lane(&route).map(|lane| {
+        let ctx = LaneContext::new(lane).with_mirror(true);
+        let req = shared.noise_copy(&copy, body, &ctx);
+        let (mirror, shared) = (mirror.clone(), shared.clone());
+        tokio::spawn(async move { fetch(mirror, req, &shared).await }.with_lane(ctx))
+    });
+    let mirrored = fetch(mirror, copy, &shared).await;
+    let noised = match noise {
+        Some(task) => Some(task.await.unwrap_or(Fetched::Failed)),
+        None => None,
+    };
+    let c = &shared.counters;
+    shared.count(if matches!(mirrored, Fetched::Failed) {
+        &c.failed
+    } else {
+        &c.sent
+    });
+    if let Some(n) = &noised {
+        shared.count(if matches!(n, Fetched::Failed) {
+            &c.failed
+        } else {
+            &c.noise_sent
+        });
+    }
+    let primary = tokio::time::timeout(shared.config.timeout, primary).await;
+    match (primary, mirrored) {
+        (Ok(Ok(Some(primary))), Fetched::Response(mirrored)) => {
+            let noise = match noised {
+                Some(Fetched::Response(n)) => Some(n),
+                _ => None,
+            };
+            let request_id = request_id.or_else(|| primary.request_id.clone());
+            ledger.record(&route, request_id, &primary, &mirrored, noise.as_ref());
+        }
+        _ => ledger.skip(&route),
+    }
+    drop(permit);
+}
+
+/// Calls `mirror` with `req` and reads the response within the comparison's body cap.
+async fn fetch<M, B>(mirror: M, req: Request<Full<Bytes>>, shared: &Shared) -> Fetched
+where
+    M: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    M::Error: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let config = shared
+        .ledger
+        .as_ref()
+        .map(Ledger::config)
+        .expect("fetch runs only with a ledger");
+    let read = async {
+        let res = mirror.oneshot(req).await.map_err(Into::into)?;
+        let (parts, body) = res.into_parts();
+        match Limited::new(body, config.max_body_bytes).collect().await {
+            Ok(body) => Ok(Fetched::Response(Captured::of(
+                parts.status,
+                &parts.headers,
+                config,
+                body.to_bytes(),
+            ))),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Ok(Fetched::TooLarge),
+            Err(e) => Err(e),
+        }
+    };
+    match tokio::time::timeout(shared.config.timeout, read).await {
+        Ok(Ok(fetched)) => fetched,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "mirror copy failed");
+            Fetched::Failed
+        }
+        Err(_elapsed) => {
+            tracing::debug!("mirror copy timed out");
+            Fetched::Failed
+        }
+    }
+}
