@@ -11,7 +11,7 @@ use graylane_testkit::grpc::Text;
 use tower::ServiceBuilder;
 
 use crate::Args;
-use crate::load::{Comparison, side_by_side};
+use crate::load::{Comparison, WITHOUT_WITH, side_by_side};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -108,6 +108,7 @@ pub(crate) async fn run(args: &Args) -> Comparison {
     let ctx = LaneContext::new(gray);
     side_by_side(
         "grpc",
+        WITHOUT_WITH,
         args.rounds,
         args.requests,
         args.concurrency,

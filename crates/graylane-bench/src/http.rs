@@ -15,13 +15,14 @@ use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::Args;
-use crate::load::{Comparison, side_by_side};
+use crate::load::{Comparison, WITHOUT_WITH, side_by_side};
 
 async fn handler() -> &'static str {
     "ok"
 }
 
-async fn serve(app: Router) -> SocketAddr {
+/// Serves `app` on an ephemeral loopback port.
+pub(crate) async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -30,7 +31,8 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-fn client() -> Client<HttpConnector, Full<Bytes>> {
+/// A hyper client with `TCP_NODELAY`.
+pub(crate) fn client() -> Client<HttpConnector, Full<Bytes>> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     Client::builder(TokioExecutor::new()).build(connector)
@@ -70,6 +72,7 @@ pub(crate) async fn run(args: &Args) -> Comparison {
     let ctx = LaneContext::new(gray);
     side_by_side(
         "http",
+        WITHOUT_WITH,
         args.rounds,
         args.requests,
         args.concurrency,

@@ -148,6 +148,9 @@ pub(crate) struct Comparison {
     pub(crate) p99_added_us: f64,
 }
 
+/// The labels of a graylane-vs-plain run.
+pub(crate) const WITHOUT_WITH: [&str; 2] = ["without graylane", "with graylane   "];
+
 /// Compares `without` and `with` in one process:
 ///
 /// 1. throughput at saturation (closed loop, `concurrency` in flight): `rounds` paired rounds,
@@ -156,8 +159,12 @@ pub(crate) struct Comparison {
 ///    and many, so that both variants of a pair see the same machine;
 /// 2. latency at a fixed rate of a fifth of the measured capacity, alternating 1-second rounds
 ///    (at most [`LATENCY_ROUNDS`] each); latency under saturation would only measure queueing.
+///
+/// The variants are printed as `labels`: [`WITHOUT_WITH`], or both graylane's (a feature off
+/// and on).
 pub(crate) async fn side_by_side<A, AF, B, BF>(
     name: &str,
+    labels: [&str; 2],
     rounds: usize,
     per_round: usize,
     concurrency: usize,
@@ -195,7 +202,7 @@ where
     }
     ratios.sort_by(f64::total_cmp);
     let ratio = ratios[ratios.len() / 2];
-    for (label, s) in [("without graylane", &a), ("with graylane   ", &b)] {
+    for (label, s) in [(labels[0], &a), (labels[1], &b)] {
         println!(
             "{name} saturation {label}: {:>8.0} req/s  p50={}us p99={}us  process CPU {:.0} ns/request  ({} requests, {concurrency} in flight)",
             s.throughput(),
@@ -232,7 +239,7 @@ where
             la.merge(&drive_rate(rate, second, without.clone()).await);
         }
     }
-    for (label, s) in [("without graylane", &la), ("with graylane   ", &lb)] {
+    for (label, s) in [(labels[0], &la), (labels[1], &lb)] {
         println!(
             "{name} at {rate} req/s {label}: p50={}us p90={}us p99={}us p999={}us  ({} requests)",
             s.p(0.5),

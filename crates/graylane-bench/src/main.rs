@@ -10,6 +10,7 @@
 //! cargo run --release -p graylane-bench -- sql-tx
 //! cargo run --release -p graylane-bench -- kafka
 //! cargo run --release -p graylane-bench -- handover
+//! cargo run --release -p graylane-bench -- mirror
 //! ```
 
 mod cpu;
@@ -18,6 +19,7 @@ mod handover;
 mod http;
 mod kafka;
 mod load;
+mod mirror;
 mod redis;
 mod sql;
 
@@ -35,7 +37,7 @@ pub(crate) struct Args {
 }
 
 const USAGE: &str =
-    "usage: graylane-bench <http|grpc|redis|sql|sql-tx|kafka|handover> [--requests N] [--rounds R] [--concurrency C] [--payload B]
+    "usage: graylane-bench <http|grpc|redis|sql|sql-tx|kafka|handover|mirror> [--requests N] [--rounds R] [--concurrency C] [--payload B]
 
   http   the same axum handler over a hyper client, without vs. with graylane's layers
   grpc   the same tonic unary method over a channel, without vs. with graylane's layers
@@ -49,6 +51,8 @@ const USAGE: &str =
          consumer and takes them back vs. the same time with no handover; the gray consumer on
          a runtime of its own, then on base's (--rounds handovers each, default 20, of
          --requests records, default 20; --threads default 1)
+  mirror the same JSON handler with 10% mirrored by MirrorLayer, the copies' answers discarded
+         vs. compared with the primary's (noise copies included)
 
   --requests N     requests per round and variant (default 2000; kafka: records, 50000)
   --rounds R       paired rounds per phase (default 101; redis 301; kafka 15); the ratio is the median
@@ -168,6 +172,17 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        "mirror" => {
+            let (c, compared) = runtime.block_on(mirror::run(&args));
+            if compared == 0 {
+                eprintln!("mirror: nothing was compared; the figures would not measure comparing");
+                return ExitCode::FAILURE;
+            }
+            format!(
+                "mirror ratio={:.3} p99_added_us={:.0}",
+                c.ratio, c.p99_added_us
+            )
+        }
         "handover" => match runtime.block_on(handover::run(&args)) {
             Ok(l) => format!(
                 "handover grants={} releases={} idle_p99_us={} idle_max_us={} p99_us={} max_us={} \

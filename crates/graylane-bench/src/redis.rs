@@ -13,7 +13,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionLike;
 
 use crate::Args;
-use crate::load::{Comparison, side_by_side};
+use crate::load::{Comparison, WITHOUT_WITH, side_by_side};
 
 async fn mix<C: ConnectionLike + Send + Sync>(
     mut conn: C,
@@ -56,6 +56,7 @@ pub(crate) async fn run(args: &Args) -> Result<Comparison, String> {
     );
     let result = side_by_side(
         "redis",
+        WITHOUT_WITH,
         args.rounds,
         args.requests,
         args.concurrency,

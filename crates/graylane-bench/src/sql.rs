@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::Args;
-use crate::load::{Comparison, side_by_side};
+use crate::load::{Comparison, WITHOUT_WITH, side_by_side};
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS items (id BIGSERIAL PRIMARY KEY, sku TEXT NOT NULL, qty INT NOT NULL);
 CREATE INDEX IF NOT EXISTS items_by_sku ON items (sku);";
@@ -141,6 +141,7 @@ where
     let (c1, c2) = (counter.clone(), counter);
     let result = side_by_side(
         name,
+        WITHOUT_WITH,
         args.rounds,
         args.requests / 4,
         args.concurrency,

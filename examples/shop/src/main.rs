@@ -35,6 +35,7 @@ async fn main() -> ExitCode {
             shop::run(Demo {
                 serve: args.iter().any(|a| a == "--serve"),
                 requests,
+                ..Demo::default()
             })
             .await
         }

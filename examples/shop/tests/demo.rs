@@ -57,6 +57,20 @@ async fn gray_traffic_and_data_stay_gray_and_nothing_is_lost(broker: TestBroker)
     );
     // 10% mirrored: zero in 160 would be a one-in-20,000 event.
     assert!(field(last, "mirrored") > 0, "{last}");
+    // The 200 quotes' mirrored share, compared: shipping differs, the ids and times are noise
+    // (none compared of 200 at 10%: one in 10^9).
+    let quotes = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("  POST /quote "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no comparison of POST /quote:\n{stdout}"));
+    assert!(quotes.contains(" differing: shipping ("), "{quotes}");
+    assert!(quotes.ends_with("; noise: quote_id, quoted_at"), "{quotes}");
+    let samples: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("  sample "))
+        .collect();
+    assert_eq!(samples.len(), 2, "{stdout}");
     // The metrics a dashboard reads tell the same story: one stripped header per forger
     // (every tenth request), one gateway fallback per gray request.
     assert!(

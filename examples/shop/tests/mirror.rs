@@ -153,3 +153,82 @@ async fn an_envoy_mirror_copy_writes_only_the_mirror_lanes_data() {
     shop.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The in-process mirror's comparison, as the demo shows it: every quote mirrored to the gray
+/// lane, where orders v2 quotes express shipping. The comparison finds exactly that — every
+/// compared quote differs in `shipping` and in nothing else — once it has learned `quote_id`
+/// and `quoted_at` (fresh in every quote, v1's as much as v2's) as noise from its base copies;
+/// `GET /graylane/mirror` and `GET /metrics` say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrored_quotes_differ_in_shipping_and_nothing_else() {
+    let shop = shop::start(Options {
+        embedded_kafka: true,
+        mirror_percent: 100.0,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let customer = shop::Customer::new(shop.gateway());
+    const QUOTES: u64 = 30;
+    for i in 0..QUOTES {
+        let quote = customer.quote(&format!("quote-{i}")).await.unwrap();
+        assert_eq!(quote["shipping"], "standard", "production quotes are v1's");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let report = customer.mirror_report().await.unwrap();
+        let route = &report["routes"].as_array().unwrap().first().cloned();
+        let done = route.as_ref().map_or(0, |r| {
+            r["compared"].as_u64().unwrap() + r["skipped"].as_u64().unwrap()
+        });
+        if done >= QUOTES {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "comparisons not settled: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let route = &report["routes"][0];
+    assert_eq!(route["route"], "POST /quote", "{report}");
+    for (count, n) in [
+        ("compared", QUOTES),
+        ("different_body", QUOTES),
+        ("identical", 0),
+        ("different_status", 0),
+        ("skipped", 0),
+    ] {
+        assert_eq!(route[count], n, "{count}: {report}");
+    }
+    assert_eq!(
+        route["fields"],
+        serde_json::json!({ "shipping": QUOTES }),
+        "{report}"
+    );
+    assert_eq!(
+        route["noise"],
+        serde_json::json!(["quote_id", "quoted_at"]),
+        "{report}"
+    );
+    assert!(
+        route["noise_copies"].as_u64().unwrap() >= 10,
+        "the warm-up: {report}"
+    );
+    let sample = &report["samples"].as_array().unwrap().last().unwrap()["fields"][0];
+    assert_eq!(
+        (&sample["path"], &sample["primary"], &sample["mirror"]),
+        (
+            &"shipping".into(),
+            &"\"standard\"".into(),
+            &"\"express (free)\"".into()
+        ),
+        "{report}"
+    );
+    let metrics = customer.get("/metrics").await.unwrap();
+    let line = format!(
+        r#"graylane_mirror_compared_total{{graylane_result="body",graylane_route="POST /quote",graylane_service="gateway"}} {QUOTES}"#
+    );
+    assert!(metrics.contains(&line), "{metrics}");
+    shop.shutdown().await.unwrap();
+}

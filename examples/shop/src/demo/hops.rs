@@ -43,6 +43,7 @@ impl Hops {
             hops: self.clone(),
             service,
             version,
+            api: None,
         }
     }
 
@@ -116,6 +117,17 @@ pub(crate) struct HopLayer {
     hops: Hops,
     service: &'static str,
     version: &'static str,
+    /// Requests under this path prefix are counted as this service's (another API of the same
+    /// deployment, such as orders' quotes, which place no order).
+    api: Option<(&'static str, &'static str)>,
+}
+
+impl HopLayer {
+    /// Counts the requests under `path_prefix` as `service`'s.
+    pub(crate) fn api(mut self, path_prefix: &'static str, service: &'static str) -> HopLayer {
+        self.api = Some((path_prefix, service));
+        self
+    }
 }
 
 impl<S> Layer<S> for HopLayer {
@@ -159,7 +171,11 @@ where
             .get::<LaneContext>()
             .copied()
             .unwrap_or_else(LaneContext::base);
-        let hop = hop(self.layer.service, self.layer.version, ctx);
+        let service = match self.layer.api {
+            Some((prefix, api)) if req.uri().path().starts_with(prefix) => api,
+            _ => self.layer.service,
+        };
+        let hop = hop(service, self.layer.version, ctx);
         let below = Below::default();
         let answer = BELOW.scope(below.clone(), self.inner.call(req));
         let hops = self.layer.hops.clone();
@@ -233,14 +249,15 @@ fn collect<R>(res: Response<R>) -> Response<R> {
 }
 
 /// `router`, with the path of every successful answer written before its body:
-/// `gateway v1 (lane base, served base) -> orders v1 ... | shipping: standard`.
+/// `gateway v1 (lane base, served base) -> orders v1 ... | shipping: standard` (JSON answers
+/// are left as they are).
 pub(crate) fn show(router: Router) -> Router {
     router.layer(axum::middleware::map_response(write_path))
 }
 
 async fn write_path(res: Response<Body>) -> Response<Body> {
     let path = match res.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
-        Some(path) if res.status().is_success() => path.to_owned(),
+        Some(path) if res.status().is_success() && !is_json(&res) => path.to_owned(),
         _ => return res,
     };
     let (mut parts, body) = res.into_parts();
@@ -251,6 +268,13 @@ async fn write_path(res: Response<Body>) -> Response<Body> {
     parts.headers.remove(http::header::CONTENT_LENGTH);
     let body = format!("{path} | {}", String::from_utf8_lossy(&body));
     Response::from_parts(parts, Body::from(body))
+}
+
+/// A JSON answer stays JSON: its path is in the header only.
+fn is_json<B>(res: &Response<B>) -> bool {
+    res.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
 
 #[cfg(test)]

@@ -20,8 +20,10 @@ use crate::topology::{self, Options, Shop};
 pub struct Demo {
     /// Keep the shop on `SHOP_ADDR` or `127.0.0.1:8080` after the report, until Ctrl-C.
     pub serve: bool,
-    /// How many requests the traffic mix sends.
+    /// How many checkouts the traffic mix sends.
     pub requests: usize,
+    /// How many quotes it sends after them (stored nowhere; mirrored and compared).
+    pub quotes: usize,
 }
 
 impl Default for Demo {
@@ -29,6 +31,7 @@ impl Default for Demo {
         Demo {
             serve: false,
             requests: 400,
+            quotes: 200,
         }
     }
 }
@@ -65,7 +68,9 @@ pub async fn run(demo: Demo) -> Result<ExitCode, BoxError> {
         demo.requests
     );
     let sent = traffic::drive(&mut shop, &run, demo.requests).await?;
+    traffic::quotes(&shop, &run, demo.quotes).await?;
     wait_for_kafka(&shop).await?;
+    wait_for_mirror(&shop).await?;
     let code = report::report(&mut shop, &run, &sent).await?;
     if demo.serve {
         println!(
@@ -103,6 +108,18 @@ async fn wait_for_kafka(shop: &Shop) -> Result<(), BoxError> {
             return Err("kafka queues did not drain in 60 s".into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Waits until no mirror copy or comparison is running: the report reads them settled.
+async fn wait_for_mirror(shop: &Shop) -> Result<(), BoxError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shop.mirror.stats().in_flight > 0 {
+        if Instant::now() > deadline {
+            return Err("mirror copies still running after 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! The lane report the demo ends with: requests per service, version and lane; mirror copies;
-//! an excerpt of the metrics a dashboard reads; Kafka messages per consumer; rows per schema
-//! and keys per namespace; and last, the [audit](super::audit) line.
+//! The lane report the demo ends with: requests per service, version and lane; mirror copies
+//! and what their comparison with production found; an excerpt of the metrics a dashboard
+//! reads; Kafka messages per consumer; rows per schema and keys per namespace; and last, the
+//! [audit](super::audit) line.
 
 use std::process::ExitCode;
 
@@ -22,9 +23,10 @@ pub(crate) async fn report(
     let fallbacks = hops(shop);
     let mirror = shop.mirror.stats();
     println!(
-        "mirror copies: sent={} failed={}",
-        mirror.sent, mirror.failed
+        "mirror copies: sent={} failed={} noise copies={}",
+        mirror.sent, mirror.failed, mirror.noise_sent
     );
+    comparison(shop);
     metrics(shop)?;
     consumers(shop);
     rows(shop, &stores, run).await?;
@@ -74,7 +76,8 @@ fn hops(shop: &Shop) -> u64 {
     println!("\nrequests per service and version (requested lane -> served lane):");
     let mut fallbacks = 0;
     for ((service, version, lane, served), n) in shop.hops.snapshot() {
-        let fallback = !lane.starts_with(served.as_str());
+        // `gray (mirror)`: the lane is the first word.
+        let fallback = lane.split(' ').next() != Some(served.as_str());
         if fallback {
             fallbacks += n;
         }
@@ -86,6 +89,52 @@ fn hops(shop: &Shop) -> u64 {
     fallbacks
 }
 
+/// What the mirror's comparison found (`GET /graylane/mirror`): per route, the diff rate, the
+/// fields that differed and the noise learned; then the two latest sample diffs.
+fn comparison(shop: &Shop) {
+    let report = shop.mirror.report();
+    println!("mirror comparison with production (GET /graylane/mirror):");
+    for r in &report.routes {
+        let different = r.different_status + r.different_header + r.different_body;
+        let fields: Vec<String> = r.fields.iter().map(|(f, n)| format!("{f} ({n})")).collect();
+        let differing = if fields.is_empty() {
+            "-".into()
+        } else {
+            fields.join(", ")
+        };
+        let noise = if r.noise.is_empty() {
+            "-".into()
+        } else {
+            r.noise.join(", ")
+        };
+        println!(
+            "  {:<15} compared={} different={} ({}%) status/header/body={}/{}/{} skipped={}",
+            r.route,
+            r.compared,
+            different,
+            (different * 100).checked_div(r.compared).unwrap_or(0),
+            r.different_status,
+            r.different_header,
+            r.different_body,
+            r.skipped,
+        );
+        println!("  {:<15} differing: {differing}; noise: {noise}", "");
+    }
+    for sample in report.samples.iter().rev().take(2) {
+        let fields: Vec<String> = sample
+            .fields
+            .iter()
+            .map(|f| format!("{} {} -> {}", f.path, f.primary, f.mirror))
+            .collect();
+        println!(
+            "  sample {} {}: {}",
+            sample.request_id.as_deref().unwrap_or("-"),
+            sample.route,
+            fields.join("; ")
+        );
+    }
+}
+
 /// The same story in the metrics a dashboard reads (`GET /metrics`).
 fn metrics(shop: &Shop) -> Result<(), BoxError> {
     println!("metrics (excerpt of GET /metrics):");
@@ -94,6 +143,7 @@ fn metrics(shop: &Shop) -> Result<(), BoxError> {
         l.starts_with("graylane_fallbacks_total")
             || l.starts_with("graylane_lane_headers_stripped_total")
             || l.starts_with("graylane_mirror_copies_total")
+            || l.starts_with("graylane_mirror_compared_total")
     }) {
         println!("  {line}");
     }

@@ -59,6 +59,38 @@ impl Customer {
         self.post(&headers, "book").await
     }
 
+    /// `POST /quote` of a book: the gateway's JSON answer.
+    pub async fn quote(&self, request_id: &str) -> Result<serde_json::Value, BoxError> {
+        let req = http::Request::post(format!("http://{}/quote", self.gateway))
+            .header("x-request-id", request_id)
+            .body(Full::new(Bytes::from_static(b"book")))?;
+        let res = self.client.request(req).await?;
+        let status = res.status();
+        let body = res.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Err(format!(
+                "quote {request_id}: {status} {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into());
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// `GET /graylane/mirror`: what the gateway's mirror comparison has seen, as JSON.
+    pub async fn mirror_report(&self) -> Result<serde_json::Value, BoxError> {
+        Ok(serde_json::from_str(&self.get("/graylane/mirror").await?)?)
+    }
+
+    /// `GET path` of the gateway (`/metrics`, say): the body, as text.
+    pub async fn get(&self, path: &str) -> Result<String, BoxError> {
+        let req = http::Request::get(format!("http://{}{path}", self.gateway))
+            .body(Full::new(Bytes::new()))?;
+        let res = self.client.request(req).await?;
+        let body = res.into_body().collect().await?.to_bytes();
+        Ok(String::from_utf8(body.to_vec())?)
+    }
+
     /// `POST /checkout` with exactly these `headers` and `body` (the item).
     pub async fn post(&self, headers: &[(&str, &str)], body: &str) -> Result<Checkout, BoxError> {
         let mut req = http::Request::post(format!("http://{}/checkout", self.gateway));
@@ -193,6 +225,24 @@ pub(crate) async fn drive(shop: &mut Shop, run: &str, n: usize) -> Result<Vec<Se
     }
     eprintln!("  traffic done in {:.1?}", started.elapsed());
     Ok(sent)
+}
+
+/// Sends `n` quotes with ids `{run}-q{i}`, eight at a time: they store nothing, and a share of
+/// them is mirrored and compared. Returns how many were answered.
+pub(crate) async fn quotes(shop: &Shop, run: &str, n: usize) -> Result<usize, BoxError> {
+    let customer = Customer::new(shop.gateway());
+    let mut answered = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+        let calls = chunk.iter().map(|&i| {
+            let (customer, id) = (customer.clone(), format!("{run}-q{i}"));
+            async move { customer.quote(&id).await }
+        });
+        for answer in join_all(calls).await {
+            answer?;
+            answered += 1;
+        }
+    }
+    Ok(answered)
 }
 
 /// A progress bar on a terminal; in logs, a line per quarter rather than a wall of carriage

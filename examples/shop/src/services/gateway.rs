@@ -6,7 +6,11 @@
 //! `x-request-id` identifies the request (one is made when absent; the answer carries it
 //! back). A success is `200` with the shipping; bad input is a `4xx` with a one-line message
 //! that says what to send instead; orders' gRPC status becomes the HTTP status
-//! ([`http_status`]). `GET /metrics`: the lane metrics, as Prometheus text.
+//! ([`http_status`]). `POST /quote`: the same body, answered with a JSON quote
+//! (`{item, price, shipping, quote_id, quoted_at}`) and nothing stored.
+//!
+//! `GET /metrics`: the lane metrics, as Prometheus text; `GET /graylane/mirror`: what the
+//! mirror's comparison has seen, as JSON (see `docs/mirroring.md`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use graylane::Lane;
-use graylane::http::{BoxError, LaneLayer, MirrorConfig, MirrorLayer};
+use graylane::http::{BoxError, CompareConfig, LaneLayer, MirrorConfig, MirrorLayer};
 use graylane::otel::LaneTraceLayer;
 use http::{HeaderMap, HeaderName, StatusCode};
 use tonic::Code;
@@ -39,13 +43,22 @@ pub(crate) fn public(app: &Arc<App>, hops: HopLayer, mirror: MirrorLayer<HttpCli
     // The edge's counters (stripped marks, refused tokens) and the mirror's copies, in the
     // gateway's metrics.
     let metrics = app.metrics("gateway");
-    let copies = mirror.clone();
+    let (copies, compared, report) = (mirror.clone(), mirror.clone(), mirror.clone());
     metrics
         .observe_propagator(&app.propagator)
         .observe_spec(&app.live)
         .observe_mirror(move || {
             let s = copies.stats();
             (s.sent, s.failed, s.skipped_busy + s.skipped_body)
+        })
+        .observe_mirror_comparison(move || {
+            let report = compared.report();
+            let counts = report.routes.iter().flat_map(|r| {
+                r.results()
+                    .into_iter()
+                    .map(|(result, n)| (r.route.clone(), result, n))
+            });
+            counts.collect()
         });
     let exposition = app.exposition.clone();
     routes(app)
@@ -67,6 +80,15 @@ pub(crate) fn public(app: &Arc<App>, hops: HopLayer, mirror: MirrorLayer<HttpCli
                     .unwrap_or_else(|e| format!("# metrics unavailable: {e}\n"))
             }),
         )
+        .route(
+            "/graylane/mirror",
+            get(move || async move {
+                (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    report.report().to_json(),
+                )
+            }),
+        )
 }
 
 /// The gateway's internal listener, inside the mesh (the lane on the wire is trusted): where
@@ -75,14 +97,19 @@ pub(crate) fn internal(app: &Arc<App>, hops: HopLayer) -> Router {
     routes(app).layer(hops).layer(app.mesh(Lane::BASE))
 }
 
-/// Mirrors `percent` of the public traffic to the gray lane, at the internal listener.
+/// Mirrors `percent` of the public traffic to the gray lane, at the internal listener, and
+/// compares the answers as the spec's `compare` of the gateway says (if it has one).
 pub(crate) fn mirror(
     app: &App,
     internal: SocketAddr,
     percent: f64,
 ) -> Result<MirrorLayer<HttpClient>, BoxError> {
-    let config = MirrorConfig::new(format!("http://{internal}").parse()?, Lane::new("gray")?)
+    let mut config = MirrorConfig::new(format!("http://{internal}").parse()?, Lane::new("gray")?)
         .percent(percent);
+    let compare = app.spec.services.iter().find(|s| s.name == "gateway");
+    if let Some(compare) = compare.and_then(|s| s.compare.as_ref()) {
+        config = config.compare(CompareConfig::from_spec(compare)?);
+    }
     Ok(MirrorLayer::new(
         app.http.clone(),
         app.propagator.clone(),
@@ -93,7 +120,34 @@ pub(crate) fn mirror(
 fn routes(app: &Arc<App>) -> Router {
     Router::new()
         .route("/checkout", post(checkout))
+        .route("/quote", post(quote))
         .with_state(app.clone())
+}
+
+/// `POST /quote`: orders' quote of the item, as JSON.
+async fn quote(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<impl IntoResponse, Refusal> {
+    let request_id = request_id(&headers)?;
+    let q = OrdersClient::new(app.orders.clone())
+        .quote(item(&body))
+        .await?;
+    let json = serde_json::json!({
+        "item": q.item,
+        "price": format!("{}.{:02}", q.price_cents / 100, q.price_cents % 100),
+        "shipping": q.shipping,
+        "quote_id": q.quote_id,
+        "quoted_at": q.quoted_at,
+    });
+    Ok((
+        [
+            (REQUEST_ID, request_id),
+            (http::header::CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        json.to_string(),
+    ))
 }
 
 async fn checkout(
@@ -109,16 +163,21 @@ async fn checkout(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned(),
-        item: match body.trim() {
-            "" => DEFAULT_ITEM.to_owned(),
-            item => item.to_owned(),
-        },
+        item: item(&body),
     };
     let receipt = OrdersClient::new(app.orders.clone()).place(order).await?;
     Ok((
         [(REQUEST_ID, request_id)],
         format!("shipping: {}\n", receipt.shipping),
     ))
+}
+
+/// The item a body names: [`DEFAULT_ITEM`] when it names none.
+fn item(body: &str) -> String {
+    match body.trim() {
+        "" => DEFAULT_ITEM.to_owned(),
+        item => item.to_owned(),
+    }
 }
 
 /// The client's `x-request-id`, or a new one when it sent none.

@@ -1,6 +1,7 @@
 //! orders v1 / v2 (gRPC, `shop.Orders/Place`): stores the order, caches its status, reserves
 //! its stock at inventory and publishes it for fulfillment. v2's visible change: free express
-//! shipping.
+//! shipping. `shop.Quotes/Quote` on the same deployment prices an item without storing
+//! anything: its shipping shows v2's change, and each quote has a fresh id and time.
 //!
 //! The server is a `unary_fn` over hand-written prost messages (no protoc); [`OrdersClient`]
 //! is the typed client beside it, shaped like a generated one: callers never spell a method
@@ -48,6 +49,31 @@ pub(crate) struct Receipt {
     pub(crate) shipping: String,
 }
 
+/// What a quote is asked for.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct QuoteRequest {
+    /// The item.
+    #[prost(string, tag = "1")]
+    pub(crate) item: String,
+}
+
+/// A quote: the price and shipping of an item, as of when it was made.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct Quote {
+    #[prost(string, tag = "1")]
+    pub(crate) item: String,
+    #[prost(uint32, tag = "2")]
+    pub(crate) price_cents: u32,
+    #[prost(string, tag = "3")]
+    pub(crate) shipping: String,
+    /// A fresh id for each quote.
+    #[prost(string, tag = "4")]
+    pub(crate) quote_id: String,
+    /// When it was made: seconds since the Unix epoch, to the nanosecond.
+    #[prost(string, tag = "5")]
+    pub(crate) quoted_at: String,
+}
+
 /// The gRPC service name of orders, for `unary_fn`.
 struct OrdersName;
 
@@ -55,8 +81,24 @@ impl ServiceName for OrdersName {
     const NAME: &'static str = "shop.Orders";
 }
 
+/// The gRPC service of quotes, served by orders.
+struct QuotesName;
+
+impl ServiceName for QuotesName {
+    const NAME: &'static str = "shop.Quotes";
+}
+
 /// The one method of `shop.Orders`.
 const PLACE: &str = "/shop.Orders/Place";
+
+/// The one method of `shop.Quotes`.
+const QUOTE: &str = "/shop.Quotes/Quote";
+
+/// Where the quotes API's paths start (the demo counts its requests apart from orders').
+pub(crate) const QUOTES_PATH: &str = "/shop.Quotes/";
+
+/// What every item costs (the shop's prices are not the point of the demo).
+const PRICE_CENTS: u32 = 1299;
 
 /// What a request id may be: the gateway and orders both hold requests to it.
 pub(crate) const REQUEST_ID_RULE: &str = "1 to 64 ASCII letters, digits, '-', '_', '.' or ':'";
@@ -94,6 +136,12 @@ where
     pub(crate) async fn place(&mut self, order: Order) -> Result<Receipt, Status> {
         let receipt = self.0.call(PLACE, order).await?;
         Ok(receipt.into_inner())
+    }
+
+    /// `shop.Quotes/Quote`.
+    pub(crate) async fn quote(&mut self, item: String) -> Result<Quote, Status> {
+        let quote = self.0.call(QUOTE, QuoteRequest { item }).await?;
+        Ok(quote.into_inner())
     }
 }
 
@@ -191,6 +239,27 @@ impl Orders {
         }))
     }
 
+    /// `shop.Quotes/Quote`: nothing stored, nothing published.
+    async fn quote(self, req: Request<QuoteRequest>) -> Result<Response<Quote>, Status> {
+        let item = req.into_inner().item;
+        if item.is_empty() || item.len() > 64 {
+            return Err(Status::invalid_argument(format!(
+                "item: expected 1 to 64 bytes, got {}",
+                quoted(&item)
+            )));
+        }
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(Response::new(Quote {
+            item,
+            price_cents: PRICE_CENTS,
+            shipping: self.shipping().into(),
+            quote_id: format!("q-{:016x}", fastrand::u64(..)),
+            quoted_at: format!("{}.{:09}", at.as_secs(), at.subsec_nanos()),
+        }))
+    }
+
     /// v2's visible change.
     fn shipping(&self) -> &'static str {
         if self.version == "v2" {
@@ -223,12 +292,16 @@ pub(crate) async fn serve(
     hops: HopLayer,
 ) -> Result<(), tonic::transport::Error> {
     let app = orders.app.clone();
+    let quotes = orders.clone();
     tonic::transport::Server::builder()
         .layer(app.mesh(serving))
         .layer(app.traced("orders"))
-        .layer(hops)
+        .layer(hops.api(QUOTES_PATH, "quotes"))
         .add_service(unary_fn::<OrdersName, _, _, _, _>(move |req| {
             orders.clone().place(req)
+        }))
+        .add_service(unary_fn::<QuotesName, _, _, _, _>(move |req| {
+            quotes.clone().quote(req)
         }))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
         .await
