@@ -212,7 +212,6 @@ impl LaneConsumerBuilder {
         };
 
         let crashed = Arc::new(AtomicBool::new(false));
-        let callbacks = Callbacks::new(self.topics.clone(), crashed.clone());
         let mut data = self.config.clone();
         if !self.lane.is_base() {
             // A lane group is graylane's own: it must start no later than the grant base gives
@@ -225,14 +224,14 @@ impl LaneConsumerBuilder {
             .set("enable.auto.offset.store", "false")
             .set_default_if_absent("auto.offset.reset", "earliest");
         // librdkafka reads the value case-insensitively.
-        match data
+        let incremental = match data
             .get("group.protocol")
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
             // KIP-848's protocol: the broker assigns, always incrementally; librdkafka refuses
             // an assignment strategy there.
-            Some("consumer") => {}
+            Some("consumer") => true,
             Some(p) if p != "classic" => {
                 return Err(KafkaError::ClientCreation(format!(
                     "LaneConsumer: group.protocol={p} is neither `classic` nor `consumer`"
@@ -243,8 +242,12 @@ impl LaneConsumerBuilder {
             // the next owner handles the same messages again).
             _ => {
                 data.set_default_if_absent("partition.assignment.strategy", "cooperative-sticky");
+                // librdkafka refuses to mix eager and cooperative assignors in one list.
+                data.get("partition.assignment.strategy")
+                    .is_some_and(|s| s.to_ascii_lowercase().contains("cooperative-sticky"))
             }
-        }
+        };
+        let callbacks = Callbacks::new(self.topics.clone(), crashed.clone(), incremental);
         let topics = self.topics.clone();
         let consumer: DataConsumer = off_runtime(move || {
             let consumer: DataConsumer = data.create_with_context(callbacks)?;

@@ -1,11 +1,14 @@
 //! librdkafka's rebalance callbacks: they record which partitions came and went, for the
-//! consumer loop to apply, and commit what was handled on partitions being revoked.
+//! consumer loop to apply, commit what was handled on partitions being revoked, and apply the
+//! assignment themselves.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::partition::PartitionKey;
@@ -26,6 +29,9 @@ pub(super) struct Callbacks {
     pub(super) dirty: AtomicBool,
     /// A simulated crash commits nothing, not even in the revoke the consumer's close runs.
     pub(super) crashed: Arc<AtomicBool>,
+    /// Whether the group assigns incrementally (cooperative-sticky, or KIP-848's protocol),
+    /// known from the configuration.
+    incremental: bool,
 }
 
 #[derive(Default)]
@@ -37,12 +43,17 @@ struct Shared {
 }
 
 impl Callbacks {
-    pub(super) fn new(topics: Vec<String>, crashed: Arc<AtomicBool>) -> Callbacks {
+    pub(super) fn new(
+        topics: Vec<String>,
+        crashed: Arc<AtomicBool>,
+        incremental: bool,
+    ) -> Callbacks {
         Callbacks {
             topics,
             shared: Mutex::default(),
             dirty: AtomicBool::new(false),
             crashed,
+            incremental,
         }
     }
 
@@ -94,6 +105,34 @@ impl Callbacks {
 impl ClientContext for Callbacks {}
 
 impl ConsumerContext for Callbacks {
+    /// rdkafka's own `rebalance`, but for the one call it makes to learn the group's protocol
+    /// (`rd_kafka_rebalance_protocol`): made during the revoke that closing a consumer runs,
+    /// that call can wait for ever (librdkafka#4041), which hung a dropped consumer's thread.
+    /// The protocol follows from the configuration, so it is not asked.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            err => Rebalance::Error(KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        // As rdkafka's: an error gives up the assignment, as a revoke does. A failure here has
+        // nobody to go to; librdkafka logs it, and the group rebalances again.
+        let _ = match (&rebalance, self.incremental) {
+            (Rebalance::Assign(tpl), true) => consumer.incremental_assign(tpl),
+            (Rebalance::Assign(tpl), false) => consumer.assign(tpl),
+            (Rebalance::Revoke(tpl), true) => consumer.incremental_unassign(tpl),
+            (Rebalance::Error(_), true) => consumer.incremental_unassign(tpl),
+            (_, false) => consumer.unassign(),
+        };
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             if self.crashed.load(Ordering::Acquire) {
