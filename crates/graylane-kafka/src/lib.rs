@@ -49,8 +49,8 @@ mod timing;
 
 pub use carrier::{HeaderExtractor, lane_of};
 pub use consumer::{
-    ConsumerHandle, ConsumerStats, DEFAULT_CONTROL_TOPIC, LaneConsumer, LaneConsumerBuilder,
-    UnknownLanes,
+    ConsumerHandle, ConsumerStats, ConsumerWatch, DEFAULT_CONTROL_TOPIC, LaneConsumer,
+    LaneConsumerBuilder, UnknownLanes,
 };
 pub use control::{CONTROL_TOPIC_SETTINGS, Handback, lane_handback};
 #[allow(deprecated)]

@@ -27,7 +27,7 @@ mod propagation;
 pub mod reqwest;
 pub mod trace;
 
-pub use metrics::{Kind, LaneMetrics};
+pub use metrics::{AuditCounts, ConsumerCounts, Kind, LaneMetrics};
 pub use propagation::{
     LanePropagator, composite, current_context, lane_context, with_lane_context,
 };

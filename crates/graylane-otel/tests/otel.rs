@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 use std::convert::Infallible;
 
-use graylane_core::{Lane, LaneContext};
+use graylane_core::{Lane, LaneContext, LaneFutureExt};
 use graylane_http::LaneLayer;
 use graylane_otel::{LaneMetrics, LaneTraceLayer, composite, lane_context, with_lane_context};
 use opentelemetry::KeyValue;
@@ -657,4 +657,94 @@ async fn a_grpc_status_in_the_trailers_counts_once_the_body_has_them() {
         2
     );
     assert_eq!(counter(&exporter, "graylane.requests", &outcome("ok")), 3);
+}
+
+#[tokio::test]
+async fn a_client_names_its_peer_and_consumers_and_audits_are_reported() {
+    spans();
+    let (provider, exporter) = metrics();
+    let meter = provider.meter("graylane");
+    let calls = LaneTraceLayer::client("gateway", propagator())
+        .peer("orders")
+        .metrics(LaneMetrics::new(&meter, "gateway"))
+        .layer(service_fn(|_req: http::Request<()>| async {
+            Ok::<_, Infallible>(http::Response::new(()))
+        }));
+    for _ in 0..3 {
+        let req = http::Request::get("/place").body(()).unwrap();
+        calls
+            .clone()
+            .oneshot(req)
+            .with_lane(LaneContext::new(gray()))
+            .await
+            .unwrap();
+    }
+    let consumers = LaneMetrics::new(&meter, "fulfillment");
+    consumers
+        .observe_consumers(|| {
+            let mut base = graylane_otel::ConsumerCounts::new(Lane::BASE, "b-1");
+            (base.own, base.fallback, base.grants, base.partitions) = (9, 4, 2, 4);
+            let mut lane = graylane_otel::ConsumerCounts::new(gray(), "g-1");
+            (lane.own, lane.partitions, lane.granted) = (6, 4, 4);
+            vec![base, lane]
+        })
+        .observe_audit(|| graylane_otel::AuditCounts::new(2, vec![("leaks", 0), ("lost", 1)]));
+    provider.force_flush().unwrap();
+    let peer = KeyValue::new("graylane.peer", "orders");
+    let client = KeyValue::new("graylane.kind", "client");
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.requests",
+            &[peer, client, KeyValue::new("gray.lane", "gray")]
+        ),
+        3
+    );
+    let handled = |lane: &'static str, how: &'static str| {
+        counter(
+            &exporter,
+            "graylane.consumer.records",
+            &[
+                KeyValue::new("gray.lane", lane),
+                KeyValue::new("graylane.handled", how),
+            ],
+        )
+    };
+    assert_eq!(
+        (handled("base", "own"), handled("base", "fallback")),
+        (9, 4)
+    );
+    assert_eq!(handled("gray", "own"), 6);
+    let grant = KeyValue::new("graylane.handover", "grant");
+    assert_eq!(
+        counter(&exporter, "graylane.consumer.handovers", &[grant]),
+        2
+    );
+    let granted = KeyValue::new("graylane.share", "granted");
+    let instance = KeyValue::new("graylane.instance", "g-1");
+    assert_eq!(
+        counter(
+            &exporter,
+            "graylane.consumer.partitions",
+            &[granted, instance]
+        ),
+        4
+    );
+    assert_eq!(counter(&exporter, "graylane.audit.runs", &[]), 2);
+    let lost = KeyValue::new("graylane.finding", "lost");
+    assert_eq!(counter(&exporter, "graylane.audit.findings", &[lost]), 1);
+    // The client span names its peer (spans reach the exporter as they close).
+    let named = |s: &opentelemetry_sdk::trace::SpanData| {
+        attr(s, "peer.service")
+            .first()
+            .is_some_and(|v| v.as_str() == "orders")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while finished_of("gateway").iter().filter(|s| named(s)).count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "three client spans with peer.service"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -72,6 +72,31 @@ impl LaneConsumer {
     }
 }
 
+/// A consumer's counts, read from anywhere ([`ConsumerHandle::watch`]).
+#[derive(Clone, Debug)]
+pub struct ConsumerWatch {
+    counters: Arc<Counters>,
+    lane: Lane,
+    instance: String,
+}
+
+impl ConsumerWatch {
+    /// What the consumer has done so far (or did, once stopped).
+    pub fn stats(&self) -> ConsumerStats {
+        self.counters.snapshot()
+    }
+
+    /// The lane the consumer runs in.
+    pub fn lane(&self) -> Lane {
+        self.lane
+    }
+
+    /// The consumer's instance id in the control topic.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
 /// A running [`LaneConsumer`].
 #[derive(Debug)]
 pub struct ConsumerHandle {
@@ -87,6 +112,16 @@ impl ConsumerHandle {
     /// What this consumer has done so far.
     pub fn stats(&self) -> ConsumerStats {
         self.counters.snapshot()
+    }
+
+    /// A reader of this consumer's counts that outlives the handle (after a stop, it keeps
+    /// the final counts, and no partitions): what a metrics callback holds.
+    pub fn watch(&self) -> ConsumerWatch {
+        ConsumerWatch {
+            counters: self.counters.clone(),
+            lane: self.lane,
+            instance: self.instance.clone(),
+        }
     }
 
     /// The lane this consumer runs in.
@@ -106,7 +141,9 @@ impl ConsumerHandle {
             let _ = stop.send(());
         }
         (&mut self.task).await.map_err(|_| KafkaError::Canceled)??;
-        Ok(self.counters.snapshot())
+        let stats = self.counters.snapshot();
+        self.counters.stopped();
+        Ok(stats)
     }
 
     /// Stops without committing or telling anyone, as a crash would (for tests and demos).
@@ -121,6 +158,8 @@ impl ConsumerHandle {
         // a crash does not.
         self.crashed.store(true, Ordering::Release);
         self.task.abort();
-        self.counters.snapshot()
+        let stats = self.counters.snapshot();
+        self.counters.stopped();
+        stats
     }
 }

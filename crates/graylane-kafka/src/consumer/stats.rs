@@ -47,6 +47,12 @@ pub(super) struct Counters {
 }
 
 impl Counters {
+    /// A stopped consumer holds nothing (what watchers read from then on).
+    pub(super) fn stopped(&self) {
+        self.partitions.store(0, Ordering::Relaxed);
+        self.granted.store(0, Ordering::Relaxed);
+    }
+
     pub(super) fn snapshot(&self) -> ConsumerStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ConsumerStats {

@@ -13,14 +13,27 @@
 //! | `graylane.data.refusals` | observable counter | `graylane.store` (e.g. `redis`) |
 //! | `graylane.spec.revision` | observable gauge | — the live lane spec's revision in force |
 //! | `graylane.spec.changes` | observable counter | `graylane.outcome` (`applied`, `invalid`, `needs_restart`) |
+//! | `graylane.consumer.records` | observable counter | `gray.lane` (the consumer's lane), `graylane.instance`, `graylane.handled` (`own`, `fallback`, `replayed`, `skipped`) |
+//! | `graylane.consumer.handovers` | observable counter | `gray.lane`, `graylane.instance`, `graylane.handover` (`grant`, `release`) — partitions base handed to a lane and took back |
+//! | `graylane.consumer.partitions` | observable gauge | `gray.lane`, `graylane.instance`, `graylane.share` (`assigned`, `granted`) |
+//! | `graylane.audit.runs` | observable counter | — leak audits run |
+//! | `graylane.audit.findings` | observable gauge | `graylane.finding` (e.g. `leaks`, `lost`) — the latest audit's |
+//!
+//! A request recorded with a peer ([`LaneMetrics::record_to`], or `LaneTraceLayer::client(..)
+//! .peer(..)`) also carries `graylane.peer`: the service a client called, the topic a consumer
+//! read or a producer wrote — what draws the edges between services.
+
+mod consumers;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use graylane_core::stats::Rejection;
 use graylane_core::{LaneContext, Propagator};
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::{KeyValue, StringValue};
+
+pub use consumers::{AuditCounts, ConsumerCounts};
 
 /// What a unit of work was, for [`LaneMetrics::record`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,8 +121,34 @@ impl LaneMetrics {
 
     /// Records one request or message in `ctx`'s lane that took `elapsed`.
     pub fn record(&self, kind: Kind, ctx: LaneContext, elapsed: Duration, error: bool) {
+        self.record_hop(kind, None, ctx, elapsed, error);
+    }
+
+    /// As [`record`](Self::record), exchanged with `peer`: the service a client request
+    /// went to, the topic a message was read from or written to. The lane view draws its
+    /// edges from these; keep `peer` to names you deploy (the attribute's values are its
+    /// series).
+    pub fn record_to(
+        &self,
+        kind: Kind,
+        peer: impl Into<StringValue>,
+        ctx: LaneContext,
+        elapsed: Duration,
+        error: bool,
+    ) {
+        self.record_hop(kind, Some(peer.into()), ctx, elapsed, error);
+    }
+
+    fn record_hop(
+        &self,
+        kind: Kind,
+        peer: Option<StringValue>,
+        ctx: LaneContext,
+        elapsed: Duration,
+        error: bool,
+    ) {
         let inner = &self.inner;
-        let attributes = [
+        let [a, b, c, d, e, f] = [
             inner.service.clone(),
             KeyValue::new("graylane.kind", kind.as_str()),
             KeyValue::new("gray.lane", ctx.lane().as_str()),
@@ -117,8 +156,15 @@ impl LaneMetrics {
             KeyValue::new("gray.mirror", ctx.is_mirror()),
             KeyValue::new("graylane.outcome", if error { "error" } else { "ok" }),
         ];
-        inner.requests.add(1, &attributes);
-        inner.duration.record(elapsed.as_secs_f64(), &attributes);
+        // On the stack either way: this runs for every request.
+        let add = |attributes: &[KeyValue]| {
+            inner.requests.add(1, attributes);
+            inner.duration.record(elapsed.as_secs_f64(), attributes);
+        };
+        match peer {
+            None => add(&[a, b, c, d, e, f]),
+            Some(peer) => add(&[a, b, c, d, e, f, KeyValue::new("graylane.peer", peer)]),
+        }
         if kind != Kind::Client && ctx.is_fallback() {
             inner.fallbacks.add(
                 1,

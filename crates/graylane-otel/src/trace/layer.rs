@@ -24,6 +24,8 @@ use crate::propagation::{composite, lane_context, with_lane_context};
 pub(crate) struct Config {
     kind: Kind,
     service: Arc<str>,
+    /// The service a client layer calls, for edges in the metrics and `peer.service`.
+    peer: Option<Arc<str>>,
     propagator: Propagator,
     otel: TextMapCompositePropagator,
     metrics: Option<LaneMetrics>,
@@ -71,6 +73,7 @@ impl Config {
                     gray.served = tracing::field::Empty,
                     graylane.spec_revision = ctx.revision(),
                     graylane.service = &*self.service,
+                    peer.service = self.peer.as_deref(),
                     http.request.method = %method,
                     url.path = %path,
                     http.response.status_code = tracing::field::Empty,
@@ -85,8 +88,12 @@ impl Config {
 
     /// Records one finished hop in the layer's metrics, if it has any.
     pub(crate) fn record(&self, ctx: LaneContext, elapsed: Duration, error: bool) {
-        if let Some(metrics) = &self.metrics {
-            metrics.record(self.kind, ctx, elapsed, error);
+        match (&self.metrics, &self.peer) {
+            (Some(metrics), Some(peer)) => {
+                metrics.record_to(self.kind, peer.clone(), ctx, elapsed, error);
+            }
+            (Some(metrics), None) => metrics.record(self.kind, ctx, elapsed, error),
+            (None, _) => {}
         }
     }
 }
@@ -123,7 +130,7 @@ fn traced<R: HopRequest, F>(
 /// `client`).
 ///
 /// Their fields, exported as attributes: `gray.lane`, `gray.served`, `graylane.spec_revision`,
-/// `graylane.service`,
+/// `graylane.service`, `peer.service` (a client's [`peer`](Self::peer)),
 /// `http.request.method`, `url.path` and `http.response.status_code`. A 5xx response, a gRPC
 /// server error in the response headers (a trailers-only reply; see OTel's server codes) or a
 /// transport error also sets the OTel span status to error (`otel.status_code`).
@@ -157,6 +164,7 @@ impl LaneTraceLayer {
             config: Arc::new(Config {
                 kind,
                 service,
+                peer: None,
                 otel: composite(propagator.clone()),
                 propagator,
                 metrics: None,
@@ -164,19 +172,42 @@ impl LaneTraceLayer {
         }
     }
 
-    /// Also records every request in `metrics`.
-    #[must_use]
-    pub fn metrics(self, metrics: LaneMetrics) -> LaneTraceLayer {
+    /// This layer with `metrics` and `peer` (the composite propagator is not `Clone`).
+    fn with(&self, metrics: Option<LaneMetrics>, peer: Option<Arc<str>>) -> LaneTraceLayer {
         let c = &self.config;
         LaneTraceLayer {
             config: Arc::new(Config {
                 kind: c.kind,
                 service: c.service.clone(),
+                peer,
                 propagator: c.propagator.clone(),
                 otel: composite(c.propagator.clone()),
-                metrics: Some(metrics),
+                metrics,
             }),
         }
+    }
+
+    /// Also records every request in `metrics`.
+    #[must_use]
+    pub fn metrics(self, metrics: LaneMetrics) -> LaneTraceLayer {
+        self.with(Some(metrics), self.config.peer.clone())
+    }
+
+    /// The service a client layer calls: the span's `peer.service`, and `graylane.peer` on
+    /// its metrics, which is what draws the edge between the two services in the lane view.
+    ///
+    /// ```
+    /// use graylane_core::{Lane, LaneSet, Propagator};
+    /// use graylane_otel::LaneTraceLayer;
+    ///
+    /// let propagator = Propagator::new(LaneSet::new([Lane::new("gray")?]));
+    /// let calls = LaneTraceLayer::client("gateway", propagator).peer("orders");
+    /// # let _ = calls;
+    /// # Ok::<(), graylane_core::LaneError>(())
+    /// ```
+    #[must_use]
+    pub fn peer(self, peer: impl Into<Arc<str>>) -> LaneTraceLayer {
+        self.with(self.config.metrics.clone(), Some(peer.into()))
     }
 
     /// One hop traced by this layer, with `send` doing the call (for callers that are not
