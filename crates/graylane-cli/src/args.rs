@@ -31,6 +31,30 @@ pub(crate) enum Command {
     Check(CheckArgs),
     #[command(subcommand)]
     Release(ReleaseAction),
+    View(ViewArgs),
+}
+
+/// Serve the live lane view: a page of every lane's traffic and data, from the metrics.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ViewArgs {
+    /// A Prometheus server scraping the services (its HTTP API, e.g. http://127.0.0.1:9090).
+    #[arg(long, conflicts_with = "scrape", required_unless_present = "scrape")]
+    pub(crate) prometheus: Option<String>,
+    /// The services' metrics pages to read directly (repeat, or separate with commas).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub(crate) scrape: Vec<String>,
+    /// The lane spec, naming the versions; without it, nodes are named by lane.
+    #[arg(long)]
+    pub(crate) spec: Option<PathBuf>,
+    /// Where to serve the page (loopback unless said otherwise).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// How often to read the metrics, in seconds (through Prometheus: its scrape interval).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) interval: u64,
+    /// A bearer token the page and its events require.
+    #[arg(long, env = "GRAYLANE_VIEW_TOKEN")]
+    pub(crate) token: Option<String>,
 }
 
 /// Release a lane step by step: plan, start, advance, judge, run, roll back, promote (edits of the spec).

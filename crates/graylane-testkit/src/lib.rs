@@ -29,6 +29,9 @@
 // graylane's published crates (the production crates forbid it), justified where it is.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "browser")]
+#[cfg_attr(docsrs, doc(cfg(feature = "browser")))]
+pub mod browser;
 pub mod pgbouncer;
 pub mod prometheus;
 pub mod services;

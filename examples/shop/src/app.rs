@@ -17,10 +17,12 @@ use bytes::Bytes;
 use graylane::http::{
     BoxError, LaneLayer, LaneRouter, LaneRouterLayer, LaneSwitch, PropagateLane, PropagateLaneLayer,
 };
-use graylane::kafka::{LaneConsumer, LaneConsumerBuilder, LaneProducer};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use graylane::kafka::{ConsumerWatch, LaneConsumer, LaneConsumerBuilder, LaneProducer};
 use graylane::live::{LiveSpec, Watcher};
 use graylane::otel::prometheus::Exposition;
-use graylane::otel::{LaneMetrics, LaneTraceLayer};
+use graylane::otel::{AuditCounts, ConsumerCounts, LaneMetrics, LaneTrace, LaneTraceLayer};
 use graylane::redis::{LaneRedis, Namespaces};
 use graylane::spec::{LaneSpec, SpecError};
 use graylane::sqlx::LanePools;
@@ -46,9 +48,10 @@ pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 /// Redis, with every key in the current lane's namespace.
 pub(crate) type Cache = LaneRedis<redis::aio::MultiplexedConnection>;
 
-/// How a service calls another: the current lane onto the request, the demo's hop trail read
-/// off the response (see [`crate::demo::hops`]), then the route to the lane's version.
-type Call<S> = PropagateLane<Trail<S>>;
+/// How a service calls another: a client span and the call counted by callee and lane (the
+/// lane view's edges), the current lane onto the request, the demo's hop trail read off the
+/// response (see [`crate::demo::hops`]), then the route to the lane's version.
+type Call<S> = LaneTrace<PropagateLane<Trail<S>>>;
 
 /// The transport of [`App::inventory`]: inventory has no gray version, so every lane is
 /// routed to v1 (and keeps its lane there).
@@ -56,6 +59,23 @@ pub(crate) type InventoryTransport = Call<LaneRouter<HttpClient>>;
 
 /// The transport of [`App::orders`]: one gRPC channel per lane's version.
 pub(crate) type OrdersTransport = Call<LaneSwitch<Channel>>;
+
+/// A consumer's counts as the metrics report them.
+fn consumer_counts(watch: &ConsumerWatch) -> ConsumerCounts {
+    let s = watch.stats();
+    let mut c = ConsumerCounts::new(watch.lane(), watch.instance());
+    (c.own, c.fallback, c.replayed, c.skipped) = (s.processed, s.fallback, s.replayed, s.skipped);
+    (c.grants, c.releases) = (s.grants, s.releases);
+    (c.partitions, c.granted) = (s.partitions, s.granted);
+    c
+}
+
+/// Inventory as each of its callers calls it: the caller names its client side.
+#[derive(Clone)]
+pub(crate) struct InventoryCallers {
+    pub(crate) orders: InventoryTransport,
+    pub(crate) fulfillment: InventoryTransport,
+}
 
 /// The shop's spec.
 pub(crate) fn spec() -> Result<LaneSpec, SpecError> {
@@ -121,12 +141,21 @@ pub(crate) struct App {
     pub(crate) cache: Cache,
     /// The plain HTTP client the inventory client and the mirror are built on.
     pub(crate) http: HttpClient,
-    /// To inventory v1, for every lane (`InventoryClient::new(app.inventory.clone())`).
-    pub(crate) inventory: InventoryTransport,
-    /// To orders, the version of the request's lane (`OrdersClient::new(app.orders.clone())`).
+    /// To inventory v1, for every lane, per caller
+    /// (`InventoryClient::new(app.inventory.orders.clone())`).
+    pub(crate) inventory: InventoryCallers,
+    /// To orders (from the gateway), the version of the request's lane
+    /// (`OrdersClient::new(app.orders.clone())`).
     pub(crate) orders: OrdersTransport,
     /// The lane metrics, as Prometheus text.
     pub(crate) exposition: Exposition,
+    /// Every Kafka lane consumer the process has run, stopped ones included (their final
+    /// counts stay in the metrics: counters never go down).
+    pub(crate) consumers: Arc<Mutex<Vec<ConsumerWatch>>>,
+    /// The latest leak audit, reported as `graylane.audit.*`.
+    pub(crate) audit: Arc<Mutex<AuditCounts>>,
+    /// Keeps the consumers' and the audit's observable instruments registered.
+    _observed: LaneMetrics,
 }
 
 /// Lane routing to the orders versions, from `lane=url,...` (base required): what the mesh
@@ -160,23 +189,55 @@ impl App {
         let spec = live.current().spec().clone();
         let propagator = live.propagator().clone();
         let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
-        let call = |p: &Propagator| {
+        let exposition = Exposition::new()?;
+        let meter = exposition.provider().meter("graylane");
+        let call = |caller: &'static str, callee: &'static str| {
             ServiceBuilder::new()
-                .layer(PropagateLaneLayer::new(p.clone()))
+                .layer(
+                    LaneTraceLayer::client(caller, propagator.clone())
+                        .peer(callee)
+                        .metrics(LaneMetrics::new(&meter, caller)),
+                )
+                .layer(PropagateLaneLayer::new(propagator.clone()))
                 .layer(TrailLayer)
         };
         let inventory = LaneRouterLayer::builder(&spec, "inventory")
             .base(peers.inventory.parse()?)
             .build()?;
-        let inventory = call(&propagator).layer(inventory).service(http.clone());
-        let orders = call(&propagator).service(orders_switch(&spec, &peers.orders)?);
+        let inventory = InventoryCallers {
+            orders: call("orders", "inventory")
+                .layer(inventory.clone())
+                .service(http.clone()),
+            fulfillment: call("fulfillment", "inventory")
+                .layer(inventory)
+                .service(http.clone()),
+        };
+        let orders = call("gateway", "orders").service(orders_switch(&spec, &peers.orders)?);
+        let consumers: Arc<Mutex<Vec<ConsumerWatch>>> = Arc::default();
+        let audit: Arc<Mutex<AuditCounts>> = Arc::default();
+        let observed = LaneMetrics::new(&meter, "fulfillment");
+        let (list, latest) = (consumers.clone(), audit.clone());
+        observed
+            .observe_consumers(move || {
+                let list = list.lock().unwrap_or_else(PoisonError::into_inner);
+                list.iter().map(consumer_counts).collect()
+            })
+            .observe_audit(move || {
+                latest
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            });
         Ok(App {
             pools: LanePools::connect_lazy(&spec, db, PgPoolOptions::new().max_connections(8)),
             cache: LaneRedis::new(redis, Namespaces::from_spec(&spec)),
             http,
             inventory,
             orders,
-            exposition: Exposition::new()?,
+            exposition,
+            consumers,
+            audit,
+            _observed: observed,
             propagator,
             live,
             _watcher: watcher,

@@ -15,6 +15,7 @@ use graylane::http::{BoxError, MirrorLayer};
 use graylane::kafka::ConsumerHandle;
 use graylane::spec::LaneSpec;
 use graylane_testkit::kafka::MockBroker;
+use graylane_view::{Source, View, ViewConfig};
 use tokio::net::TcpListener;
 
 use crate::app::{App, HttpClient, Peers, version_of};
@@ -28,6 +29,8 @@ use crate::services::{fulfillment, gateway, inventory};
 pub struct Options {
     /// Bind the gateway to `SHOP_ADDR` or `127.0.0.1:8080` (otherwise an ephemeral port).
     pub serve: bool,
+    /// Serve the live lane view at the gateway's `/lanes/` (on with `serve`).
+    pub view: bool,
     /// The share of gateway traffic mirrored to the gray lane, 0 to 100.
     pub mirror_percent: f64,
     /// Use the embedded broker even when `GRAYLANE_KAFKA_BROKERS` names one: for several shops
@@ -46,6 +49,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             serve: false,
+            view: false,
             mirror_percent: 10.0,
             embedded_kafka: false,
             spec: None,
@@ -69,6 +73,8 @@ pub struct Shop {
     admin: sqlx::PgPool,
     /// The orders deployment of each mirror lane (Istio's mirror target), pinned to it.
     pinned_orders: Vec<(Lane, SocketAddr)>,
+    /// The lane view's poller, while the shop runs.
+    _view: Option<View>,
 }
 
 impl std::fmt::Debug for Shop {
@@ -318,7 +324,17 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
         gateway::internal(&app, hops.layer("gateway", "v1")),
     );
     let gateway = listeners.public.local_addr()?;
-    let public = gateway::public(&app, hops.layer("gateway", "v1"), mirror.clone());
+    let mut public = gateway::public(&app, hops.layer("gateway", "v1"), mirror.clone());
+    // The lane view reads the process's metrics as a user's view reads a service's: over HTTP.
+    let view = (options.view || options.serve).then(|| {
+        View::start(
+            ViewConfig::new(Source::Scrape(vec![format!("http://{gateway}/metrics")]))
+                .spec(spec.clone()),
+        )
+    });
+    if let Some(view) = &view {
+        public = public.merge(view.router());
+    }
     spawn_http(listeners.public, hops::show(public));
     Ok(Shop {
         app,
@@ -332,5 +348,6 @@ pub async fn start(options: Options) -> Result<Shop, BoxError> {
         redis,
         admin,
         pinned_orders,
+        _view: view,
     })
 }

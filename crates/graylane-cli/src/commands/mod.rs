@@ -16,6 +16,7 @@ pub(crate) mod release;
 pub(crate) mod route;
 pub(crate) mod shadow;
 pub(crate) mod token;
+pub(crate) mod view;
 
 /// The lane spec at `spec`; a spec error (file, line and field) is bad input.
 fn load(spec: &Path) -> Result<LaneSpec, Fail> {

@@ -10,6 +10,8 @@ mod audit;
 mod finish;
 // `graylane release` on spec files and a real service's metrics.
 mod release;
+// `graylane view` serving its page.
+mod view;
 
 fn graylane(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_graylane"))

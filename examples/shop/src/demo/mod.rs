@@ -80,6 +80,7 @@ pub async fn run(demo: Demo) -> Result<ExitCode, BoxError> {
         for args in TRY {
             println!("  curl -s -XPOST {}/checkout {args}", shop.gateway());
         }
+        println!("the lanes, live: http://{}/lanes/", shop.gateway());
         std::future::pending::<()>().await;
     }
     shop.shutdown().await?;

@@ -53,6 +53,21 @@ pub(crate) async fn report(
         eprintln!("idle: {version} handled none of its lane's traffic");
         audit.idle += 1;
     }
+    {
+        let mut latest = shop
+            .app
+            .audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *latest = graylane::otel::AuditCounts::new(
+            latest.runs + 1,
+            vec![
+                ("lost", audit.lost),
+                ("leaks", audit.leaks),
+                ("idle", audit.idle),
+            ],
+        );
+    }
     println!(
         "lane audit: requests={} gray={} fallbacks={} mirrored={} lost={} leaks={} idle={}",
         sent.len(),

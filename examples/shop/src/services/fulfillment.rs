@@ -27,6 +27,7 @@ pub(crate) async fn spawn(
 ) -> Result<ConsumerHandle, BoxError> {
     let version = version_of(lane);
     let metrics = app.metrics("fulfillment");
+    let consumers = app.consumers.clone();
     let (app, hops) = (app.clone(), hops.clone());
     let consumer = app
         .consumer(kafka, GROUP)
@@ -46,10 +47,20 @@ pub(crate) async fn spawn(
                 if let Err(e) = &result {
                     eprintln!("fulfillment {version}: {e}");
                 }
-                metrics.record(Kind::Consumer, ctx, started.elapsed(), result.is_err());
+                metrics.record_to(
+                    Kind::Consumer,
+                    TOPIC,
+                    ctx,
+                    started.elapsed(),
+                    result.is_err(),
+                );
             }
         })
         .await?;
+    consumers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(handle.watch());
     Ok(handle)
 }
 
@@ -62,7 +73,7 @@ async fn ship(app: Arc<App>, version: &'static str, message: OwnedMessage) -> Re
     let item = message
         .payload_view::<str>()
         .ok_or("a message without an item")??;
-    InventoryClient::new(app.inventory.clone())
+    InventoryClient::new(app.inventory.fulfillment.clone())
         .reserve(Purpose::Pick, request_id, item)
         .await?;
     // Nothing waits for the shipped counter, so it is bumped in a task of its own. With

@@ -151,6 +151,8 @@ pub(crate) struct Orders {
     app: Arc<App>,
     version: &'static str,
     producer: LaneProducer,
+    /// Publishes counted by topic and lane: the lane view's edge to the topic.
+    publishes: graylane::otel::LaneMetrics,
     /// Fail one order in this many (0: never), and the orders so far.
     fail_every: u64,
     placed: Arc<std::sync::atomic::AtomicU64>,
@@ -169,6 +171,7 @@ impl Orders {
             app: app.clone(),
             version,
             producer,
+            publishes: app.metrics("orders"),
             fail_every,
             placed: Arc::default(),
         }
@@ -222,7 +225,7 @@ impl Orders {
             .set::<_, _, ()>(format!("shop:order:{}", order.request_id), self.version)
             .await
             .map_err(|e| internal("could not cache the order's status", &e))?;
-        InventoryClient::new(self.app.inventory.clone())
+        InventoryClient::new(self.app.inventory.orders.clone())
             .reserve(Purpose::Order, &order.request_id, &order.item)
             .await
             .map_err(|e| Status::unavailable(hidden(&service, "could not reserve stock", &e)))?;
@@ -230,10 +233,16 @@ impl Orders {
         let record = FutureRecord::to(TOPIC)
             .key(&order.request_id)
             .payload(&order.item);
-        self.producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| internal("could not publish the order", &e))?;
+        let started = std::time::Instant::now();
+        let sent = self.producer.send(record, Duration::from_secs(10)).await;
+        self.publishes.record_to(
+            graylane::otel::Kind::Client,
+            TOPIC,
+            graylane::LaneContext::current(),
+            started.elapsed(),
+            sent.is_err(),
+        );
+        sent.map_err(|(e, _)| internal("could not publish the order", &e))?;
         Ok(Response::new(Receipt {
             shipping: self.shipping().into(),
         }))

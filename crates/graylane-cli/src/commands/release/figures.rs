@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use graylane_view::exposition::{quantile, sample};
+
 use super::Release;
 use crate::{Fail, bad_input};
 
@@ -70,10 +72,11 @@ impl Scrape {
     pub(crate) fn add(&mut self, text: &str) {
         let mut series = Series::default();
         for line in text.lines() {
-            let Some((name, labels, value)) = sample(line) else {
+            let Some(sample) = sample(line) else {
                 continue;
             };
-            let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let (name, value) = (sample.name, sample.value);
+            let label = |k: &str| sample.label(k).map(str::to_owned);
             if label("graylane_kind").as_deref() != Some("server") {
                 continue;
             }
@@ -135,108 +138,6 @@ impl Scrape {
         }
         table
     }
-}
-
-/// A sample's labels, in the order written.
-type Labels = Vec<(String, String)>;
-
-/// One sample line, `name{a="1",b="2"} value [timestamp]`; `None` for comments and anything
-/// else.
-fn sample(line: &str) -> Option<(&str, Labels, f64)> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    let (name, rest) = match line.find(['{', ' ']) {
-        Some(i) => line.split_at(i),
-        None => return None,
-    };
-    let (labels, rest) = if let Some(inner) = rest.strip_prefix('{') {
-        let end = label_end(inner)?;
-        (labels(&inner[..end])?, &inner[end + 1..])
-    } else {
-        (Vec::new(), rest)
-    };
-    let value = rest.split_whitespace().next()?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        v => v.parse().ok()?,
-    };
-    Some((name, labels, value))
-}
-
-/// The index of the `}` closing a label set (quotes respected).
-fn label_end(s: &str) -> Option<usize> {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '}' if !quoted => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// `a="1",b="x\"y"` → pairs, with `\\`, `\"` and `\n` unescaped.
-fn labels(s: &str) -> Option<Labels> {
-    let mut out = Vec::new();
-    let mut rest = s.trim();
-    while !rest.is_empty() {
-        let (name, after) = rest.split_once('=')?;
-        let after = after.trim_start().strip_prefix('"')?;
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '\\' => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                '"' => break i,
-                c => value.push(c),
-            }
-        };
-        out.push((name.trim().to_owned(), value));
-        rest = after[end + 1..]
-            .trim_start()
-            .trim_start_matches(',')
-            .trim_start();
-    }
-    Some(out)
-}
-
-/// The `q` quantile of cumulative `buckets` (sorted by bound), as `histogram_quantile`: the
-/// bucket where the rank falls, interpolated linearly (from 0 for the first bucket); the
-/// highest finite bound when the rank falls in `+Inf`.
-pub(crate) fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
-    let total = buckets.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    let rank = q * total;
-    let mut lower = (0.0, 0.0);
-    for &(bound, count) in buckets {
-        if count >= rank {
-            if bound.is_infinite() {
-                return Some(lower.0);
-            }
-            let within = count - lower.1;
-            let share = if within > 0.0 {
-                (rank - lower.1) / within
-            } else {
-                1.0
-            };
-            return Some(lower.0 + (bound - lower.0) * share);
-        }
-        lower = (bound, count);
-    }
-    Some(lower.0)
 }
 
 /// The body of `GET url`, an error naming the URL otherwise.
@@ -406,34 +307,5 @@ graylane_request_duration_seconds_bucket{graylane_service="orders",graylane_kind
         b.add(&line(100, 10));
         let f = &b.since(&a)[&("orders".to_owned(), "gray".to_owned())];
         assert_eq!((f.requests, f.errors), (1110.0, 10.0));
-    }
-
-    #[test]
-    fn samples_parse_with_escapes_timestamps_and_odd_values() {
-        let (name, labels, value) =
-            sample(r#"x_total{a="q\"u{o}te",b="back\\slash"} 3.5 1700000000000"#).unwrap();
-        assert_eq!((name, value), ("x_total", 3.5));
-        assert_eq!(labels[0], ("a".into(), "q\"u{o}te".into()));
-        assert_eq!(labels[1], ("b".into(), "back\\slash".into()));
-        assert_eq!(sample("up 1").unwrap().2, 1.0);
-        assert_eq!(sample("x +Inf").unwrap().2, f64::INFINITY);
-        for junk in ["", "# HELP x", "x{a=\"1\" 2", "x{a=1} 2", "x nope"] {
-            assert!(sample(junk).is_none(), "{junk}");
-        }
-    }
-
-    #[test]
-    fn quantiles_match_histogram_quantile() {
-        assert_eq!(quantile(0.99, &[]), None);
-        assert_eq!(quantile(0.99, &[(0.1, 0.0), (f64::INFINITY, 0.0)]), None);
-        assert_eq!(
-            quantile(0.5, &[(1.0, 10.0), (f64::INFINITY, 10.0)]),
-            Some(0.5)
-        );
-        // Past the last finite bound: that bound.
-        assert_eq!(
-            quantile(0.99, &[(1.0, 1.0), (f64::INFINITY, 10.0)]),
-            Some(1.0)
-        );
     }
 }

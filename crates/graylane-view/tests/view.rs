@@ -1,0 +1,198 @@
+//! The view against a stand-in service: a `/metrics` page the test writes (as a service's
+//! exposition would read), polled directly and through a real Prometheus server; the panels
+//! as the page receives them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use graylane_core::spec::LaneSpec;
+use graylane_view::{Source, View, ViewConfig};
+
+const SPEC: &str = "
+services:
+  - { name: gateway }
+  - { name: orders }
+  - { name: inventory }
+lanes:
+  - { name: gray, version: v2, services: [orders] }
+";
+
+/// A service's page: `gateway` serves base and gray, calls orders (v2 in gray), which calls
+/// inventory (no v2: base serves the gray lane there). `n` scales the counts.
+fn page(n: u64) -> String {
+    let server = |service: &str, lane: &str, served: &str, count: u64| {
+        format!(
+            "graylane_requests_total{{graylane_service=\"{service}\",graylane_kind=\"server\",gray_lane=\"{lane}\",gray_served=\"{served}\",gray_mirror=\"false\",graylane_outcome=\"ok\"}} {count}\n"
+        )
+    };
+    let call = |service: &str, served: &str, peer: &str, lane: &str, count: u64| {
+        format!(
+            "graylane_requests_total{{graylane_service=\"{service}\",graylane_kind=\"client\",gray_lane=\"{lane}\",gray_served=\"{served}\",gray_mirror=\"false\",graylane_outcome=\"ok\",graylane_peer=\"{peer}\"}} {count}\n"
+        )
+    };
+    [
+        "# TYPE graylane_requests_total counter\n".to_owned(),
+        server("gateway", "base", "base", 3 * n),
+        server("gateway", "gray", "base", n),
+        call("gateway", "base", "orders", "base", 3 * n),
+        call("gateway", "base", "orders", "gray", n),
+        server("orders", "base", "base", 3 * n),
+        server("orders", "gray", "gray", n),
+        call("orders", "base", "inventory", "base", 3 * n),
+        call("orders", "gray", "inventory", "gray", n),
+        server("inventory", "base", "base", 3 * n),
+        server("inventory", "gray", "base", n),
+        format!("graylane_lane_headers_stripped_total{{graylane_service=\"gateway\"}} {n}\n"),
+    ]
+    .concat()
+}
+
+async fn target(text: Arc<Mutex<String>>) -> SocketAddr {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let text = text.lock().unwrap().clone();
+            async move { text }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn serve(view: &View) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = view.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// Polls the view's panels until `ready` holds of them (bounded).
+async fn panels_until(
+    client: &reqwest::Client,
+    url: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = client.get(url).send().await.unwrap();
+        let panels: serde_json::Value =
+            serde_json::from_str(&res.text().await.unwrap()).unwrap_or_default();
+        if ready(&panels) {
+            return panels;
+        }
+        assert!(Instant::now() < deadline, "not ready in 30 s: {panels}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn panel<'a>(panels: &'a serde_json::Value, id: &str) -> &'a str {
+    panels[id].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scraped_service_draws_its_lanes_edges_and_fallbacks_and_follows_its_counts() {
+    let text = Arc::new(Mutex::new(page(10)));
+    let metrics = target(text.clone()).await;
+    let view = View::start(
+        ViewConfig::new(Source::Scrape(vec![format!("http://{metrics}/metrics")]))
+            .interval(Duration::from_millis(100))
+            .spec(LaneSpec::from_yaml_str(SPEC).unwrap()),
+    );
+    let at = serve(&view).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{at}/lanes/panels.json");
+    let panels = panels_until(&client, &url, |p| {
+        panel(p, "topology").contains("inventory")
+    })
+    .await;
+    let topology = panel(&panels, "topology");
+    // Named by the spec's versions; gray reaches orders v2, then falls back to inventory v1.
+    assert!(
+        topology.contains(r#"data-from="orders v2" data-to="inventory v1" data-lane="gray" data-fallback="true" data-total="10""#),
+        "{topology}"
+    );
+    assert!(
+        topology.contains(
+            r#"data-from="gateway v1" data-to="orders v2" data-lane="gray" data-fallback="false""#
+        ),
+        "{topology}"
+    );
+    assert!(
+        topology.contains(r#"data-from="clients" data-to="gateway v1" data-lane="base" data-fallback="false" data-total="30""#),
+        "{topology}"
+    );
+    assert!(panel(&panels, "trust").contains(r#"<td class="n">10</td>"#));
+    assert!(panel(&panels, "chart").starts_with("<svg"));
+
+    // The service counts on; the next polls show it.
+    *text.lock().unwrap() = page(25);
+    let panels = panels_until(&client, &url, |p| {
+        panel(p, "lanes").contains(r#"<td class="total">25</td>"#)
+    })
+    .await;
+    assert!(panel(&panels, "lanes").contains(r#"<td class="total">75</td>"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_the_page_its_events_and_its_panels() {
+    let text = Arc::new(Mutex::new(page(1)));
+    let metrics = target(text).await;
+    let view = View::start(
+        ViewConfig::new(Source::Scrape(vec![format!("http://{metrics}/metrics")])).token("s3cret"),
+    );
+    let at = serve(&view).await;
+    let client = reqwest::Client::new();
+    for path in ["/lanes/", "/lanes/panels.json", "/lanes/events"] {
+        let url = format!("http://{at}{path}");
+        let status = |r: reqwest::Response| r.status().as_u16();
+        assert_eq!(
+            status(client.get(&url).send().await.unwrap()),
+            401,
+            "{path}"
+        );
+        let wrong = client.get(&url).bearer_auth("s3creT").send().await.unwrap();
+        assert_eq!(status(wrong), 401, "{path}");
+        if path != "/lanes/events" {
+            let ok = client.get(&url).bearer_auth("s3cret").send().await.unwrap();
+            assert_eq!(status(ok), 200, "{path}");
+            let by_query = client
+                .get(format!("{url}?token=s3cret"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(status(by_query), 200, "{path}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_real_prometheus_the_view_reads_what_it_scraped() {
+    let text = Arc::new(Mutex::new(page(7)));
+    let metrics = target(text).await;
+    let prometheus = tokio::task::spawn_blocking(move || {
+        graylane_testkit::prometheus::Prometheus::start(&[&metrics.to_string()])
+    })
+    .await
+    .unwrap();
+    let view = View::start(
+        ViewConfig::new(Source::Prometheus(prometheus.url().to_owned()))
+            .interval(Duration::from_millis(500))
+            .spec(LaneSpec::from_yaml_str(SPEC).unwrap()),
+    );
+    let at = serve(&view).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{at}/lanes/panels.json");
+    let panels = panels_until(&client, &url, |p| {
+        panel(p, "lanes").contains(r#"<td class="total">7</td>"#)
+    })
+    .await;
+    assert!(panel(&panels, "topology").contains(
+        r#"data-from="orders v2" data-to="inventory v1" data-lane="gray" data-fallback="true" data-total="7""#
+    ));
+}
