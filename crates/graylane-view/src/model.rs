@@ -2,7 +2,7 @@
 //! the targets, keyed by what the panels show. Everything here is a total since each target
 //! started; rates come from two of these ([`crate::history`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::exposition::Sample;
 
@@ -267,6 +267,22 @@ impl Totals {
         lanes.sort_by(|a, b| (a != "base", a).cmp(&(b != "base", b)));
         lanes.dedup();
         lanes
+    }
+
+    /// The services nobody calls (no client names them as its peer): where requests enter.
+    pub fn entry_services(&self) -> BTreeSet<String> {
+        let called: BTreeSet<&str> = self.calls.keys().map(|k| k.peer.as_str()).collect();
+        self.hops
+            .keys()
+            .filter(|k| k.kind == "server" && !called.contains(k.service.as_str()))
+            .map(|k| k.service.clone())
+            .collect()
+    }
+
+    /// Whether `key` is a request from outside: served, not a mirror copy, by an entry
+    /// service (see [`entry_services`](Self::entry_services)).
+    pub fn is_entry(entries: &BTreeSet<String>, key: &HopKey) -> bool {
+        key.kind == "server" && !key.mirror && entries.contains(&key.service)
     }
 
     /// The peers that are topics: those consumers read.

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use plotters::prelude::*;
 
 use super::{View, lane_color};
+use crate::model::Totals;
 
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 240;
 
 pub(super) fn svg(view: &View<'_>) -> String {
     let lanes = view.latest.lanes();
-    let peers: Vec<String> = view.latest.calls.keys().map(|k| k.peer.clone()).collect();
+    let entries = view.latest.entry_services();
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for (at, grew, took) in view.history.steps() {
         let seconds = took.as_secs_f64();
@@ -21,7 +22,7 @@ pub(super) fn svg(view: &View<'_>) -> String {
         }
         let mut per_lane: BTreeMap<&str, f64> = lanes.iter().map(|l| (l.as_str(), 0.0)).collect();
         for (k, f) in &grew.hops {
-            if k.kind == "server" && !k.mirror && !peers.contains(&k.service) {
+            if Totals::is_entry(&entries, k) {
                 *per_lane.entry(k.lane.as_str()).or_default() += f.requests;
             }
         }

@@ -144,10 +144,8 @@ fn status(view: &View<'_>, error: Option<&str>) -> String {
 /// The entry services' requests per lane: what the clients sent.
 fn lanes(view: &View<'_>) -> String {
     let totals = view.latest;
-    let peers: Vec<&str> = totals.calls.keys().map(|k| k.peer.as_str()).collect();
-    let entry = |k: &crate::model::HopKey| {
-        k.kind == "server" && !k.mirror && !peers.contains(&k.service.as_str())
-    };
+    let entries = totals.entry_services();
+    let entry = |k: &crate::model::HopKey| Totals::is_entry(&entries, k);
     let mut by_lane: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (k, f) in totals.hops.iter().filter(|(k, _)| entry(k)) {
         by_lane.entry(k.lane.clone()).or_default().0 += f.requests;

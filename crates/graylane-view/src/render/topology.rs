@@ -44,7 +44,7 @@ pub(super) fn edges(view: &View<'_>) -> Vec<Edge> {
     let totals = view.latest;
     let mut out: BTreeMap<(Node, Node, String, bool), (f64, f64)> = BTreeMap::new();
     let topics: BTreeSet<String> = totals.topics().into_iter().collect();
-    let peers: BTreeSet<&str> = totals.calls.keys().map(|k| k.peer.as_str()).collect();
+    let entries = totals.entry_services();
     let node = |service: &str, served: &str| Node::Version {
         service: service.to_owned(),
         version: view.version(service, served),
@@ -72,7 +72,7 @@ pub(super) fn edges(view: &View<'_>) -> Vec<Edge> {
                 f.requests,
                 grown(key),
             );
-        } else if key.kind == "server" && !peers.contains(key.service.as_str()) {
+        } else if Totals::is_entry(&entries, key) {
             // Nobody calls it: an entry service, its requests come from outside.
             add(
                 Node::Clients,
@@ -156,16 +156,20 @@ const MARGIN: f64 = 20.0;
 
 /// The SVG of `edges`.
 pub(super) fn svg(view: &View<'_>, edges: &[Edge]) -> String {
-    // Columns by depth from the callers at the edge, along the edges.
+    // Columns by the longest path from the callers at the edge, so a service called at
+    // several depths stands right of all its callers. Relaxed until nothing moves; a cycle
+    // (two services calling each other) stops at the node count.
+    let count = edges.len() + 1;
     let mut depth: BTreeMap<Node, usize> = BTreeMap::new();
     depth.insert(Node::Clients, 0);
-    for _ in 0..16 {
+    for _ in 0..count {
         let mut changed = false;
         for e in edges {
             if let Some(&d) = depth.get(&e.from) {
                 let next = d + 1;
-                if depth.get(&e.to).is_none_or(|&old| old < next && next < 16) {
-                    changed |= depth.insert(e.to.clone(), next) != Some(next);
+                if next <= count && depth.get(&e.to).is_none_or(|&old| old < next) {
+                    depth.insert(e.to.clone(), next);
+                    changed = true;
                 }
             }
         }
@@ -190,7 +194,8 @@ pub(super) fn svg(view: &View<'_>, edges: &[Edge]) -> String {
             );
         }
     }
-    let width = MARGIN * 2.0 + columns.len() as f64 * COLUMN;
+    let last = columns.keys().next_back().copied().unwrap_or(0);
+    let width = MARGIN * 2.0 + (last + 1) as f64 * COLUMN;
     let rows = columns.values().map(Vec::len).max().unwrap_or(1);
     let height = MARGIN * 2.0 + rows as f64 * ROW;
     let lanes = view.latest.lanes();
