@@ -43,7 +43,8 @@ pub(crate) struct ViewArgs {
     /// The services' metrics pages to read directly (repeat, or separate with commas).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub(crate) scrape: Vec<String>,
-    /// The lane spec, naming the versions; without it, nodes are named by lane.
+    /// The lane spec, naming the versions and giving the release plans (read again at every
+    /// poll); without it, nodes are named by lane.
     #[arg(long)]
     pub(crate) spec: Option<PathBuf>,
     /// Where to serve the page (loopback unless said otherwise).

@@ -28,6 +28,7 @@ pub struct ViewConfig {
     interval: Duration,
     keep: Duration,
     spec: Option<Arc<LaneSpec>>,
+    spec_file: Option<std::path::PathBuf>,
     token: Option<String>,
 }
 
@@ -39,6 +40,7 @@ impl ViewConfig {
             interval: Duration::from_secs(1),
             keep: Duration::from_secs(300),
             spec: None,
+            spec_file: None,
             token: None,
         }
     }
@@ -55,6 +57,15 @@ impl ViewConfig {
     #[must_use]
     pub fn spec(mut self, spec: LaneSpec) -> ViewConfig {
         self.spec = Some(Arc::new(spec));
+        self
+    }
+
+    /// The lane spec in the file `path`, read again at every poll: the page follows a
+    /// release's steps (`graylane release` edits that file). A read that fails keeps the last
+    /// good spec, and the page says why.
+    #[must_use]
+    pub fn spec_file(mut self, path: impl Into<std::path::PathBuf>) -> ViewConfig {
+        self.spec_file = Some(path.into());
         self
     }
 
@@ -106,14 +117,17 @@ impl View {
             token: config.token,
         };
         let router = Router::new()
+            .route("/lanes/", get(page))
+            .route("/lanes/events", get(events))
+            .route("/lanes/panels.json", get(panels_json))
+            // The routes above ask for the token, when there is one; the script and the
+            // redirect show nothing.
+            .route_layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
             .route(
                 "/lanes",
                 get(|| async { axum::response::Redirect::permanent("/lanes/") }),
             )
-            .route("/lanes/", get(page))
             .route("/lanes/view.js", get(script))
-            .route("/lanes/events", get(events))
-            .route("/lanes/panels.json", get(panels_json))
             .with_state(shared);
         View { router, poller }
     }
@@ -130,16 +144,23 @@ async fn poll(config: ViewConfig, tx: watch::Sender<Arc<Rendered>>) {
     let mut history = History::new(config.keep);
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut spec = config.spec.clone();
     loop {
         tick.tick().await;
-        let error = match config.source.poll(&client).await {
+        let mut error = match config.source.poll(&client).await {
             Ok(totals) => {
                 history.push(Instant::now(), totals);
                 None
             }
             Err(e) => Some(e.to_string()),
         };
-        let panels = panels(&history, config.spec.as_deref(), error.as_deref());
+        if let Some(path) = &config.spec_file {
+            match LaneSpec::from_path(path) {
+                Ok(s) => spec = Some(Arc::new(s)),
+                Err(e) => error = Some(format!("{}: {e}", path.display())),
+            }
+        }
+        let panels = panels(&history, spec.as_deref(), error.as_deref());
         let json = serde_json::Value::Object(
             panels
                 .iter()
@@ -187,10 +208,19 @@ fn refused() -> Response {
         .into_response()
 }
 
-async fn page(State(shared): State<Shared>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
-    if !allowed(&shared, &headers, uri.query()) {
-        return refused();
+async fn guard(
+    State(shared): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if allowed(&shared, req.headers(), req.uri().query()) {
+        next.run(req).await
+    } else {
+        refused()
     }
+}
+
+async fn page(State(shared): State<Shared>) -> Response {
     let rendered = shared.rendered.borrow().clone();
     // The first paint carries the panels as they are; the script takes over from there.
     let mut page = PAGE.to_owned();
@@ -207,26 +237,12 @@ async fn script() -> impl IntoResponse {
     )
 }
 
-async fn panels_json(
-    State(shared): State<Shared>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
-    if !allowed(&shared, &headers, uri.query()) {
-        return refused();
-    }
+async fn panels_json(State(shared): State<Shared>) -> Response {
     let json = shared.rendered.borrow().json.clone();
     ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
-async fn events(
-    State(shared): State<Shared>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
-    if !allowed(&shared, &headers, uri.query()) {
-        return refused();
-    }
+async fn events(State(shared): State<Shared>) -> Response {
     let rx = shared.rendered.clone();
     let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
         // The current panels at once, then each new render.

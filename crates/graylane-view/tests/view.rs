@@ -148,6 +148,13 @@ async fn a_token_guards_the_page_its_events_and_its_panels() {
     );
     let at = serve(&view).await;
     let client = reqwest::Client::new();
+    // The script shows nothing: a page loaded with `?token=` fetches it without one.
+    let script = client
+        .get(format!("http://{at}/lanes/view.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status().as_u16(), 200);
     for path in ["/lanes/", "/lanes/panels.json", "/lanes/events"] {
         let url = format!("http://{at}{path}");
         let status = |r: reqwest::Response| r.status().as_u16();
@@ -195,4 +202,56 @@ async fn through_a_real_prometheus_the_view_reads_what_it_scraped() {
     assert!(panel(&panels, "topology").contains(
         r#"data-from="orders v2" data-to="inventory v1" data-lane="gray" data-fallback="true" data-total="7""#
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_panel_follows_the_spec_file_and_judges_its_gates() {
+    let spec = |percent: u32| {
+        format!(
+            "{SPEC}coloring:\n  rules:\n    - {{ name: some-users, lane: gray, match: {{ sticky: {{ percent: {percent}, by: {{ header: x-user-id }} }} }} }}\n\
+             releases:\n  - {{ lane: gray, rule: some-users, steps: [5, 50], bake_secs: 60, gates: {{ min_requests: 5 }} }}\n"
+        )
+    };
+    let dir = std::env::temp_dir().join(graylane_testkit::services::unique("view_release"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("graylane.yaml");
+    std::fs::write(&file, spec(5)).unwrap();
+    let metrics = target(Arc::new(Mutex::new(page(10)))).await;
+    let view = View::start(
+        ViewConfig::new(Source::Scrape(vec![format!("http://{metrics}/metrics")]))
+            .interval(Duration::from_millis(100))
+            .spec_file(&file),
+    );
+    let at = serve(&view).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{at}/lanes/panels.json");
+    let panels = panels_until(&client, &url, |p| {
+        panel(p, "release").contains("step 1 of 2")
+    })
+    .await;
+    let release = panel(&panels, "release");
+    // orders served 10 gray requests without errors, base 30: the gates pass; gateway and
+    // inventory served the lane too (base's versions), and are judged as well.
+    assert!(
+        release.contains(r#"<tr data-service="orders" data-gate="pass">"#),
+        "{release}"
+    );
+    assert!(
+        release.contains(r#"<tr data-service="inventory" data-gate="pass">"#),
+        "{release}"
+    );
+    // The release moves on (what `graylane release advance` writes): the page follows.
+    std::fs::write(&file, spec(50)).unwrap();
+    panels_until(&client, &url, |p| {
+        panel(p, "release").contains("step 2 of 2 (50%)")
+    })
+    .await;
+    // A broken spec keeps the last good one, and says so.
+    std::fs::write(&file, "lanes: [").unwrap();
+    let panels = panels_until(&client, &url, |p| {
+        panel(p, "status").contains("last poll failed")
+    })
+    .await;
+    assert!(panel(&panels, "release").contains("step 2 of 2"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,24 +23,31 @@ struct Ledger {
     gray_while_stopped: u64,
 }
 
-async fn send(
-    customer: &Customer,
-    ledger: &mut Ledger,
-    run: &str,
-    n: usize,
-    headers: &[(&str, &str)],
-    forged: bool,
-) {
-    for i in 0..n {
-        let id = format!("{run}-{}", unique("v"));
-        let user = format!("viewer-{i}");
-        let r = customer.checkout(&id, &user, headers).await.unwrap();
-        assert!(r.status.is_success(), "{id}: {}", r.status);
-        match r.lane.as_str() {
-            "gray" => ledger.gray += 1,
-            _ => ledger.base += 1,
+/// Sends checkouts and keeps the ledger.
+struct Driver {
+    customer: Customer,
+    run: String,
+    ledger: Ledger,
+}
+
+impl Driver {
+    /// `n` checkouts with `headers`; a forged lane header (`x-gray-lane`) is counted as such.
+    async fn send(&mut self, n: usize, headers: &[(&str, &str)]) {
+        for i in 0..n {
+            let id = format!("{}-{}", self.run, unique("v"));
+            let r = self
+                .customer
+                .checkout(&id, &format!("viewer-{i}"), headers)
+                .await
+                .unwrap();
+            assert!(r.status.is_success(), "{id}: {}", r.status);
+            match r.lane.as_str() {
+                "gray" => self.ledger.gray += 1,
+                _ => self.ledger.base += 1,
+            }
+            let forged = headers.iter().any(|(k, _)| *k == "x-gray-lane");
+            self.ledger.forged += u64::from(forged);
         }
-        ledger.forged += u64::from(forged);
     }
 }
 
@@ -67,43 +74,23 @@ async fn the_page_shows_each_lanes_traffic_fallbacks_forgers_and_consumers() {
     .await
     .unwrap();
     shop.fulfillment_ready().await.unwrap();
-    let customer = Customer::new(shop.gateway());
-    let run = unique("view");
-    let mut ledger = Ledger::default();
-    send(&customer, &mut ledger, &run, 12, &[], false).await;
-    send(
-        &customer,
-        &mut ledger,
-        &run,
-        8,
-        &[("x-user-group", "beta")],
-        false,
-    )
-    .await;
-    send(
-        &customer,
-        &mut ledger,
-        &run,
-        5,
-        &[("x-gray-lane", "gray")],
-        true,
-    )
-    .await;
+    let mut driver = Driver {
+        customer: Customer::new(shop.gateway()),
+        run: unique("view"),
+        ledger: Ledger::default(),
+    };
+    const BETA: &[(&str, &str)] = &[("x-user-group", "beta")];
+    driver.send(12, &[]).await;
+    driver.send(8, BETA).await;
+    driver.send(5, &[("x-gray-lane", "gray")]).await;
     // The gray consumer stopped: base handles the gray lane's records meanwhile.
     shop.stop_gray_fulfillment().await.unwrap();
-    let before = ledger.gray;
-    send(
-        &customer,
-        &mut ledger,
-        &run,
-        6,
-        &[("x-user-group", "beta")],
-        false,
-    )
-    .await;
-    ledger.gray_while_stopped = ledger.gray - before;
+    let before = driver.ledger.gray;
+    driver.send(6, BETA).await;
+    driver.ledger.gray_while_stopped = driver.ledger.gray - before;
     shop.start_gray_fulfillment().await.unwrap();
     shop.fulfillment_ready().await.unwrap();
+    let ledger = &driver.ledger;
     assert!(ledger.gray_while_stopped > 0, "{ledger:?}");
 
     let url = format!("http://{}/lanes/", shop.gateway());
@@ -174,15 +161,8 @@ async fn the_page_shows_each_lanes_traffic_fallbacks_forgers_and_consumers() {
             .eval("return Number(document.body.dataset.updates || 0);", vec![])
             .unwrap()
     });
-    send(
-        &customer,
-        &mut ledger,
-        &run,
-        4,
-        &[("x-user-group", "beta")],
-        false,
-    )
-    .await;
+    driver.send(4, BETA).await;
+    let ledger = &driver.ledger;
     tokio::task::block_in_place(|| {
         let gray = format!(
             "var e = document.querySelector('#lanes tr[data-lane=\"gray\"] .total'); \

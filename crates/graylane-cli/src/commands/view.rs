@@ -20,7 +20,9 @@ pub(crate) fn run(args: &ViewArgs) -> Result<(), Fail> {
     }
     let mut config = ViewConfig::new(source).interval(Duration::from_secs(args.interval));
     if let Some(spec) = &args.spec {
-        config = config.spec(load(spec)?);
+        // Checked now, then read again at every poll: the page follows a release's steps.
+        load(spec)?;
+        config = config.spec_file(spec);
     }
     if let Some(token) = &args.token {
         config = config.token(token.clone());

@@ -71,7 +71,7 @@ pub use mesh::{
     RoutingSpec,
 };
 pub use query::DataNames;
-pub use release::{GateSpec, PromqlGate, ReleaseSpec};
+pub use release::{Exposure, GateFigures, GateOutcome, GateSpec, PromqlGate, ReleaseSpec};
 pub use rules::{ColoringSpec, KeySource, MatchSpec, RuleSpec, StickySpec, ValueMatchSpec};
 pub use schema::{
     DataOverrides, DataTemplates, LaneDef, LaneSpec, PreviousKeySpec, SPEC_VERSION, ServiceSpec,

@@ -88,6 +88,125 @@ pub struct PromqlGate {
     pub max: f64,
 }
 
+/// One service's figures over a step's window, lane or base, for [`GateSpec::judge`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GateFigures {
+    /// Requests served.
+    pub requests: f64,
+    /// Of them, errors.
+    pub errors: f64,
+    /// The 99th percentile latency, in milliseconds, when there were requests.
+    pub p99_ms: Option<f64>,
+}
+
+impl GateFigures {
+    /// `errors / requests`; 0 without requests.
+    pub fn error_ratio(&self) -> f64 {
+        if self.requests > 0.0 {
+            self.errors / self.requests
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What a step's gates made of one service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateOutcome {
+    /// Every gate holds.
+    Pass,
+    /// Fewer lane requests than `min_requests` so far, and their errors decide nothing yet.
+    Pending,
+    /// The lane's error ratio exceeds base's by more than `max_error_ratio_increase`.
+    ErrorRatio,
+    /// The lane's p99 exceeds both `max_p99_ratio` times base's and base's plus the tolerance.
+    P99,
+}
+
+impl GateOutcome {
+    /// `pass`, `pending`, `error_ratio` or `p99`, as reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateOutcome::Pass => "pass",
+            GateOutcome::Pending => "pending",
+            GateOutcome::ErrorRatio => "error_ratio",
+            GateOutcome::P99 => "p99",
+        }
+    }
+}
+
+impl GateSpec {
+    /// Judges one service: the lane's figures against base's over the same window.
+    ///
+    /// ```
+    /// use graylane_core::spec::{GateFigures, GateOutcome, GateSpec};
+    ///
+    /// let gates = GateSpec::default(); // 1 point of errors, p99 × 1.25 or + 2 ms, 50 requests
+    /// let base = GateFigures { requests: 900.0, errors: 9.0, p99_ms: Some(20.0) };
+    /// let lane = GateFigures { requests: 100.0, errors: 5.0, p99_ms: Some(21.0) };
+    /// assert_eq!(gates.judge(&lane, &base), GateOutcome::ErrorRatio);
+    /// let lane = GateFigures { errors: 1.0, ..lane };
+    /// assert_eq!(gates.judge(&lane, &base), GateOutcome::Pass);
+    /// ```
+    pub fn judge(&self, lane: &GateFigures, base: &GateFigures) -> GateOutcome {
+        let bound = base.error_ratio() + self.max_error_ratio_increase + 1e-12;
+        let minimum = self.min_requests as f64;
+        // Short of the minimum, the errors so far may already be too many for any outcome of
+        // the rest: the ratio at the minimum is at least errors / minimum.
+        let short = lane.requests < minimum;
+        let ratio = if short {
+            lane.errors / minimum
+        } else {
+            lane.error_ratio()
+        };
+        if ratio > bound {
+            GateOutcome::ErrorRatio
+        } else if short {
+            GateOutcome::Pending
+        } else if let (Some(l), Some(b)) = (lane.p99_ms, base.p99_ms)
+            && base.requests > 0.0
+            && l > b * self.max_p99_ratio
+            && l > b + self.p99_tolerance_ms
+        {
+            GateOutcome::P99
+        } else {
+            GateOutcome::Pass
+        }
+    }
+}
+
+/// Where a release stands in a spec: what its rule exposes now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exposure {
+    /// Whether any of the lane's coloring rules is on.
+    pub exposed: bool,
+    /// The release rule's sticky percent now.
+    pub percent: f64,
+    /// The plan's step that percent is (0-based), if it is one.
+    pub step: Option<usize>,
+}
+
+impl ReleaseSpec {
+    /// What `spec`'s coloring exposes of this release now; `None` when `spec` has no rule of
+    /// the release's name (a spec validated with its releases always has it).
+    pub fn exposure(&self, spec: &super::LaneSpec) -> Option<Exposure> {
+        let rules = &spec.coloring.rules;
+        let rule = rules
+            .iter()
+            .find(|r| r.name.as_deref() == Some(self.rule.as_str()))?;
+        let percent = rule
+            .condition
+            .sticky
+            .as_ref()
+            .map_or(Percent::ZERO, |s| s.percent);
+        Some(Exposure {
+            exposed: rules.iter().any(|r| r.lane == self.lane && r.enabled),
+            percent: percent.value(),
+            step: self.steps.iter().position(|s| *s == percent),
+        })
+    }
+}
+
 #[cfg(all(test, feature = "yaml"))]
 mod tests {
     use crate::coloring::SimpleRequest;

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use graylane_core::Lane;
-use graylane_core::spec::LaneSpec;
+use graylane_core::spec::{Exposure, GateFigures, LaneSpec};
 
 use crate::history::History;
 use crate::model::{Figures, Totals};
@@ -78,6 +78,7 @@ pub(crate) fn panels(
         ("trust", trust(&view)),
         ("audit", audit(&view)),
         ("mirror", mirror(&view)),
+        ("release", release(history, spec)),
     ]
 }
 
@@ -340,6 +341,96 @@ fn audit(view: &View<'_>) -> String {
         );
     }
     s.push_str("</tbody></table>");
+    s
+}
+
+/// Each release of the spec: where it stands, and its gates on the figures of its bake time
+/// (as much of it as the history holds), service by service, as `graylane release judge`
+/// sees them. PromQL gates are Prometheus's to answer: listed, not judged here.
+fn release(history: &History, spec: Option<&LaneSpec>) -> String {
+    let Some(spec) = spec.filter(|s| !s.releases.is_empty()) else {
+        return "<p>No release plan in the spec.</p>".to_owned();
+    };
+    let mut s = String::new();
+    for plan in &spec.releases {
+        let lane = plan.lane.as_str();
+        let at = match plan.exposure(spec) {
+            Some(e) if !e.exposed => "off (no exposure)".to_owned(),
+            Some(Exposure {
+                step: Some(i),
+                percent,
+                ..
+            }) => {
+                format!("step {} of {} ({percent}%)", i + 1, plan.steps.len())
+            }
+            Some(e) => format!("exposed at {}%, which is no step of the plan", e.percent),
+            None => "its rule is not in the spec".to_owned(),
+        };
+        let window = Duration::from_secs(plan.bake_secs.max(1));
+        let grown = history.growth(window);
+        let (figures, took) = match &grown {
+            Some((t, d)) => (t, *d),
+            None => match history.latest() {
+                Some(t) => (t, Duration::ZERO),
+                None => continue,
+            },
+        };
+        let _ = write!(
+            s,
+            r#"<p data-release="{l}">release of lane {l}: {at}; gates over the last {secs:.0} s</p><table><thead><tr><th>service</th><th>lane requests</th><th>lane errors</th><th>base errors</th><th>lane p99</th><th>base p99</th><th>gate</th></tr></thead><tbody>"#,
+            l = esc(lane),
+            at = esc(&at),
+            secs = took.as_secs_f64(),
+        );
+        let of = |service: &str, lane: &str| {
+            let f = Figures::sum(
+                figures
+                    .hops
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.kind == "server" && !k.mirror && k.service == service && k.lane == lane
+                    })
+                    .map(|(_, f)| f),
+            );
+            let gate = GateFigures {
+                requests: f.requests,
+                errors: f.errors,
+                p99_ms: f.quantile(0.99).map(|s| s * 1000.0),
+            };
+            (gate, f)
+        };
+        let services: std::collections::BTreeSet<&str> = figures
+            .hops
+            .iter()
+            .filter(|(k, f)| k.kind == "server" && k.lane == lane && f.requests > 0.0)
+            .map(|(k, _)| k.service.as_str())
+            .collect();
+        for service in services {
+            let (lane_g, lane_f) = of(service, lane);
+            let (base_g, base_f) = of(service, "base");
+            let outcome = plan.gates.judge(&lane_g, &base_g);
+            let _ = write!(
+                s,
+                r#"<tr data-service="{sv}" data-gate="{o}"><td>{sv}</td><td>{n:.0}</td><td>{le}</td><td>{be}</td><td>{lp}</td><td>{bp}</td><td class="gate">{o}</td></tr>"#,
+                sv = esc(service),
+                n = lane_g.requests,
+                le = percent(lane_f.error_ratio()),
+                be = percent(base_f.error_ratio()),
+                lp = millis(lane_f.quantile(0.99)),
+                bp = millis(base_f.quantile(0.99)),
+                o = outcome.as_str(),
+            );
+        }
+        s.push_str("</tbody></table>");
+        for gate in &plan.gates.promql {
+            let _ = write!(
+                s,
+                "<p>PromQL gate {} (at most {}): judged by <code>graylane release judge</code></p>",
+                esc(&gate.name),
+                gate.max
+            );
+        }
+    }
     s
 }
 

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use graylane_core::spec::GateFigures;
+
 use super::figures::{Figures, Scrape, Table};
 use super::{Change, Release, change_file, describe};
 use crate::args::{JudgeArgs, RunArgs, Source};
@@ -65,29 +67,14 @@ pub(crate) fn verdict(
             .unwrap_or(&none);
         let ms = |f: &Figures| f.p99().map(|s| s * 1000.0);
         let (lane_p99, base_p99) = (ms(lane_f), ms(base_f));
-        let bound = base_f.error_ratio() + gates.max_error_ratio_increase + 1e-12;
-        let minimum = gates.min_requests as f64;
-        // Short of the minimum, the errors so far may already be too many for any outcome of
-        // the rest: the ratio at the minimum is at least errors / minimum.
-        let short = lane_f.requests < minimum;
-        let ratio = if short {
-            lane_f.errors / minimum
-        } else {
-            lane_f.error_ratio()
+        let figures = |f: &Figures, p99_ms| GateFigures {
+            requests: f.requests,
+            errors: f.errors,
+            p99_ms,
         };
-        let outcome = if ratio > bound {
-            "error_ratio"
-        } else if short {
-            "pending"
-        } else if let (Some(l), Some(b)) = (lane_p99, base_p99)
-            && base_f.requests > 0.0
-            && l > b * gates.max_p99_ratio
-            && l > b + gates.p99_tolerance_ms
-        {
-            "p99"
-        } else {
-            "pass"
-        };
+        let outcome = gates
+            .judge(&figures(lane_f, lane_p99), &figures(base_f, base_p99))
+            .as_str();
         services.push(ServiceVerdict {
             service: service.clone(),
             lane_requests: lane_f.requests,

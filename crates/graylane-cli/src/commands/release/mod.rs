@@ -149,20 +149,21 @@ impl Release {
     }
 
     pub(crate) fn state(&self) -> State {
-        let percent = self.spec.coloring.rules[self.rule]
-            .condition
-            .sticky
-            .as_ref()
-            .map(|s| s.percent)
-            .unwrap_or(graylane_core::Percent::ZERO);
+        // `of` found the rule, so there is an exposure.
+        let e = self
+            .plan
+            .exposure(&self.spec)
+            .unwrap_or(graylane_core::spec::Exposure {
+                exposed: false,
+                percent: 0.0,
+                step: None,
+            });
         State {
             lane: self.lane().to_string(),
             rule: self.plan.rule.clone(),
-            exposed: self
-                .lane_rules()
-                .any(|i| self.spec.coloring.rules[i].enabled),
-            percent: percent.value(),
-            step: self.plan.steps.iter().position(|s| *s == percent),
+            exposed: e.exposed,
+            percent: e.percent,
+            step: e.step,
             steps: self.plan.steps.iter().map(|s| s.value()).collect(),
         }
     }
