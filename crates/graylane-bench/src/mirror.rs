@@ -118,8 +118,9 @@ pub(crate) async fn run(args: &Args) -> (Comparison, u64) {
     let route = report.route("POST /quote");
     let (n, different) = route.map_or((0, 0), |r| (r.compared, r.different_body));
     println!(
-        "mirror comparisons: {n} compared, {different} with a different body, noise learned: {:?}, busy skips {}",
+        "mirror comparisons: {n} compared, {different} with a different body, noise learned: {:?}, noise copies {}, busy skips {}",
         route.map(|r| r.noise.clone()).unwrap_or_default(),
+        comparing.stats().noise_sent,
         comparing.stats().skipped_busy
     );
     (comparison, n)

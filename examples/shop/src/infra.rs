@@ -38,7 +38,7 @@ pub(crate) type Connections = (
 fn unreachable(what: &str, url: &str, e: impl std::fmt::Display) -> BoxError {
     format!(
         "{what} is not reachable at {url}: {e}\n\
-         start it with:  docker compose up -d postgres redis\n\
+         start it with:  scripts/services up   (or: docker compose up -d postgres redis)\n\
          or point the shop elsewhere with DATABASE_URL / REDIS_URL"
     )
     .into()

@@ -164,7 +164,7 @@ fn an_unreachable_database_says_what_to_run() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("PostgreSQL is not reachable"), "{stderr}");
     assert!(
-        stderr.contains("docker compose up -d postgres redis"),
+        stderr.contains("scripts/services up"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use super::Shared;
 use super::body::Primary;
-use super::compare::{Captured, Ledger};
+use super::compare::{Captured, CompareConfig};
 use crate::BoxError;
 
 impl Shared {
@@ -88,7 +88,9 @@ enum Fetched {
 }
 
 /// Sends the job's copy (and a noise copy, when the route wants one), then compares their
-/// responses with the primary's.
+/// responses with the primary's. One task and one deadline for all of it: the copies'
+/// answers and the primary's capture all come in within the mirror's timeout, or the request
+/// is not compared.
 pub(super) async fn compare<M, B>(mirror: M, job: Job, shared: Arc<Shared>)
 where
     M: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
@@ -102,30 +104,45 @@ where
         .ledger
         .as_ref()
         .expect("compare runs only with a ledger");
+    let config = ledger.config();
     let Job {
         copy,
         body,
         primary,
         permit,
     } = job;
-    let route = ledger.route(copy.method(), copy.uri().path());
+    let (route, noise_lane) = ledger.begin(copy.method(), copy.uri().path());
     let request_id = copy
         .headers()
-        .get(&ledger.config().request_id)
+        .get(&config.request_id)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // The noise copy runs beside the copy, in a task of its own on its own lane.
-    let noise = ledger.noise_lane(&route).map(|lane| {
+    // The noise copy runs beside the copy, on its own lane.
+    let noise = noise_lane.map(|lane| {
         let ctx = LaneContext::new(lane).with_mirror(true);
         let req = shared.noise_copy(&copy, body, &ctx);
-        let (mirror, shared) = (mirror.clone(), shared.clone());
-        tokio::spawn(async move { fetch(mirror, req, &shared).await }.with_lane(ctx))
+        fetch(mirror.clone(), req, config).with_lane(ctx)
     });
-    let mirrored = fetch(mirror, copy, &shared).await;
-    let noised = match noise {
-        Some(task) => Some(task.await.unwrap_or(Fetched::Failed)),
-        None => None,
-    };
+    let mut answers = None;
+    let primary = tokio::time::timeout(shared.config.timeout, async {
+        let noised = async {
+            match noise {
+                Some(fetching) => Some(fetching.await),
+                None => None,
+            }
+        };
+        answers = Some(tokio::join!(fetch(mirror, copy, config), noised));
+        primary.await.ok().flatten()
+    })
+    .await;
+    let primary = primary.unwrap_or_else(|_elapsed| {
+        tracing::debug!("mirror comparison timed out");
+        None
+    });
+    // Timed out before the copies answered: both failed.
+    let (mirrored, noised) =
+        answers.unwrap_or_else(|| (Fetched::Failed, noise_lane.map(|_| Fetched::Failed)));
+
     let c = &shared.counters;
     shared.count(if matches!(mirrored, Fetched::Failed) {
         &c.failed
@@ -139,9 +156,8 @@ where
             &c.noise_sent
         });
     }
-    let primary = tokio::time::timeout(shared.config.timeout, primary).await;
     match (primary, mirrored) {
-        (Ok(Ok(Some(primary))), Fetched::Response(mirrored)) => {
+        (Some(primary), Fetched::Response(mirrored)) => {
             let noise = match noised {
                 Some(Fetched::Response(n)) => Some(n),
                 _ => None,
@@ -154,19 +170,15 @@ where
     drop(permit);
 }
 
-/// Calls `mirror` with `req` and reads the response within the comparison's body cap.
-async fn fetch<M, B>(mirror: M, req: Request<Full<Bytes>>, shared: &Shared) -> Fetched
+/// Calls `mirror` with `req` and reads the response within the comparison's body cap (the
+/// caller bounds the time).
+async fn fetch<M, B>(mirror: M, req: Request<Full<Bytes>>, config: &CompareConfig) -> Fetched
 where
     M: Service<Request<Full<Bytes>>, Response = Response<B>>,
     M::Error: Into<BoxError>,
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let config = shared
-        .ledger
-        .as_ref()
-        .map(Ledger::config)
-        .expect("fetch runs only with a ledger");
     let read = async {
         let res = mirror.oneshot(req).await.map_err(Into::into)?;
         let (parts, body) = res.into_parts();
@@ -181,15 +193,8 @@ where
             Err(e) => Err(e),
         }
     };
-    match tokio::time::timeout(shared.config.timeout, read).await {
-        Ok(Ok(fetched)) => fetched,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "mirror copy failed");
-            Fetched::Failed
-        }
-        Err(_elapsed) => {
-            tracing::debug!("mirror copy timed out");
-            Fetched::Failed
-        }
-    }
+    read.await.unwrap_or_else(|e: BoxError| {
+        tracing::debug!(error = %e, "mirror copy failed");
+        Fetched::Failed
+    })
 }

@@ -3,7 +3,6 @@
 //! and what is redacted are decided here, nothing is counted.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -65,18 +64,29 @@ impl Field {
         }
     }
 
-    /// Whether a difference in `other` is covered by this field: the same field, or (for a
-    /// body path) one under it.
-    pub(crate) fn covers(&self, other: &Field) -> bool {
-        if self.part != other.part {
+    /// Whether a difference in the field `part` and `name` is covered by this field: the same
+    /// field, or (for a body path) one under it.
+    pub(crate) fn covers(&self, part: Part, name: &str) -> bool {
+        if self.part != part {
             return false;
         }
-        match other.name.strip_prefix(self.name.as_str()) {
+        match name.strip_prefix(self.name.as_str()) {
             Some("") => true,
             Some(rest) => {
                 self.part == Part::Body && (rest.starts_with('.') || rest.starts_with('['))
             }
             None => false,
+        }
+    }
+}
+
+impl Field {
+    /// The field as reports name it (its [`Display`](std::fmt::Display)), borrowed for a
+    /// body path, the common case.
+    pub(crate) fn label(&self) -> Cow<'_, str> {
+        match (self.part, self.name.as_str()) {
+            (Part::Body, path) if !path.is_empty() => Cow::Borrowed(path),
+            _ => Cow::Owned(self.to_string()),
         }
     }
 }
@@ -133,23 +143,26 @@ impl Captured {
     }
 }
 
-/// Names whose values are never kept: headers, and body keys at any depth (lower-case).
+/// Names whose values are never kept: headers, and body keys at any depth (any case). A
+/// handful of names: a scan is cheaper than hashing a lower-cased copy of every key.
 #[derive(Clone, Debug)]
-pub(crate) struct Redact(HashSet<String>);
+pub(crate) struct Redact(Vec<String>);
 
 impl Redact {
     /// Always: `authorization`, `cookie`, `set-cookie`; and `extra`.
     pub(crate) fn new<'a>(extra: impl IntoIterator<Item = &'a str>) -> Redact {
-        let mut names: HashSet<String> = ["authorization", "cookie", "set-cookie"]
+        let mut names: Vec<String> = ["authorization", "cookie", "set-cookie"]
             .into_iter()
-            .map(str::to_owned)
+            .chain(extra)
+            .map(str::to_ascii_lowercase)
             .collect();
-        names.extend(extra.into_iter().map(str::to_ascii_lowercase));
+        names.sort_unstable();
+        names.dedup();
         Redact(names)
     }
 
     fn covers(&self, name: &str) -> bool {
-        self.0.contains(&name.to_ascii_lowercase())
+        self.0.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 
     /// `value` as kept: redacted keys' values replaced at any depth, as JSON text, cut.
@@ -185,12 +198,16 @@ fn cut(mut text: String) -> String {
     text
 }
 
+/// Whether the field of a part and name counts.
+pub(crate) type Filter<'a> = dyn Fn(Part, &str) -> bool + 'a;
+
 /// What a comparison keeps of each difference: the fields `filter` says count (all without
-/// one), and their values (rendered, redacted, cut) only when `render` — learning noise needs
-/// the fields alone, and a comparison that takes no sample needs no values.
+/// one; it is given a field's part and name), and their values (rendered, redacted, cut) only
+/// when `render` — learning noise needs the fields alone, and a comparison that takes no
+/// sample needs no values.
 #[derive(Clone, Copy)]
 pub(crate) struct Keep<'a> {
-    pub(crate) filter: Option<&'a dyn Fn(&Field) -> bool>,
+    pub(crate) filter: Option<&'a Filter<'a>>,
     pub(crate) render: bool,
 }
 
@@ -201,8 +218,8 @@ impl Keep<'_> {
         render: false,
     };
 
-    fn wants(&self, field: &Field) -> bool {
-        self.filter.is_none_or(|f| f(field))
+    fn wants(&self, part: Part, name: &str) -> bool {
+        self.filter.is_none_or(|f| f(part, name))
     }
 
     fn renders(&self) -> bool {
@@ -219,24 +236,19 @@ pub(crate) fn diff(
     keep: &Keep<'_>,
 ) -> Vec<Difference> {
     let mut out = Vec::new();
-    let status = Field {
-        part: Part::Status,
-        name: String::new(),
-    };
-    if primary.status != mirror.status && keep.wants(&status) {
+    if primary.status != mirror.status && keep.wants(Part::Status, "") {
         out.push(Difference {
-            field: status,
+            field: Field {
+                part: Part::Status,
+                name: String::new(),
+            },
             path: "(status)".into(),
             primary: primary.status.as_u16().to_string(),
             mirror: mirror.status.as_u16().to_string(),
         });
     }
     for ((name, a), (_, b)) in primary.headers.iter().zip(&mirror.headers) {
-        let field = Field {
-            part: Part::Header,
-            name: name.as_str().to_owned(),
-        };
-        if a == b || !keep.wants(&field) {
+        if a == b || !keep.wants(Part::Header, name.as_str()) {
             continue;
         }
         let show = |v: &Option<HeaderValue>| match v {
@@ -249,7 +261,10 @@ pub(crate) fn diff(
             path: format!("header:{name}"),
             primary: show(a),
             mirror: show(b),
-            field,
+            field: Field {
+                part: Part::Header,
+                name: name.as_str().to_owned(),
+            },
         });
     }
     if primary.body != mirror.body {
@@ -278,11 +293,11 @@ fn body(a: &Bytes, b: &Bytes, redact: &Redact, keep: &Keep<'_>, out: &mut Vec<Di
             walk.raw(Some(a), Some(b));
         }
         _ => {
-            let field = Field {
-                part: Part::Body,
-                name: String::new(),
-            };
-            if keep.wants(&field) {
+            if keep.wants(Part::Body, "") {
+                let field = Field {
+                    part: Part::Body,
+                    name: String::new(),
+                };
                 out.push(text(a, b, field, keep.renders()));
             }
         }
@@ -329,17 +344,20 @@ impl Walk<'_, '_> {
             return;
         }
         if let (Some(x), Some(y)) = (a, b) {
-            if x.get() == y.get() {
+            let (tx, ty) = (x.get(), y.get());
+            if tx == ty {
                 return;
             }
-            if let (Some(x), Some(y)) = (object(x), object(y)) {
-                // The primary's keys in its order, then the mirror's own.
-                let keys = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k)));
-                for key in keys {
-                    let redacted = self.redact.covers(key);
-                    self.enter(Step::Key(key), redacted, |w| {
-                        w.raw(x.get(key).copied(), y.get(key).copied());
-                    });
+            if let (Some(x), Some(y)) = (members(x), members(y)) {
+                // Both sorted by key: the primary's keys, then the mirror's own.
+                for (key, v) in &x {
+                    let w = find(&y, key);
+                    let redacted = self.redacts(key);
+                    self.enter(Step::Key(key), redacted, |walk| walk.raw(Some(v), w));
+                }
+                for (key, w) in y.iter().filter(|(k, _)| find(&x, k).is_none()) {
+                    let redacted = self.redacts(key);
+                    self.enter(Step::Key(key), redacted, |walk| walk.raw(None, Some(w)));
                 }
                 return;
             }
@@ -351,8 +369,14 @@ impl Walk<'_, '_> {
                 }
                 return;
             }
+            // Two leaves (or values of two kinds) whose texts differ are different values,
+            // unless an escape or a number's form (`1.0`, `1.00`) could make them the same:
+            // only then, or when their values are kept, are they parsed.
+            if !self.keep.renders() && !may_be_equal(tx, ty) {
+                self.differ(None, None);
+                return;
+            }
         }
-        // A leaf, or two values of different kinds: parsed (it differs, or its text does).
         let parse =
             |v: Option<&RawValue>| v.and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
         let (a, b) = (parse(a), parse(b));
@@ -367,7 +391,7 @@ impl Walk<'_, '_> {
             (Some(Value::Object(x)), Some(Value::Object(y))) => {
                 let keys = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k)));
                 for key in keys {
-                    let redacted = self.redact.covers(key);
+                    let redacted = self.redacts(key);
                     self.enter(Step::Key(key), redacted, |w| {
                         w.value(x.get(key), y.get(key));
                     });
@@ -378,33 +402,40 @@ impl Walk<'_, '_> {
                     self.enter(Step::Index(i), false, |w| w.value(x.get(i), y.get(i)));
                 }
             }
-            _ => {
-                let field = Field {
-                    part: Part::Body,
-                    name: self.field.clone(),
-                };
-                if !self.keep.wants(&field) {
-                    return;
-                }
-                let show = |v: Option<&Value>| match v {
-                    _ if !self.keep.renders() => String::new(),
-                    _ if self.redacted => REDACTED.to_owned(),
-                    None => ABSENT.to_owned(),
-                    Some(v) => self.redact.render(v),
-                };
-                let (primary, mirror) = (show(a), show(b));
-                self.out.push(Difference {
-                    field,
-                    path: if self.path.is_empty() {
-                        "(body)".into()
-                    } else {
-                        self.path.clone()
-                    },
-                    primary,
-                    mirror,
-                });
-            }
+            _ => self.differ(a, b),
         }
+    }
+
+    /// The values here differ: a difference, if the field counts.
+    fn differ(&mut self, a: Option<&Value>, b: Option<&Value>) {
+        if !self.keep.wants(Part::Body, &self.field) {
+            return;
+        }
+        let show = |v: Option<&Value>| match v {
+            _ if !self.keep.renders() => String::new(),
+            _ if self.redacted => REDACTED.to_owned(),
+            None => ABSENT.to_owned(),
+            Some(v) => self.redact.render(v),
+        };
+        let (primary, mirror) = (show(a), show(b));
+        self.out.push(Difference {
+            field: Field {
+                part: Part::Body,
+                name: self.field.clone(),
+            },
+            path: if self.path.is_empty() {
+                "(body)".into()
+            } else {
+                self.path.clone()
+            },
+            primary,
+            mirror,
+        });
+    }
+
+    /// Whether `key`'s value is redacted (asked only when values are kept).
+    fn redacts(&self, key: &str) -> bool {
+        self.keep.renders() && self.redact.covers(key)
     }
 
     fn enter(&mut self, step: Step<'_>, redacted: bool, f: impl FnOnce(&mut Self)) {
@@ -432,20 +463,90 @@ impl Walk<'_, '_> {
     }
 }
 
-/// `raw`'s members, if it is an object (keys borrowed unless escaped).
-fn object(raw: &RawValue) -> Option<BTreeMap<Cow<'_, str>, &RawValue>> {
+/// An object's members, sorted by key, the last of a repeated key kept (as a parser would).
+type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// `raw`'s members, if it is an object: one level parsed, keys borrowed unless escaped.
+fn members(raw: &RawValue) -> Option<Members<'_>> {
     if !raw.get().starts_with('{') {
         return None;
     }
-    match serde_json::from_str::<BTreeMap<&str, &RawValue>>(raw.get()) {
-        Ok(map) => Some(
-            map.into_iter()
-                .map(|(k, v)| (Cow::Borrowed(k), v))
-                .collect(),
-        ),
-        Err(_) => serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get())
-            .ok()
-            .map(|map| map.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect()),
+    let Object(mut members) = serde_json::from_str(raw.get()).ok()?;
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    // `dedup_by` hands the later of two neighbours first: its value is the one kept.
+    members.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            earlier.1 = later.1;
+        }
+        same
+    });
+    Some(members)
+}
+
+/// A key's value among sorted `members`.
+fn find<'a>(members: &Members<'a>, key: &str) -> Option<&'a RawValue> {
+    members
+        .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+        .ok()
+        .map(|i| members[i].1)
+}
+
+/// Whether two differing texts of JSON values could still be the same value: an escape in
+/// either (`"\u0041"` is `"A"`), or two numbers (`1.0` and `1.00`).
+fn may_be_equal(a: &str, b: &str) -> bool {
+    let number = |t: &str| t.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    a.contains('\\') || b.contains('\\') || (number(a) && number(b))
+}
+
+/// An object, deserialized one level deep into its members in document order.
+struct Object<'a>(Members<'a>);
+
+impl<'de> serde::Deserialize<'de> for Object<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Object<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Key(key)) = map.next_key()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(Object(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A key, borrowed from the document unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+            fn visit_string<E>(self, key: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key)))
+            }
+        }
+        d.deserialize_str(Visit)
     }
 }
 
@@ -556,6 +657,14 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_key_counts_with_its_last_value() {
+        // As serde_json and most parsers read it.
+        let a = json(200, r#"{"a":1,"b":{"c":1,"c":2}}"#);
+        assert!(fields(&a, &json(200, r#"{"a":1,"b":{"c":2}}"#)).is_empty());
+        assert_eq!(fields(&a, &json(200, r#"{"a":1,"b":{"c":1}}"#)).len(), 1);
+    }
+
+    #[test]
     fn status_and_headers_differ_first() {
         let a = json(200, "{}");
         let mut b = json(500, "{}");
@@ -654,13 +763,16 @@ mod tests {
 
     #[test]
     fn a_field_covers_what_is_under_it() {
-        let meta = Field::parse("meta");
-        assert!(meta.covers(&Field::parse("meta")));
-        assert!(meta.covers(&Field::parse("meta.at")));
-        assert!(meta.covers(&Field::parse("meta[]")));
-        assert!(!meta.covers(&Field::parse("metadata")));
-        assert!(!meta.covers(&Field::parse("header:meta")));
-        assert!(Field::parse("header:Date").covers(&Field::parse("header:date")));
+        let covers = |a: &str, b: &str| {
+            let b = Field::parse(b);
+            Field::parse(a).covers(b.part, &b.name)
+        };
+        assert!(covers("meta", "meta"));
+        assert!(covers("meta", "meta.at"));
+        assert!(covers("meta", "meta[]"));
+        assert!(!covers("meta", "metadata"));
+        assert!(!covers("meta", "header:meta"));
+        assert!(covers("header:Date", "header:date"));
     }
 
     #[test]

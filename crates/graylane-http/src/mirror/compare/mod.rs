@@ -17,6 +17,8 @@
 //! or a JSON key at any depth) are redacted before a sample is stored.
 
 mod diff;
+#[cfg(test)]
+mod props;
 mod report;
 mod route;
 
@@ -282,25 +284,21 @@ impl Ledger {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The route `method` and `path` are counted under.
-    pub(crate) fn route(&self, method: &Method, path: &str) -> String {
+    /// The route `method` and `path` are counted under, and whether this request also gets a
+    /// noise copy (on which lane): one look at the state.
+    pub(crate) fn begin(&self, method: &Method, path: &str) -> (String, Option<Lane>) {
         let templates = self.config.routes.iter().map(|r| &r.template);
-        let route = route::route_of(templates, method, path);
+        let mut route = route::route_of(templates, method, path);
         let mut state = self.state();
         let known = state.routes.len() - usize::from(state.routes.contains_key(route::OTHER));
         if !state.routes.contains_key(&route) && known >= self.config.max_routes {
-            return route::OTHER.to_owned();
+            route = route::OTHER.to_owned();
         }
-        state.route(&route);
-        route
-    }
-
-    /// Whether this request of `route` also gets a noise copy, and on which lane.
-    pub(crate) fn noise_lane(&self, route: &str) -> Option<Lane> {
-        let noise = self.config.noise.as_ref()?;
-        let state = self.state();
-        let learned = state.routes.get(route).map_or(0, |r| r.counts.noise_copies);
-        (learned < u64::from(noise.warmup) || noise.share.sample()).then_some(noise.lane)
+        let learned = state.route(&route).counts.noise_copies;
+        let noise = self.config.noise.as_ref().and_then(|noise| {
+            (learned < u64::from(noise.warmup) || noise.share.sample()).then_some(noise.lane)
+        });
+        (route, noise)
     }
 
     /// A mirrored request of `route` that could not be compared.
@@ -362,25 +360,31 @@ impl Ledger {
             .find(|r| r.name == route)
             .map_or(&[][..], |r| r.ignore.as_slice());
         // Values are rendered only for the differences that count, when a sample is taken.
-        let matters = |f: &Field| !known.contains(f) && !ignored.iter().any(|i| i.covers(f));
+        let matters = |part: Part, name: &str| {
+            !known.iter().any(|k| k.part == part && k.name == name)
+                && !ignored.iter().any(|i| i.covers(part, name))
+        };
         let keep = Keep {
             filter: Some(&matters),
             render: sampling,
         };
         let left = diff::diff(primary, mirror, &self.redact, &keep);
-        let fields: BTreeSet<String> = left.iter().map(|d| d.field.to_string()).collect();
-        let part = left.iter().map(|d| d.field.part).min();
+        // A field that differs at several places (`items[].price`) counts once.
+        let mut fields: Vec<&Field> = left.iter().map(|d| &d.field).collect();
+        fields.sort_unstable();
+        fields.dedup();
+        let part = fields.first().map(|f| f.part);
         let sample = (sampling && !left.is_empty()).then(|| SampleDiff {
             request_id,
             route: route.to_owned(),
             fields: left
-                .into_iter()
+                .iter()
                 .take(MAX_SAMPLE_FIELDS)
                 .map(|d| FieldDiff {
                     part: d.field.part.as_str(),
-                    path: d.path,
-                    primary: d.primary,
-                    mirror: d.mirror,
+                    path: d.path.clone(),
+                    primary: d.primary.clone(),
+                    mirror: d.mirror.clone(),
                 })
                 .collect(),
         });
@@ -393,8 +397,11 @@ impl Ledger {
         let counts = &mut entry.counts;
         counts.compared += 1;
         for field in fields {
-            if counts.fields.len() < MAX_NOISE_FIELDS || counts.fields.contains_key(&field) {
-                *counts.fields.entry(field).or_default() += 1;
+            let label = field.label();
+            if let Some(n) = counts.fields.get_mut(label.as_ref()) {
+                *n += 1;
+            } else if counts.fields.len() < MAX_NOISE_FIELDS {
+                counts.fields.insert(label.into_owned(), 1);
             }
         }
         match part {
