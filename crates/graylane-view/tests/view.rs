@@ -139,12 +139,85 @@ async fn a_scraped_service_draws_its_lanes_edges_and_fallbacks_and_follows_its_c
     assert!(panel(&panels, "lanes").contains(r#"<td class="total">75</td>"#));
 }
 
+/// The `panels` events of an event stream, parsed, as they come (bounded by the caller).
+struct Events {
+    res: reqwest::Response,
+    buf: String,
+}
+
+impl Events {
+    async fn next(&mut self) -> serde_json::Map<String, serde_json::Value> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    return serde_json::from_str(data).unwrap();
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.res.chunk())
+                .await
+                .expect("an event within 10 s")
+                .unwrap()
+                .expect("the stream stays open");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_carry_every_panel_then_only_those_that_changed() {
+    let text = Arc::new(Mutex::new(page(1)));
+    let metrics = target(text.clone()).await;
+    let view = View::start(
+        ViewConfig::new(Source::Scrape(vec![format!("http://{metrics}/metrics")]))
+            .interval(Duration::from_millis(200)),
+    );
+    let at = serve(&view).await;
+    let res = reqwest::get(format!("http://{at}/lanes/events"))
+        .await
+        .unwrap();
+    let mut events = Events {
+        res,
+        buf: String::new(),
+    };
+    let first = events.next().await;
+    for id in ["status", "topology", "lanes", "trust", "kafka", "audit"] {
+        assert!(first.contains_key(id), "{id} missing from the first event");
+    }
+    // Polls go on (the status counts them); the trust panel's figures stay put, so later
+    // events leave it out.
+    let mut quiet = false;
+    for _ in 0..20 {
+        let e = events.next().await;
+        assert!(e.contains_key("status"), "{e:?}");
+        if !e.contains_key("trust") && !e.contains_key("kafka") {
+            quiet = true;
+            break;
+        }
+    }
+    assert!(quiet, "every event carried every panel");
+    // New figures: the panels they change come again.
+    *text.lock().unwrap() = page(5);
+    let mut seen = false;
+    for _ in 0..20 {
+        let e = events.next().await;
+        if let Some(trust) = e.get("trust").and_then(|t| t.as_str()) {
+            assert!(trust.contains(r#"<td class="n">5</td>"#), "{trust}");
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the trust panel's new count never came");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_guards_the_page_its_events_and_its_panels() {
     let text = Arc::new(Mutex::new(page(1)));
     let metrics = target(text).await;
     let view = View::start(
-        ViewConfig::new(Source::Scrape(vec![format!("http://{metrics}/metrics")])).token("s3cret"),
+        ViewConfig::new(Source::Scrape(vec![format!("http://{metrics}/metrics")]))
+            .token("s3cret+/="),
     );
     let at = serve(&view).await;
     let client = reqwest::Client::new();
@@ -163,13 +236,24 @@ async fn a_token_guards_the_page_its_events_and_its_panels() {
             401,
             "{path}"
         );
-        let wrong = client.get(&url).bearer_auth("s3creT").send().await.unwrap();
+        let wrong = client
+            .get(&url)
+            .bearer_auth("s3creT+/=")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(status(wrong), 401, "{path}");
         if path != "/lanes/events" {
-            let ok = client.get(&url).bearer_auth("s3cret").send().await.unwrap();
+            let ok = client
+                .get(&url)
+                .bearer_auth("s3cret+/=")
+                .send()
+                .await
+                .unwrap();
             assert_eq!(status(ok), 200, "{path}");
+            // In a link the token is percent-encoded (`+` would read as a space).
             let by_query = client
-                .get(format!("{url}?token=s3cret"))
+                .get(format!("{url}?token=s3cret%2B%2F%3D"))
                 .send()
                 .await
                 .unwrap();

@@ -163,9 +163,6 @@ fn an_unreachable_database_says_what_to_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("PostgreSQL is not reachable"), "{stderr}");
-    assert!(
-        stderr.contains("scripts/services up"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("scripts/services up"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

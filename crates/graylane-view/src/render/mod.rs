@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use graylane_core::Lane;
-use graylane_core::spec::{Exposure, GateFigures, LaneSpec};
+use graylane_core::spec::{Exposure, GateFigures, GateSpec, LaneSpec};
 
 use crate::history::History;
 use crate::model::{Figures, Totals};
@@ -349,7 +349,7 @@ fn audit(view: &View<'_>) -> String {
 /// sees them. PromQL gates are Prometheus's to answer: listed, not judged here.
 fn release(history: &History, spec: Option<&LaneSpec>) -> String {
     let Some(spec) = spec.filter(|s| !s.releases.is_empty()) else {
-        return "<p>No release plan in the spec.</p>".to_owned();
+        return "<p>No release plan in the spec (<code>releases:</code>, see docs/releases.md).</p>".to_owned();
     };
     let mut s = String::new();
     for plan in &spec.releases {
@@ -377,10 +377,11 @@ fn release(history: &History, spec: Option<&LaneSpec>) -> String {
         };
         let _ = write!(
             s,
-            r#"<p data-release="{l}">release of lane {l}: {at}; gates over the last {secs:.0} s</p><table><thead><tr><th>service</th><th>lane requests</th><th>lane errors</th><th>base errors</th><th>lane p99</th><th>base p99</th><th>gate</th></tr></thead><tbody>"#,
+            r#"<p data-release="{l}">release of lane {l}: {at}; gates over the last {secs:.0} s</p><p class="thresholds">{g}</p><table><thead><tr><th>service</th><th>lane requests</th><th>lane errors</th><th>base errors</th><th>lane p99</th><th>base p99</th><th>gate</th></tr></thead><tbody>"#,
             l = esc(lane),
             at = esc(&at),
             secs = took.as_secs_f64(),
+            g = thresholds(&plan.gates),
         );
         let of = |service: &str, lane: &str| {
             let f = Figures::sum(
@@ -432,6 +433,17 @@ fn release(history: &History, spec: Option<&LaneSpec>) -> String {
         }
     }
     s
+}
+
+/// What a step must show, in words beside the figures judged against it.
+fn thresholds(g: &GateSpec) -> String {
+    format!(
+        "pass: lane errors at most base's + {:.1} points; lane p99 at most {}× base's or {} ms above it; judged from {} lane requests on",
+        g.max_error_ratio_increase * 100.0,
+        g.max_p99_ratio,
+        g.p99_tolerance_ms,
+        g.min_requests
+    )
 }
 
 fn mirror(view: &View<'_>) -> String {
