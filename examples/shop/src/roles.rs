@@ -33,12 +33,14 @@ fn env_or(name: &str, default: &str) -> String {
 /// | `SHOP_INVENTORY_URL` | orders, fulfillment | `http://inventory:8080` |
 /// | `SHOP_ORDERS_URLS` | gateway | `base=http://orders-v1:50051,gray=http://orders-v2:50051` |
 /// | `SHOP_MIRROR_PERCENT` | gateway | `10` |
+/// | `SHOP_METRICS_LISTEN` | all | `0.0.0.0:9464`: `GET /metrics`, this process's lane metrics (the gateway also serves them on its own port) |
 /// | `GRAYLANE_KAFKA_BROKERS` | orders, fulfillment | required |
 /// | `GRAYLANE_SPEC` | all | the embedded spec; a path: the spec file, followed while it runs |
 /// | `GRAYLANE_SPEC_POLL_MS` | all | `1000`: how often that file is read |
 ///
 /// plus `DATABASE_URL`, `REDIS_URL` and `SHOP_MIGRATIONS` as for the demo. Each service prints
-/// `shop <role> <version> (lane <lane>) listening on <addr>` once it serves. Schemas are
+/// `shop <role> <version> (lane <lane>) listening on <addr>` once it serves (fulfillment:
+/// `... consuming <topic>`), then `shop <role> metrics on <addr>`. Schemas are
 /// provisioned by `migrate` only, so that services never race each other doing it.
 pub async fn run_role(role: &str) -> Result<(), BoxError> {
     if !ROLES.contains(&role) {
@@ -79,6 +81,11 @@ pub async fn run_role(role: &str) -> Result<(), BoxError> {
         }
         _ => serve_gateway(&app, &hops, &listen).await?,
     }
+    // Every process has metrics of its own: what Prometheus (or `graylane view --scrape`)
+    // reads of each service.
+    let metrics = TcpListener::bind(env_or("SHOP_METRICS_LISTEN", "0.0.0.0:9464")).await?;
+    println!("shop {role} metrics on {}", metrics.local_addr()?);
+    spawn_http(metrics, crate::services::metrics_router(&app));
     shutdown_signal().await?;
     // A lane consumer that stops gracefully hands its partitions back at once.
     if let Some(c) = consumer {

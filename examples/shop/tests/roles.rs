@@ -19,6 +19,8 @@ const GRAY_PATH: &str = "gateway v1 (lane gray, served base) -> orders v2 (lane 
 struct Service {
     child: Child,
     role: String,
+    /// Where it serves its `GET /metrics`.
+    metrics: String,
 }
 
 impl Drop for Service {
@@ -29,11 +31,13 @@ impl Drop for Service {
 }
 
 impl Service {
-    /// Starts `shop --role role` and waits for its first line (`... listening on <addr>`).
+    /// Starts `shop --role role` and waits for its first line (`... listening on <addr>`)
+    /// and its metrics line.
     fn start(role: &str, envs: &[(&str, &str)]) -> (Service, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
             .args(["--role", role])
             .env("SHOP_LISTEN", "127.0.0.1:0")
+            .env("SHOP_METRICS_LISTEN", "127.0.0.1:0")
             .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
@@ -45,15 +49,30 @@ impl Service {
                 let _ = tx.send(line);
             }
         });
+        let next = |what: &str| {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("{role}: no {what} line in 30 s"));
+            line.rsplit(' ').next().unwrap().to_owned()
+        };
+        let addr = next("start-up");
+        let metrics = next("metrics");
         let service = Service {
             child,
             role: role.into(),
+            metrics,
         };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("{role}: no start-up line in 30 s"));
-        let addr = line.rsplit(' ').next().unwrap().to_owned();
         (service, addr)
+    }
+
+    /// The `graylane_requests_total` series of its `/metrics` that carry every one of `labels`.
+    fn counted(&self, labels: &[&str]) -> Vec<String> {
+        get(&self.metrics, "/metrics")
+            .lines()
+            .filter(|l| l.starts_with("graylane_requests_total{"))
+            .filter(|l| labels.iter().all(|label| l.contains(label)))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// SIGTERM, as `docker stop` sends: a graceful stop.
@@ -148,7 +167,7 @@ async fn one_process_per_service_keeps_the_lane(broker: TestBroker) {
         .unwrap();
     assert!(migrate.status.success(), "{migrate:?}");
 
-    let (_inventory, inventory) = Service::start("inventory", &[]);
+    let (inventory_v1, inventory) = Service::start("inventory", &[]);
     let inventory = format!("http://{inventory}");
     let with = |lane: &'static str| {
         let mut e = vec![
@@ -159,7 +178,7 @@ async fn one_process_per_service_keeps_the_lane(broker: TestBroker) {
         e
     };
     let (_orders_v1, v1) = Service::start("orders", &with("base"));
-    let (_orders_v2, v2) = Service::start("orders", &with("gray"));
+    let (orders_v2, v2) = Service::start("orders", &with("gray"));
     let (_fulfillment_v1, _) = Service::start("fulfillment", &with("base"));
     let (fulfillment_v2, _) = Service::start("fulfillment", &with("gray"));
     let orders = format!("base=http://{v1},gray=http://{v2}");
@@ -198,6 +217,29 @@ async fn one_process_per_service_keeps_the_lane(broker: TestBroker) {
             break;
         }
         assert!(Instant::now() < deadline, "fulfillment v2 never took over");
+    }
+
+    // Each process serves its own metrics: the gray lane at orders v2, served gray; at
+    // inventory, served by base; and fulfillment v2 handling the lane's records.
+    let served = |lane: &str, served: &str| {
+        [
+            format!(r#"gray_lane="{lane}""#),
+            format!(r#"gray_served="{served}""#),
+        ]
+    };
+    for (service, kind, lane, by) in [
+        (&orders_v2, "server", "gray", "gray"),
+        (&inventory_v1, "server", "gray", "base"),
+        (&fulfillment_v2, "consumer", "gray", "gray"),
+    ] {
+        let [l, s] = served(lane, by);
+        let kind = format!(r#"graylane_kind="{kind}""#);
+        let found = service.counted(&[&kind, &l, &s]);
+        assert!(
+            !found.is_empty(),
+            "{}: no {kind} {l} {s} series",
+            service.role
+        );
     }
 
     // A forged header from outside stays base.

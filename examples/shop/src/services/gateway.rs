@@ -60,7 +60,6 @@ pub(crate) fn public(app: &Arc<App>, hops: HopLayer, mirror: MirrorLayer<HttpCli
             });
             counts.collect()
         });
-    let exposition = app.exposition.clone();
     routes(app)
         .layer(hops)
         .layer(
@@ -72,14 +71,7 @@ pub(crate) fn public(app: &Arc<App>, hops: HopLayer, mirror: MirrorLayer<HttpCli
         )
         .layer(LaneTraceLayer::server("gateway", app.propagator.clone()).metrics(metrics))
         .layer(LaneLayer::live_edge(app.live.clone()))
-        .route(
-            "/metrics",
-            get(move || async move {
-                exposition
-                    .render()
-                    .unwrap_or_else(|e| format!("# metrics unavailable: {e}\n"))
-            }),
-        )
+        .merge(super::metrics_router(app))
         .route(
             "/graylane/mirror",
             get(move || async move {

@@ -16,6 +16,19 @@ pub(crate) mod gateway;
 pub(crate) mod inventory;
 pub(crate) mod orders;
 
+/// `GET /metrics`: this process's lane metrics, as Prometheus text.
+pub(crate) fn metrics_router(app: &std::sync::Arc<crate::app::App>) -> axum::Router {
+    let exposition = app.exposition.clone();
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || async move {
+            exposition
+                .render()
+                .unwrap_or_else(|e| format!("# metrics unavailable: {e}\n"))
+        }),
+    )
+}
+
 /// Logs `error` for whoever runs the service and returns what the caller is told instead: the
 /// service and what failed, without the internals (a database error names tables and
 /// constraints, and is no business of a client).
