@@ -151,7 +151,10 @@ async fn the_page_shows_each_lanes_traffic_fallbacks_forgers_and_consumers() {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
         std::fs::write(dir.join("lanes.png"), &png).unwrap();
         if let Ok(path) = std::env::var("SHOP_VIEW_SCREENSHOT") {
-            std::fs::write(path, &png).unwrap();
+            // Relative to the workspace's root, where the command is run (cargo runs the
+            // test in the package's directory).
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            std::fs::write(root.join(path), &png).unwrap();
         }
     });
 

@@ -150,7 +150,7 @@ fn hop_requests(totals: &Totals, key: &HopKey) -> f64 {
 
 const NODE_W: f64 = 130.0;
 const NODE_H: f64 = 40.0;
-const COLUMN: f64 = 200.0;
+const COLUMN: f64 = 240.0;
 const ROW: f64 = 64.0;
 const MARGIN: f64 = 20.0;
 
@@ -185,6 +185,33 @@ pub(super) fn svg(view: &View<'_>, edges: &[Edge]) -> String {
     for (n, d) in &depth {
         columns.entry(*d).or_default().push(n.clone());
     }
+    // Rows: each column in the order of its callers' rows (their mean), column by column from
+    // the edge, so that edges cross less; a node nobody placed calls it keeps its place.
+    let mut row: BTreeMap<Node, f64> = BTreeMap::new();
+    for nodes in columns.values_mut() {
+        let key = |i: usize, n: &Node| {
+            let callers: Vec<f64> = edges
+                .iter()
+                .filter(|e| e.to == *n)
+                .filter_map(|e| row.get(&e.from).copied())
+                .collect();
+            if callers.is_empty() {
+                i as f64
+            } else {
+                callers.iter().sum::<f64>() / callers.len() as f64
+            }
+        };
+        let mut keyed: Vec<(f64, Node)> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (key(i, n), n.clone()))
+            .collect();
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        *nodes = keyed.into_iter().map(|(_, n)| n).collect();
+        for (i, n) in nodes.iter().enumerate() {
+            row.insert(n.clone(), i as f64);
+        }
+    }
     let mut at: BTreeMap<Node, (f64, f64)> = BTreeMap::new();
     for (d, nodes) in &columns {
         for (i, n) in nodes.iter().enumerate() {
@@ -193,6 +220,11 @@ pub(super) fn svg(view: &View<'_>, edges: &[Edge]) -> String {
                 (MARGIN + *d as f64 * COLUMN, MARGIN + i as f64 * ROW),
             );
         }
+    }
+    // Labels of the lanes sharing a pair of nodes stand one above the other.
+    let mut pairs: BTreeMap<(&Node, &Node), (usize, usize)> = BTreeMap::new();
+    for e in edges {
+        pairs.entry((&e.from, &e.to)).or_default().0 += 1;
     }
     let last = columns.keys().next_back().copied().unwrap_or(0);
     let width = MARGIN * 2.0 + (last + 1) as f64 * COLUMN;
@@ -220,9 +252,14 @@ pub(super) fn svg(view: &View<'_>, edges: &[Edge]) -> String {
             ""
         };
         let width = 1.5 + (e.per_second.unwrap_or(0.0)).log10().clamp(0.0, 3.0);
+        let (k, j) = pairs.get_mut(&(&e.from, &e.to)).map_or((1, 0), |(k, j)| {
+            *j += 1;
+            (*k, *j - 1)
+        });
+        let stack = (j as f64 - (k as f64 - 1.0) / 2.0) * 12.0;
         let _ = write!(
             s,
-            r#"<g class="edge" data-from="{from}" data-to="{to}" data-lane="{lane}" data-fallback="{fallback}" data-total="{total:.0}"><path d="M{ax:.1},{ay:.1} C{mid:.1},{ay:.1} {mid:.1},{by:.1} {bx:.1},{by:.1}" fill="none" stroke="{color}" stroke-width="{width:.1}"{dash}/><title>{lane}: {from} → {to}{kind}, {total:.0} in all, {rate}</title><text x="{tx:.1}" y="{ty:.1}" fill="{color}" font-size="10">{lane}{short} {rate}</text></g>"#,
+            r##"<g class="edge" data-from="{from}" data-to="{to}" data-lane="{lane}" data-fallback="{fallback}" data-total="{total:.0}"><path d="M{ax:.1},{ay:.1} C{mid:.1},{ay:.1} {mid:.1},{by:.1} {bx:.1},{by:.1}" fill="none" stroke="{color}" stroke-width="{width:.1}"{dash}/><title>{lane}: {from} → {to}{kind}, {total:.0} in all, {rate}</title><text x="{tx:.1}" y="{ty:.1}" fill="{color}" font-size="10" text-anchor="middle" paint-order="stroke" stroke="#ffffff" stroke-width="3">{lane}{short} {rate}</text></g>"##,
             from = esc(&e.from.label()),
             to = esc(&e.to.label()),
             lane = esc(&e.lane),
@@ -235,8 +272,8 @@ pub(super) fn svg(view: &View<'_>, edges: &[Edge]) -> String {
             },
             short = if e.fallback { " fallback" } else { "" },
             rate = rate(e.per_second),
-            tx = mid - 30.0,
-            ty = (ay + by) / 2.0 - 3.0,
+            tx = mid,
+            ty = (ay + by) / 2.0 + 3.0 + stack,
         );
     }
     for (n, (x, y)) in &at {
@@ -250,4 +287,80 @@ pub(super) fn svg(view: &View<'_>, edges: &[Edge]) -> String {
     }
     s.push_str("</svg>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+
+    fn version(service: &str) -> Node {
+        Node::Version {
+            service: service.into(),
+            version: "v1".into(),
+        }
+    }
+
+    fn edge(from: Node, to: Node, lane: &str) -> Edge {
+        Edge {
+            from,
+            to,
+            lane: lane.into(),
+            fallback: false,
+            total: 1.0,
+            per_second: Some(1.0),
+        }
+    }
+
+    fn drawn(edges: &[Edge]) -> String {
+        let history = History::new(std::time::Duration::from_secs(60));
+        let totals = Totals::default();
+        let view = View {
+            latest: &totals,
+            growth: None,
+            history: &history,
+            spec: None,
+        };
+        svg(&view, edges)
+    }
+
+    /// The `y` of the node labelled `label`'s box.
+    fn row_of(svg: &str, label: &str) -> f64 {
+        let node = &svg[svg.find(&format!(r#"data-node="{label}""#)).unwrap()..];
+        let y = &node[node.find(" y=\"").unwrap() + 4..];
+        y[..y.find('"').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn callees_stand_in_the_order_of_their_callers() {
+        // In name order `y` would stand above `z`, and the two edges would cross.
+        let edges = [
+            edge(Node::Clients, version("a"), "base"),
+            edge(Node::Clients, version("b"), "base"),
+            edge(version("a"), version("z"), "base"),
+            edge(version("b"), version("y"), "base"),
+        ];
+        let svg = drawn(&edges);
+        assert!(row_of(&svg, "a v1") < row_of(&svg, "b v1"), "{svg}");
+        assert!(row_of(&svg, "z v1") < row_of(&svg, "y v1"), "{svg}");
+    }
+
+    #[test]
+    fn the_labels_of_lanes_sharing_a_hop_do_not_overlap() {
+        let edges = [
+            edge(Node::Clients, version("gateway"), "base"),
+            edge(Node::Clients, version("gateway"), "gray"),
+        ];
+        let svg = drawn(&edges);
+        let ys: Vec<f64> = svg
+            .match_indices("<text x=")
+            .filter_map(|(i, _)| {
+                let t = &svg[i..];
+                let y = &t[t.find(" y=\"")? + 4..];
+                y[..y.find('"')?].parse().ok()
+            })
+            .collect();
+        // Two edge labels (then the nodes' own): 12 px apart, more than their 10 px font.
+        assert!((ys[0] - ys[1]).abs() >= 12.0, "{ys:?}");
+    }
 }
