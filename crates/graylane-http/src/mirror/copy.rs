@@ -131,7 +131,7 @@ where
                 None => None,
             }
         };
-        answers = Some(tokio::join!(fetch(mirror, copy, config), noised));
+        answers = Some(futures_util::future::join(fetch(mirror, copy, config), noised).await);
         primary.await.ok().flatten()
     })
     .await;
