@@ -90,6 +90,16 @@ pub struct NoiseSpec {
     /// known before it is judged.
     #[serde(default = "default_warmup")]
     pub warmup: u32,
+    /// After this many noise copies of a route in a row taught nothing new, the route's share
+    /// drops to a tenth of `percent`; a noise copy that teaches a field brings it back. Noise
+    /// copies are requests the primary's process sends: once a route's noise is known, most of
+    /// them only cost. `0` keeps `percent` always.
+    #[serde(default = "default_settle")]
+    pub settle: u32,
+}
+
+fn default_settle() -> u32 {
+    100
 }
 
 fn default_noise_percent() -> Percent {

@@ -21,6 +21,8 @@ mod diff;
 mod props;
 mod report;
 mod route;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -68,7 +70,11 @@ struct Route {
 pub(crate) struct NoiseConfig {
     pub(crate) lane: Lane,
     share: Percent,
+    /// The share once a route's noise has settled: a tenth of `share`.
+    settled: Percent,
     warmup: u32,
+    /// Quiet noise copies in a row after which a route's noise has settled (0: never).
+    settle: u32,
     pub(crate) target: Option<Uri>,
 }
 
@@ -114,7 +120,9 @@ impl CompareConfig {
             config = config.redact(name);
         }
         if let Some(n) = &spec.noise {
-            config = config.noise(n.lane, n.percent.value(), n.warmup);
+            config = config
+                .noise(n.lane, n.percent.value(), n.warmup)
+                .noise_settle(n.settle);
         }
         Ok(config)
     }
@@ -185,16 +193,31 @@ impl CompareConfig {
 
     /// Noise copies on `lane` — a mirror lane with no versions, so that the copy runs base code
     /// and writes only shadow data — for the first `warmup` compared requests of each route and
-    /// then `percent` of them. They go to the mirror's target unless
+    /// then `percent` of them, a tenth of that once the route's noise has settled (see
+    /// [`noise_settle`](Self::noise_settle)). They go to the mirror's target unless
     /// [`noise_target`](Self::noise_target) says otherwise.
     #[must_use]
     pub fn noise(mut self, lane: Lane, percent: f64, warmup: u32) -> CompareConfig {
         self.noise = Some(NoiseConfig {
             lane,
             share: Percent::clamped(percent),
+            settled: Percent::clamped(percent / 10.0),
             warmup,
+            settle: 100,
             target: None,
         });
+        self
+    }
+
+    /// After `n` noise copies of a route in a row taught nothing new (default 100), its noise
+    /// share drops to a tenth; a noise copy that teaches a field brings it back. Each noise copy
+    /// is a request the primary's process sends. `0` keeps the share. Without
+    /// [`noise`](Self::noise) this does nothing.
+    #[must_use]
+    pub fn noise_settle(mut self, n: u32) -> CompareConfig {
+        if let Some(noise) = &mut self.noise {
+            noise.settle = n;
+        }
         self
     }
 
@@ -226,6 +249,13 @@ impl Captured {
     }
 }
 
+impl NoiseConfig {
+    /// Whether a route whose last `quiet` noise copies taught nothing has settled.
+    fn settled(&self, quiet: u32) -> bool {
+        self.settle > 0 && quiet >= self.settle
+    }
+}
+
 /// The comparison's state: counts per route, noise learned, samples.
 pub(crate) struct Ledger {
     config: CompareConfig,
@@ -243,6 +273,8 @@ struct State {
 struct RouteState {
     counts: RouteReport,
     noise: Arc<BTreeSet<Field>>,
+    /// Noise copies in a row that taught no new field.
+    quiet: u32,
     /// When the route's latest sample was taken.
     last_sample: Option<Instant>,
 }
@@ -294,9 +326,15 @@ impl Ledger {
         if !state.routes.contains_key(&route) && known >= self.config.max_routes {
             route = route::OTHER.to_owned();
         }
-        let learned = state.route(&route).counts.noise_copies;
+        let entry = state.route(&route);
         let noise = self.config.noise.as_ref().and_then(|noise| {
-            (learned < u64::from(noise.warmup) || noise.share.sample()).then_some(noise.lane)
+            let share = if noise.settled(entry.quiet) {
+                noise.settled
+            } else {
+                noise.share
+            };
+            (entry.counts.noise_copies < u64::from(noise.warmup) || share.sample())
+                .then_some(noise.lane)
         });
         (route, noise)
     }
@@ -335,12 +373,24 @@ impl Ledger {
                     .last_sample
                     .is_none_or(|t| t.elapsed() >= self.config.sample_interval);
             entry.counts.noise_copies += u64::from(noise.is_some());
+            let noise_compared = learned.is_some();
             let fresh: Vec<Field> = learned
                 .into_iter()
                 .flatten()
                 .map(|d| d.field)
                 .filter(|f| f.part != Part::Status && !entry.noise.contains(f))
                 .collect();
+            // A noise copy that could be compared (same status) taught something, or nothing.
+            if noise_compared {
+                entry.quiet = if fresh.is_empty() {
+                    entry.quiet.saturating_add(1)
+                } else {
+                    0
+                };
+            }
+            if let Some(n) = &self.config.noise {
+                entry.counts.noise_settled = n.settled(entry.quiet);
+            }
             if !fresh.is_empty() {
                 // Copy on write: readers hold the set they read, learning is rare.
                 let mut grown = BTreeSet::clone(&entry.noise);

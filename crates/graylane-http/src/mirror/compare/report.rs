@@ -49,6 +49,9 @@ pub struct RouteReport {
     pub noise_copies: u64,
     /// The fields learned as noise: they differ between two runs of base.
     pub noise: Vec<String>,
+    /// Whether the route's noise has settled (its last noise copies taught nothing new): it
+    /// gets a tenth of the noise share until one does.
+    pub noise_settled: bool,
     /// The fields that differed beyond noise and ignored ones (`shipping`, `header:etag`,
     /// `(status)`), each with the number of compared requests it differed in.
     pub fields: BTreeMap<String, u64>,
