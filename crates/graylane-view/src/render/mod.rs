@@ -403,7 +403,7 @@ fn release(history: &History, spec: Option<&LaneSpec>) -> String {
         let services: std::collections::BTreeSet<&str> = figures
             .hops
             .iter()
-            .filter(|(k, f)| k.kind == "server" && k.lane == lane && f.requests > 0.0)
+            .filter(|(k, f)| k.kind == "server" && !k.mirror && k.lane == lane && f.requests > 0.0)
             .map(|(k, _)| k.service.as_str())
             .collect();
         for service in services {

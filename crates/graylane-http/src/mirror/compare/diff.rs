@@ -78,9 +78,7 @@ impl Field {
             None => false,
         }
     }
-}
 
-impl Field {
     /// The field as reports name it (its [`Display`](std::fmt::Display)), borrowed for a
     /// body path, the common case.
     pub(crate) fn label(&self) -> Cow<'_, str> {

@@ -71,7 +71,7 @@ pub(crate) struct NoiseConfig {
     pub(crate) lane: Lane,
     share: Percent,
     /// The share once a route's noise has settled: a tenth of `share`.
-    settled: Percent,
+    settled_share: Percent,
     warmup: u32,
     /// Quiet noise copies in a row after which a route's noise has settled (0: never).
     settle: u32,
@@ -201,7 +201,7 @@ impl CompareConfig {
         self.noise = Some(NoiseConfig {
             lane,
             share: Percent::clamped(percent),
-            settled: Percent::clamped(percent / 10.0),
+            settled_share: Percent::clamped(percent / 10.0),
             warmup,
             settle: 100,
             target: None,
@@ -329,7 +329,7 @@ impl Ledger {
         let entry = state.route(&route);
         let noise = self.config.noise.as_ref().and_then(|noise| {
             let share = if noise.settled(entry.quiet) {
-                noise.settled
+                noise.settled_share
             } else {
                 noise.share
             };
