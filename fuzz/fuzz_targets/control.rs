@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneSet};
+use handover::BaseCursor;
 use libfuzzer_sys::fuzz_target;
 use records::{ControlState, FORMAT, Owned, format_of};
 
@@ -32,6 +33,13 @@ fn own_key<'a>(lanes: &LaneSet, key: &'a str) -> Option<(Lane, i32, &'a str)> {
     let lane = lanes.get(parts.next()?.as_bytes())?;
     let partition = parts.next()?.parse().ok()?;
     Some((lane, partition, parts.next()?))
+}
+
+/// `Some((p, topic))` for `{GROUP}/replay/{p}/{topic}`.
+fn replay_key(key: &str) -> Option<(i32, &str)> {
+    let rest = key.strip_prefix(GROUP)?.strip_prefix("/replay/")?;
+    let (p, topic) = rest.split_once('/')?;
+    (!topic.is_empty() && !topic.contains('/')).then_some((p.parse().ok()?, topic))
 }
 
 fn assert_canonical(owned: &Owned) {
@@ -114,6 +122,20 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(now.intervals, owned.intervals);
                 }
             }
+        }
+        // A well-formed replay record of ours is what a new owner of the partition takes
+        // over, as it said (less lanes this consumer does not know), and it reads back from
+        // its own encoding.
+        if let (Some((p, topic)), Some(cursor)) = (
+            replay_key(key),
+            body.and_then(|v| BaseCursor::decode(v, &lanes)),
+        ) {
+            let now = state.replay(topic, p).expect("installed");
+            assert_eq!(now, &cursor);
+            assert_eq!(
+                BaseCursor::decode(&now.encode(), &lanes).as_ref(),
+                Some(now)
+            );
         }
         for lane in [gray, blue, Lane::BASE] {
             let _ = state.live(lane, Instant::now(), Duration::from_secs(30));

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use graylane_core::Lane;
+use graylane_core::{Lane, LaneSet};
 
 /// At most this many intervals are kept per lane and partition: a compacted control topic
 /// keeps only the latest record of a key, so each record carries the recent history itself.
@@ -125,13 +125,16 @@ impl fmt::Display for Intervals {
 
 /// What base does with a message: its own messages always; a lane's only outside the lane's
 /// intervals, and, after a release, once more for the gap it had skipped.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct BaseCursor {
     /// One past the highest offset delivered in this assignment: below it is a replay.
     seen: i64,
     /// Lanes released while base was ahead of their release offset: their messages from the
     /// offset up to `seen` are processed during the replay.
     replay: Vec<(Lane, i64)>,
+    /// Where the replay in progress went back to: base's commit stays at or past it until the
+    /// replay ends, so a new owner starting in `[back, seen)` starts inside this replay.
+    back: i64,
 }
 
 impl BaseCursor {
@@ -166,12 +169,71 @@ impl BaseCursor {
             for (_, from) in &mut self.replay {
                 *from = (*from).max(position);
             }
+            self.back = y;
         }
         match self.replay.iter_mut().find(|(l, _)| *l == lane) {
             Some((_, from)) => *from = (*from).min(y),
             None => self.replay.push((lane, y)),
         }
+        // Without a seek base is at or past `back` already; kept below every lane's start all
+        // the same, so that a record always describes one window.
+        self.back = self.back.min(y);
         seek.then_some(y)
+    }
+
+    /// Whether a replay is in progress: what the partition's next owner must take over, should
+    /// the partition move (a rebalance, a restart) before the replay ends.
+    pub(crate) fn in_replay(&self) -> bool {
+        !self.replay.is_empty()
+    }
+
+    /// The replay as a new owner that starts reading at `start` takes it over: this cursor, if
+    /// `start` is inside the replay (`[back, seen)`). Outside it, the record is of an older
+    /// replay (its commit has moved past `seen`) or of another log (a topic recreated): a fresh
+    /// cursor is right. (Its lanes may all be unknown to this consumer: base's own messages of
+    /// the window are still not handled twice.)
+    pub(crate) fn resume(&self, start: i64) -> Option<BaseCursor> {
+        (self.back <= start && start < self.seen).then(|| self.clone())
+    }
+
+    /// The record value: `{back}-{seen}:{lane}={from},…`.
+    pub(crate) fn encode(&self) -> String {
+        let lanes: Vec<String> = self
+            .replay
+            .iter()
+            .map(|(lane, from)| format!("{lane}={from}"))
+            .collect();
+        format!("{}-{}:{}", self.back, self.seen, lanes.join(","))
+    }
+
+    /// Parses a record value; `None` for anything malformed. Lanes that `lanes` does not know
+    /// (the writer's spec had them) are left out: this consumer handles none of their messages
+    /// as fallback anyway.
+    pub(crate) fn decode(value: &str, lanes: &LaneSet) -> Option<BaseCursor> {
+        let (window, list) = value.split_once(':')?;
+        let (back, seen) = window.split_once('-')?;
+        let (back, seen): (i64, i64) = (back.parse().ok()?, seen.parse().ok()?);
+        if back < 0 || seen < back {
+            return None;
+        }
+        let mut replay = Vec::new();
+        // An empty list is read too (the cursor of a consumer that knew none of the writer's
+        // lanes): the window alone still says which of base's own records were handled.
+        let entries = list.split(',').filter(|_| !list.is_empty());
+        for entry in entries {
+            let (name, from) = entry.split_once('=')?;
+            let from: i64 = from.parse().ok()?;
+            if from < back || from > seen || Lane::new(name).is_err() {
+                return None;
+            }
+            match lanes.get(name.as_bytes()) {
+                Some(lane) if lane.is_base() => return None,
+                Some(lane) if replay.iter().any(|(l, _)| *l == lane) => return None,
+                Some(lane) => replay.push((lane, from)),
+                None => {}
+            }
+        }
+        Some(BaseCursor { seen, replay, back })
     }
 }
 
@@ -353,7 +415,76 @@ mod tests {
         assert_eq!(c.decide(g, g, 6, Some(5)), LaneAction::Skip, "never twice");
     }
 
+    #[test]
+    fn a_replay_record_is_taken_over_only_from_inside_its_window() {
+        let (g, blue) = (gray(), Lane::new("blue").unwrap());
+        let mut c = BaseCursor::default();
+        for o in 0..10 {
+            c.decide(if o % 2 == 0 { g } else { Lane::BASE }, o, true);
+        }
+        assert!(!c.in_replay());
+        assert_eq!(c.released(g, 4, 10), Some(4));
+        assert_eq!(c.released(blue, 6, 10), Some(6), "further back for no lane");
+        assert_eq!(c.encode(), "6-10:gray=10,blue=6");
+        let lanes = LaneSet::new([g, blue]);
+        let read = BaseCursor::decode(&c.encode(), &lanes).unwrap();
+        assert_eq!(read, c);
+        assert_eq!(read.resume(6), Some(c.clone()));
+        assert_eq!(read.resume(9), Some(c.clone()));
+        assert_eq!(
+            read.resume(5),
+            None,
+            "below the window: another replay's commit"
+        );
+        assert_eq!(read.resume(10), None, "the replay ended");
+        // A lane this consumer does not know is left out; the window still holds.
+        let only_gray = BaseCursor::decode(&c.encode(), &LaneSet::new([g])).unwrap();
+        assert_eq!(only_gray.encode(), "6-10:gray=10");
+        let none_known = BaseCursor::decode("6-10:", &lanes).unwrap();
+        assert!(!none_known.in_replay() && none_known.resume(8).is_some());
+        for bad in [
+            "",
+            "6-10",
+            "6-10:,",
+            "6-10:gray=7,",
+            "10-6:gray=8",
+            "-1-10:gray=2",
+            "6-10:gray=5",
+            "6-10:gray=11",
+            "6-10:base=7",
+            "6-10:gray=7,gray=8",
+            "6-10:Gray=7",
+            "6-10:gray",
+            "x-10:gray=7",
+        ] {
+            assert_eq!(BaseCursor::decode(bad, &lanes), None, "{bad}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn replay_records_round_trip(
+            steps in proptest::collection::vec((0u8..3, 0i64..200, 0i64..200), 0..30),
+        ) {
+            let lanes = LaneSet::new([gray(), Lane::new("blue").unwrap()]);
+            let mut c = BaseCursor::default();
+            for (what, a, b) in steps {
+                match what {
+                    0 => { c.decide(gray(), a, false); }
+                    1 => { c.released(gray(), a.min(b), a.max(b)); }
+                    _ => { c.released(Lane::new("blue").unwrap(), a.min(b), a.max(b)); }
+                }
+                if c.in_replay() {
+                    prop_assert_eq!(BaseCursor::decode(&c.encode(), &lanes), Some(c.clone()));
+                }
+            }
+        }
+
+        #[test]
+        fn replay_decode_never_panics(s in "[0-9a-z=,:-]{0,40}|\\PC{0,40}") {
+            let _ = BaseCursor::decode(&s, &LaneSet::new([gray()]));
+        }
+
         #[test]
         fn intervals_round_trip(steps in proptest::collection::vec((any::<bool>(), 0i64..1000), 0..40)) {
             let mut iv = Intervals::default();
@@ -389,6 +520,9 @@ mod tests {
             LaneStop,
             LaneCrash,
             BaseRestart,
+            /// Base's partition moves to another base member (a member joins or leaves): the
+            /// revoke commits what was handled, and the new owner starts from there.
+            BaseRebalance,
             LaneTick,
             /// Base's control reader catches up: it sees the lane's latest heartbeat or stop.
             BaseRead,
@@ -413,6 +547,7 @@ mod tests {
                 1 => Just(Step::LaneStop),
                 1 => Just(Step::LaneCrash),
                 1 => Just(Step::BaseRestart),
+                1 => Just(Step::BaseRebalance),
                 2 => Just(Step::LaneTick),
                 2 => Just(Step::BaseRead),
                 2 => Just(Step::LaneRead),
@@ -432,6 +567,12 @@ mod tests {
             /// A lane back from a lapse reads the control topic to its end before acting (off
             /// only to show that the model catches its absence).
             no_return_catch_up: bool,
+            /// Base writes its replay to the control topic before it seeks back, and a new
+            /// owner that starts inside it takes it over (off only to show that the model
+            /// catches its absence).
+            no_replay_record: bool,
+            /// The replay record on the control topic.
+            replay: Option<BaseCursor>,
             // Base.
             b_pos: i64,
             b_commit: i64,
@@ -469,6 +610,16 @@ mod tests {
             }
             fn len(&self) -> i64 {
                 self.log.len() as i64
+            }
+            /// The partition's next base owner starts from base's commit, taking over the
+            /// replay in progress if the commit is inside it.
+            fn base_moves(&mut self) {
+                self.b_pos = self.b_commit;
+                self.b_cursor = self
+                    .replay
+                    .as_ref()
+                    .and_then(|r| r.resume(self.b_pos))
+                    .unwrap_or_default();
             }
             /// Whether the lane's heartbeats reach base.
             fn live(&self) -> bool {
@@ -546,7 +697,11 @@ mod tests {
                             }
                         }
                         let y = from.max(self.l_commit);
-                        if let Some(back) = self.b_cursor.released(gray(), y, self.b_pos) {
+                        let seek = self.b_cursor.released(gray(), y, self.b_pos);
+                        if self.b_cursor.in_replay() && !self.no_replay_record {
+                            self.replay = Some(self.b_cursor.clone());
+                        }
+                        if let Some(back) = seek {
                             self.b_pos = back;
                             self.b_commit = back;
                         }
@@ -604,8 +759,11 @@ mod tests {
                             let c = self.b_commit;
                             let redo = (c..self.len()).filter(|&o| self.by_base[o as usize] > 0);
                             self.allowed_dups.extend(redo.collect::<Vec<_>>());
-                            self.b_pos = self.b_commit;
-                            self.b_cursor = BaseCursor::default();
+                            self.base_moves();
+                        }
+                        Step::BaseRebalance => {
+                            self.b_commit = self.b_pos;
+                            self.base_moves();
                         }
                         _ => {}
                     }
@@ -691,6 +849,47 @@ mod tests {
             let broken = unfixed
                 .violation()
                 .expect("acting on a stale grant, the lane double-handles");
+            assert!(broken.contains("outside a crash window"), "{broken}");
+        }
+
+        /// Base releases a lagging lane and re-reads the gap; before the replay ends, the
+        /// partition moves to another base member. Starting afresh from the commit, the new
+        /// owner would handle the gap's base messages a second time: it takes the replay over
+        /// from the record the old owner wrote before seeking back.
+        #[test]
+        fn a_base_rebalance_in_the_middle_of_a_replay_handles_nothing_twice() {
+            use Step::*;
+            let steps = [
+                LaneStart,
+                BaseRead,
+                Tick,
+                LaneRead,
+                Base,
+                Base,
+                Base,
+                Base,
+                Base,
+                Base,
+                LaneStop,
+                BaseRead,
+                Tick,
+                Base,
+                Base,
+                BaseRebalance,
+                Base,
+                Base,
+            ];
+            let lanes = [true, false, true, false, true, false];
+            let mut w = World::new(&lanes);
+            w.run(&steps);
+            assert_eq!(w.violation(), None);
+
+            let mut unfixed = World::new(&lanes);
+            unfixed.no_replay_record = true;
+            unfixed.run(&steps);
+            let broken = unfixed
+                .violation()
+                .expect("starting afresh, the new owner double-handles");
             assert!(broken.contains("outside a crash window"), "{broken}");
         }
 

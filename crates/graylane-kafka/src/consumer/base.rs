@@ -47,6 +47,9 @@ impl BaseRole {
         at: At<'_>,
         ctx: LaneContext,
     ) -> Verdict {
+        if part.resume_base(control, at.topic, at.partition, at.offset) {
+            bump(&counters.resumed);
+        }
         let lane = ctx.lane();
         let owns = !lane.is_base()
             && part
@@ -161,16 +164,30 @@ impl BaseRole {
         };
         if let Some(position) = position
             && let Some(part) = core.parts.get_mut(&key)
-            && let Some(back) = part.base.released(lane, y, position)
         {
-            // Go back for the lane's messages base skipped, and commit there first: should this
-            // consumer die before the release is written, the next owner starts from `back`.
-            seek(consumer, &topic, p, back).await?;
-            part.next = Some(back);
-            part.commit.store(back, Ordering::Release);
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, p, Offset::Offset(back))?;
-            commit_sync(consumer, tpl).await?;
+            if part.resume_base(&core.control, &topic, p, position) {
+                bump(&core.counters.resumed);
+            }
+            let before = part.base.clone();
+            let back = part.base.released(lane, y, position);
+            if part.base.in_replay() && part.base != before {
+                // Say what this replay is before starting it (or adding a lane to it): should
+                // the partition move to another base member (or this one die) before the
+                // replay ends, the next owner starts at the commit, inside the replay, and
+                // takes it over instead of handling base's records of the gap a second time.
+                core.control.set_replay(&topic, p, &part.base).await?;
+            }
+            if let Some(back) = back {
+                // Go back for the lane's messages base skipped, and commit there first: should
+                // this consumer die before the release is written, the next owner starts from
+                // `back`.
+                seek(consumer, &topic, p, back).await?;
+                part.next = Some(back);
+                part.commit.store(back, Ordering::Release);
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(&topic, p, Offset::Offset(back))?;
+                commit_sync(consumer, tpl).await?;
+            }
         }
         intervals.release(y);
         core.control.set_owned(lane, &topic, p, intervals).await?;

@@ -22,6 +22,8 @@ pub(super) struct Partition {
     /// One past the last offset delivered in this assignment.
     pub(super) next: Option<i64>,
     pub(super) base: BaseCursor,
+    /// Whether base has looked for a replay its previous owner left to take over.
+    resumed: bool,
     pub(super) lane: LaneCursor,
     /// The committable offset, shared with the rebalance callback.
     pub(super) commit: Arc<AtomicI64>,
@@ -37,6 +39,33 @@ impl Partition {
         Partition {
             commit,
             ..Partition::default()
+        }
+    }
+
+    /// Before base decides anything on this partition in this assignment, starting at
+    /// `start`: takes over the replay its previous owner wrote, if `start` is inside it (a
+    /// rebalance or a restart in the middle of re-reading a released gap). Whether it did.
+    pub(super) fn resume_base(
+        &mut self,
+        control: &Control,
+        topic: &str,
+        p: i32,
+        start: i64,
+    ) -> bool {
+        if self.resumed {
+            return false;
+        }
+        self.resumed = true;
+        let replay = control
+            .lock()
+            .replay(topic, p)
+            .and_then(|r| r.resume(start));
+        match replay {
+            Some(cursor) => {
+                self.base = cursor;
+                true
+            }
+            None => false,
         }
     }
 

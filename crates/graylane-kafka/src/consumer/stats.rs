@@ -30,6 +30,10 @@ pub struct ConsumerStats {
     /// Failed broker or control-topic calls, retried (an outage pauses the consumer; it does
     /// not end it).
     pub retries: u64,
+    /// Replays taken over from a partition's previous base owner: the partition moved (a
+    /// rebalance, a restart) while base was re-reading a released gap, and this consumer
+    /// went on with it rather than handling the gap's base records a second time.
+    pub resumed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +48,7 @@ pub(super) struct Counters {
     pub(super) unknown: AtomicU64,
     pub(super) granted: AtomicU64,
     pub(super) retries: AtomicU64,
+    pub(super) resumed: AtomicU64,
 }
 
 impl Counters {
@@ -66,6 +71,7 @@ impl Counters {
             unknown: get(&self.unknown),
             granted: get(&self.granted),
             retries: get(&self.retries),
+            resumed: get(&self.resumed),
         }
     }
 }

@@ -5,6 +5,9 @@
 //!
 //! - `{group}/hb/{lane}/{instance}` → `live {lease_ms}` or `stop`
 //! - `{group}/own/{lane}/{partition}/{topic}` → `{version}:{intervals}` (see [`Intervals`])
+//! - `{group}/replay/{partition}/{topic}` → `{back}-{seen}:{lane}={from},…`: the replay base
+//!   is about to start on a partition (see [`BaseCursor`](crate::handover::BaseCursor)),
+//!   written before it seeks back, so that a new owner starting inside it takes it over
 //! - `{group}/barrier/{instance}` → a sequence number: written by a reader that catches up, to
 //!   know where "up to now" ends (not a lane: other readers pass over it)
 //!
@@ -26,7 +29,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::blocking::off_runtime;
-use crate::handover::Intervals;
+use crate::handover::{BaseCursor, Intervals};
 mod handback;
 mod records;
 
@@ -216,6 +219,19 @@ impl Control {
         }
         self.lock().set_owned(lane, topic, partition, owned);
         Ok(())
+    }
+
+    /// Writes the replay base is about to make of `topic`/`partition`. Not applied to this
+    /// consumer's own state: the owner keeps its cursor, and a later owner reads the record
+    /// back in log order when it catches up.
+    pub(crate) async fn set_replay(
+        &self,
+        topic: &str,
+        partition: i32,
+        cursor: &BaseCursor,
+    ) -> KafkaResult<()> {
+        let key = format!("{}/replay/{partition}/{topic}", self.group);
+        self.write(key, cursor.encode()).await.map(drop)
     }
 
     pub(crate) fn lanes(&self) -> &LaneSet {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneSet};
 
-use crate::handover::{Instance, Intervals};
+use crate::handover::{BaseCursor, Instance, Intervals};
 
 /// Ownership of one lane on one partition, with the version of the record that set it.
 #[derive(Clone, Debug, Default)]
@@ -42,6 +42,9 @@ pub(crate) struct ControlState {
     /// By lane and partition, then by topic (few topics per consumer: a scan is cheaper than
     /// allocating a key per message).
     owners: HashMap<(Lane, i32), ByTopic>,
+    /// The replay in progress on a partition, by topic and partition, as its base owner wrote
+    /// it before seeking back: looked up when a partition comes to base.
+    replays: HashMap<(Box<str>, i32), BaseCursor>,
     /// Bumped whenever `owners` changes, readable without the lock: consumers keep copies of
     /// the ownership they look up on every message and refresh them when this moves.
     pub(crate) changes: Arc<AtomicU64>,
@@ -86,9 +89,14 @@ impl ControlState {
             return;
         };
         let mut parts = rest.splitn(4, '/');
-        let (kind, lane) = (parts.next(), parts.next().map(str::as_bytes));
-        let Some(lane) = lane.and_then(|l| lanes.get(l)).filter(|l| !l.is_base()) else {
-            return;
+        let kind = parts.next();
+        // Replays are base's, of no lane; every other kind names a lane of this consumer's.
+        let lane = match kind {
+            Some("replay") => None,
+            _ => match parts.next().and_then(|l| lanes.get(l.as_bytes())) {
+                Some(lane) if !lane.is_base() => Some(lane),
+                _ => return,
+            },
         };
         let value = match format_of(value) {
             Some((n, value)) if n <= FORMAT => value,
@@ -109,8 +117,19 @@ impl ControlState {
                 return;
             }
         };
-        let ok = match kind {
-            Some("hb") => parts
+        let ok = match (kind, lane) {
+            (Some("replay"), _) => {
+                let partition = parts.next().and_then(|p| p.parse::<i32>().ok());
+                let topic = parts.next().filter(|t| !t.is_empty());
+                let whole = parts.next().is_none();
+                partition
+                    .zip(topic.filter(|_| whole))
+                    .zip(BaseCursor::decode(value, lanes))
+                    .map(|((partition, topic), cursor)| {
+                        self.replays.insert((topic.into(), partition), cursor);
+                    })
+            }
+            (Some("hb"), Some(lane)) => parts
                 .next()
                 .filter(|_| parts.next().is_none())
                 .and_then(|instance| Some((instance, parse_heartbeat(value)?)))
@@ -122,7 +141,7 @@ impl ControlState {
                     };
                     self.instances.insert((lane, instance.to_owned()), entry);
                 }),
-            Some("own") => parts
+            (Some("own"), Some(lane)) => parts
                 .next()
                 .and_then(|p| p.parse::<i32>().ok())
                 .zip(parts.next())
@@ -145,6 +164,11 @@ impl ControlState {
             None => topics.push((topic.into(), owned)),
         }
         self.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// The replay base's previous owner of `topic`/`partition` last wrote, if any.
+    pub(crate) fn replay(&self, topic: &str, partition: i32) -> Option<&BaseCursor> {
+        self.replays.get(&(topic.into(), partition))
     }
 
     /// Whether `lane` holds an open grant on `topic`/`partition`.
@@ -298,8 +322,36 @@ mod tests {
         }
         assert_eq!((s.malformed, s.future), (3, 3));
         assert!(s.owned(gray, "events", 4).is_none());
+        // Replays are base's: of a partition, read by its next owner.
+        s.apply("orders", &lanes, "orders/replay/3/events", "10-40:gray=12");
+        assert_eq!(
+            s.replay("events", 3).map(|c| c.resume(20).is_some()),
+            Some(true)
+        );
+        assert!(s.replay("events", 4).is_none() && s.replay("other", 3).is_none());
+        for (k, v) in [
+            ("orders/replay/x/events", "10-40:gray=12"),
+            ("orders/replay/3", "10-40:gray=12"),
+            ("orders/replay/3/a/b", "10-40:gray=12"),
+            ("orders/replay/3/events", "40-10:gray=12"),
+        ] {
+            s.apply("orders", &lanes, k, v);
+        }
+        assert_eq!(s.malformed, 7);
+        assert_eq!(
+            s.replay("events", 3).map(|c| c.encode()).as_deref(),
+            Some("10-40:gray=12"),
+            "a malformed record replaces nothing"
+        );
+        s.apply(
+            "orders",
+            &lanes,
+            "orders/replay/3/events",
+            "v2;10-50:gray=12",
+        );
+        assert_eq!(s.future, 4);
         // Barriers are nobody's lane: passed over.
         s.apply("orders", &lanes, "orders/barrier/123-0-ff", "7");
-        assert_eq!(s.malformed, 3);
+        assert_eq!(s.malformed, 7);
     }
 }

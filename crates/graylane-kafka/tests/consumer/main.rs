@@ -16,6 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 
 mod outage;
+mod replay;
 
 const PARTITIONS: i32 = 4;
 
@@ -72,6 +73,9 @@ struct World {
     ledger: Ledger,
     producer: LaneProducer,
     sent: Arc<AtomicUsize>,
+    /// What a base consumer's handler takes per lane record it handles (fallback), on top of
+    /// its `work`: a slow replay.
+    fallback_work: Duration,
 }
 
 fn lane_of_id(id: u64) -> Lane {
@@ -98,6 +102,7 @@ impl World {
             ledger: Ledger::default(),
             producer,
             sent: Arc::default(),
+            fallback_work: Duration::ZERO,
         }
     }
 
@@ -127,6 +132,7 @@ impl World {
     ) -> ConsumerHandle {
         let ledger = self.ledger.clone();
         let name = name.to_owned();
+        let fallback_work = self.fallback_work;
         LaneConsumer::builder(config, propagator(), &self.group)
             .lane(lane)
             .topic(&self.topic)
@@ -139,6 +145,9 @@ impl World {
                 let sync_lane = LaneContext::current().lane();
                 async move {
                     assert_eq!(LaneContext::current().lane(), sync_lane);
+                    let ctx = LaneContext::current();
+                    let fallback = ctx.served().is_base() && !ctx.lane().is_base();
+                    let work = if fallback { work + fallback_work } else { work };
                     if !work.is_zero() {
                         tokio::time::sleep(work).await;
                     }
