@@ -805,6 +805,23 @@ mod tests {
             }
         }
 
+        /// `steps` keep every promise, and break one (a message handled twice outside a crash
+        /// window) with the fix that `unfix` switches off: the model would catch that bug
+        /// coming back.
+        fn holds_only_with_the_fix(lanes: &[bool], steps: &[Step], unfix: fn(&mut World)) {
+            let mut w = World::new(lanes);
+            w.run(steps);
+            assert_eq!(w.violation(), None);
+
+            let mut unfixed = World::new(lanes);
+            unfix(&mut unfixed);
+            unfixed.run(steps);
+            let broken = unfixed
+                .violation()
+                .expect("without the fix, a promise breaks");
+            assert!(broken.contains("outside a crash window"), "{broken}");
+        }
+
         /// A lane instance stops and the next one starts before base's reader has seen the
         /// new heartbeat: base must not release the lane it still thinks is silent.
         #[test]
@@ -814,17 +831,7 @@ mod tests {
                 LaneStart, BaseRead, Tick, LaneRead, LaneStop, BaseRead, LaneStart, Lane, Tick,
                 Lane, Base, Base,
             ];
-            let mut w = World::new(&[true, true, false, true]);
-            w.run(&steps);
-            assert_eq!(w.violation(), None);
-
-            let mut unfixed = World::new(&[true, true, false, true]);
-            unfixed.no_catch_up = true;
-            unfixed.run(&steps);
-            let broken = unfixed
-                .violation()
-                .expect("without the catch-up, base double-handles");
-            assert!(broken.contains("outside a crash window"), "{broken}");
+            holds_only_with_the_fix(&[true, true, false, true], &steps, |w| w.no_catch_up = true);
         }
 
         /// The lane's lease lapses; base, no longer seeing it, releases and re-reads the gap;
@@ -838,18 +845,9 @@ mod tests {
                 LaneStart, BaseRead, Tick, LaneRead, Lane, LaneCommit, LaneLapse, BaseRead, Tick,
                 Base, Base, Base, LaneReturn, Lane, Lane, Lane,
             ];
-            let lanes = [true, false, true, true];
-            let mut w = World::new(&lanes);
-            w.run(&steps);
-            assert_eq!(w.violation(), None);
-
-            let mut unfixed = World::new(&lanes);
-            unfixed.no_return_catch_up = true;
-            unfixed.run(&steps);
-            let broken = unfixed
-                .violation()
-                .expect("acting on a stale grant, the lane double-handles");
-            assert!(broken.contains("outside a crash window"), "{broken}");
+            holds_only_with_the_fix(&[true, false, true, true], &steps, |w| {
+                w.no_return_catch_up = true;
+            });
         }
 
         /// Base releases a lagging lane and re-reads the gap; before the replay ends, the
@@ -859,38 +857,25 @@ mod tests {
         #[test]
         fn a_base_rebalance_in_the_middle_of_a_replay_handles_nothing_twice() {
             use Step::*;
+            // Base reads all six while the lane handles none, the lane stops, base goes back
+            // and re-reads two of them, and the partition moves.
             let steps = [
-                LaneStart,
-                BaseRead,
-                Tick,
-                LaneRead,
-                Base,
-                Base,
-                Base,
-                Base,
-                Base,
-                Base,
-                LaneStop,
-                BaseRead,
-                Tick,
-                Base,
-                Base,
-                BaseRebalance,
-                Base,
-                Base,
-            ];
+                &[LaneStart, BaseRead, Tick, LaneRead][..],
+                &[Base; 6],
+                &[
+                    LaneStop,
+                    BaseRead,
+                    Tick,
+                    Base,
+                    Base,
+                    BaseRebalance,
+                    Base,
+                    Base,
+                ],
+            ]
+            .concat();
             let lanes = [true, false, true, false, true, false];
-            let mut w = World::new(&lanes);
-            w.run(&steps);
-            assert_eq!(w.violation(), None);
-
-            let mut unfixed = World::new(&lanes);
-            unfixed.no_replay_record = true;
-            unfixed.run(&steps);
-            let broken = unfixed
-                .violation()
-                .expect("starting afresh, the new owner double-handles");
-            assert!(broken.contains("outside a crash window"), "{broken}");
+            holds_only_with_the_fix(&lanes, &steps, |w| w.no_replay_record = true);
         }
 
         proptest! {
