@@ -47,6 +47,8 @@ fn assert_canonical(owned: &Owned) {
     let again = Owned::decode(&owned.encode()).expect("an installed record re-encodes");
     assert_eq!(again.version, owned.version);
     assert_eq!(again.intervals, owned.intervals);
+    assert_eq!(again.closing, owned.closing);
+    assert!(!owned.closing || owned.intervals.open_from().is_some());
     assert_eq!(again.intervals.encode(), intervals);
 }
 
@@ -120,6 +122,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(now.version >= owned.version);
                 if now.version == owned.version && changed {
                     assert_eq!(now.intervals, owned.intervals);
+                    assert_eq!(now.closing, owned.closing);
                 }
             }
         }
@@ -137,8 +140,12 @@ fuzz_target!(|data: &[u8]| {
                 Some(now)
             );
         }
+        // Liveness and holding read whatever the records said, never panicking.
         for lane in [gray, blue, Lane::BASE] {
-            let _ = state.live(lane, Instant::now(), Duration::from_secs(30));
+            let _ = state.live_instances(lane, Instant::now(), Duration::from_secs(30));
+            for (_, p, t) in &tracked {
+                let _ = state.holding(lane, t, *p, Instant::now(), Duration::from_secs(30));
+            }
         }
     }
 });

@@ -310,6 +310,60 @@ impl LaneCursor {
     }
 }
 
+/// Whether a lane's partition has a consumer, as base reads the lane's instances: their
+/// heartbeats say who is live, their hold records which partitions each one's group gave it.
+/// Heartbeating is not consuming: an instance whose group has not formed, is stuck in a
+/// rebalance or lost the partition to a member that was killed holds nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holding {
+    /// A live instance holds the partition (or is too old a graylane to say what it holds,
+    /// and is taken as holding every partition).
+    Held,
+    /// Nobody can be handling it: no instance of the lane is live, or the last one that held
+    /// it went silent (its lease has run out, so it handles nothing).
+    Dead,
+    /// Instances are live but none holds it: it is moving between them (the next one says so
+    /// within a rebalance), or the group cannot give it to anyone.
+    Unheld,
+}
+
+/// What base does about one lane on one partition, given how it is held and owned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    Nothing,
+    /// Grant it: a live instance holds it.
+    Grant,
+    /// Take it back: say so first ([`Owned::closing`](crate::control::Owned)), read up to
+    /// now, then release it — or reopen it, if by then someone holds it.
+    TakeBack,
+    /// A take-back was said and not finished (this consumer failed, or another base member
+    /// started it): finish it.
+    Resolve,
+}
+
+impl Plan {
+    /// `open`/`closing`: the lane's ownership of the partition; `unheld_for`: how long base has
+    /// seen it unheld while open; `bound`: how long a partition may stay open and unheld (a
+    /// rebalance takes less) before base takes it back.
+    pub(crate) fn of(
+        holding: Holding,
+        open: bool,
+        closing: bool,
+        unheld_for: Duration,
+        bound: Duration,
+    ) -> Plan {
+        match (open, closing, holding) {
+            (false, _, Holding::Held) => Plan::Grant,
+            (false, _, _) => Plan::Nothing,
+            (true, true, _) => Plan::Resolve,
+            (true, false, Holding::Held) => Plan::Nothing,
+            (true, false, Holding::Dead) => Plan::TakeBack,
+            (true, false, Holding::Unheld) if unheld_for >= bound => Plan::TakeBack,
+            (true, false, Holding::Unheld) => Plan::Nothing,
+        }
+    }
+}
+
 /// Liveness of one lane consumer instance, as read from its heartbeats.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Instance {
@@ -334,6 +388,32 @@ mod tests {
 
     fn gray() -> Lane {
         Lane::new("gray").unwrap()
+    }
+
+    #[test]
+    fn base_grants_to_holders_and_takes_back_what_nobody_holds() {
+        use Holding::{Dead, Held, Unheld};
+        let (zero, bound) = (Duration::ZERO, Duration::from_secs(2));
+        let plan = |h, open, closing, unheld| Plan::of(h, open, closing, unheld, bound);
+        assert_eq!(plan(Held, false, false, zero), Plan::Grant);
+        assert_eq!(
+            plan(Unheld, false, false, zero),
+            Plan::Nothing,
+            "live, holding nothing"
+        );
+        assert_eq!(plan(Dead, false, false, zero), Plan::Nothing);
+        assert_eq!(plan(Held, true, false, zero), Plan::Nothing);
+        assert_eq!(
+            plan(Dead, true, false, zero),
+            Plan::TakeBack,
+            "its holder went silent"
+        );
+        // Moving between instances: left alone for as long as a rebalance takes.
+        assert_eq!(plan(Unheld, true, false, bound / 2), Plan::Nothing);
+        assert_eq!(plan(Unheld, true, false, bound), Plan::TakeBack);
+        for h in [Held, Dead, Unheld] {
+            assert_eq!(plan(h, true, true, zero), Plan::Resolve);
+        }
     }
 
     #[test]

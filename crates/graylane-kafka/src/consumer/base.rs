@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -17,7 +17,7 @@ use super::run::{At, Core, DataConsumer, Verdict, commit_sync, seek};
 use super::stats::{Counters, bump};
 use crate::blocking::off_runtime;
 use crate::control::Control;
-use crate::handover::Intervals;
+use crate::handover::{Holding, Intervals, Plan};
 use crate::timing::{BROKER_CALL, CATCH_UP};
 
 /// What a base consumer keeps besides the loop's [`Core`].
@@ -28,6 +28,8 @@ pub(super) struct BaseRole {
     /// A consumer per lane group, for OffsetFetch (which needs no membership), made the first
     /// time a lane is released.
     probes: HashMap<Lane, Arc<BaseConsumer>>,
+    /// Since when a lane's open partition has been seen held by none of its live instances.
+    unheld: HashMap<(Lane, PartitionKey), Instant>,
 }
 
 impl BaseRole {
@@ -36,6 +38,7 @@ impl BaseRole {
             config,
             lane_groups,
             probes: HashMap::new(),
+            unheld: HashMap::new(),
         }
     }
 
@@ -71,8 +74,7 @@ impl BaseRole {
         Verdict::Handle(ctx.with_served(Lane::BASE), committable)
     }
 
-    /// Grants partitions to lanes that became live and takes them back from lanes that
-    /// stopped or went silent.
+    /// Grants partitions to lanes that hold them and takes them back from lanes that do not.
     pub(super) async fn tick(
         &mut self,
         core: &mut Core,
@@ -81,6 +83,8 @@ impl BaseRole {
         let now = Instant::now();
         let lanes: Vec<Lane> = core.control.lanes().non_base().collect();
         let keys: Vec<PartitionKey> = core.parts.keys().copied().collect();
+        self.unheld
+            .retain(|(_, key), _| core.parts.contains_key(key));
         // One lane's trouble (say, its group's offsets cannot be read) holds up no other.
         let mut first_error = None;
         for &lane in &lanes {
@@ -100,7 +104,9 @@ impl BaseRole {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Grants `lane` the partitions of `keys` if it is live, and takes them back if not.
+    /// Grants `lane` the partitions of `keys` that a live instance of it holds, and takes back
+    /// those nobody holds: at once when their holder went silent or the lane has none live,
+    /// after `lease + grace` when live instances hold them not (a rebalance takes less).
     async fn tick_lane(
         &mut self,
         core: &mut Core,
@@ -109,39 +115,89 @@ impl BaseRole {
         keys: &[PartitionKey],
         now: Instant,
     ) -> KafkaResult<()> {
-        let mut live = core.control.lock().live(lane, now, core.timing.grace);
-        let granted = keys.iter().any(|k| {
-            core.control
-                .lock()
-                .granted(lane, &core.topics[k.topic], k.partition)
-        });
-        if !live && granted {
-            // Silence may be this reader's lag, not the lane's: read the control topic to
-            // its end before taking anything back, so only a lane whose heartbeats really
-            // stopped (or that said `stop`) is released.
-            core.control.catch_up(CATCH_UP).await?;
-            live = core
-                .control
-                .lock()
-                .live(lane, Instant::now(), core.timing.grace);
-        }
+        let bound = core.timing.lease + core.timing.grace;
+        let mut take_back = Vec::new();
+        let mut resolve = Vec::new();
         for &key in keys {
+            let (holding, owned) = {
+                let state = core.control.lock();
+                let topic = &core.topics[key.topic];
+                let holding = state.holding(lane, topic, key.partition, now, core.timing.grace);
+                (holding, state.owned(lane, topic, key.partition).cloned())
+            };
+            let owned = owned.unwrap_or_default();
+            let open = owned.intervals.open_from().is_some();
+            let unheld_for = if open && holding == Holding::Unheld {
+                now.duration_since(*self.unheld.entry((lane, key)).or_insert(now))
+            } else {
+                self.unheld.remove(&(lane, key));
+                Duration::ZERO
+            };
+            match Plan::of(holding, open, owned.closing, unheld_for, bound) {
+                Plan::Nothing => {}
+                Plan::Grant => grant(core, consumer, lane, key, owned.intervals).await?,
+                Plan::TakeBack => take_back.push(key),
+                Plan::Resolve => resolve.push(key),
+            }
+        }
+        if take_back.is_empty() && resolve.is_empty() {
+            return Ok(());
+        }
+        // Silence may be this reader's lag, not the lane's: read the control topic up to now
+        // before taking anything back, so that only partitions really left alone are.
+        core.control.catch_up(CATCH_UP).await?;
+        for key in take_back {
+            if !self.held(core, lane, key) {
+                let topic = core.topics[key.topic].clone();
+                core.control
+                    .set_closing(lane, &topic, key.partition, true)
+                    .await?;
+                resolve.push(key);
+            }
+        }
+        if resolve.is_empty() {
+            return Ok(());
+        }
+        // An instance that began holding a partition before the take-back was said is read
+        // by now; one that begins after it reads it before acting (it catches up past its
+        // own hold record), and waits.
+        core.control.catch_up(CATCH_UP).await?;
+        for key in resolve {
+            let topic = core.topics[key.topic].clone();
+            if self.held(core, lane, key) {
+                core.control
+                    .set_closing(lane, &topic, key.partition, false)
+                    .await?;
+                continue;
+            }
             let intervals = core
                 .control
                 .lock()
-                .owned(lane, &core.topics[key.topic], key.partition)
+                .owned(lane, &topic, key.partition)
                 .map(|o| o.intervals.clone())
                 .unwrap_or_default();
-            match (live, intervals.open_from()) {
-                (true, None) => grant(core, consumer, lane, key, intervals).await?,
-                (false, Some(from)) => {
-                    self.release(core, consumer, lane, key, from, intervals)
-                        .await?;
-                }
-                _ => {}
+            if let Some(from) = intervals.open_from() {
+                self.release(core, consumer, lane, key, from, intervals)
+                    .await?;
             }
         }
         Ok(())
+    }
+
+    /// Whether a live instance of `lane` holds `key` now; forgets it was unheld if so.
+    fn held(&mut self, core: &Core, lane: Lane, key: PartitionKey) -> bool {
+        let holding = core.control.lock().holding(
+            lane,
+            &core.topics[key.topic],
+            key.partition,
+            Instant::now(),
+            core.timing.grace,
+        );
+        let held = holding == Holding::Held;
+        if held {
+            self.unheld.remove(&(lane, key));
+        }
+        held
     }
 
     async fn release(

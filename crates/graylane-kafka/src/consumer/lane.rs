@@ -1,6 +1,6 @@
-//! A lane consumer's duties: it announces itself and keeps its lease with heartbeats, handles
-//! its lane's records on the partitions base granted it, goes back for those it skipped before
-//! the grant, and says when it stops. The decisions are `handover::LaneCursor`'s.
+//! A lane consumer's duties: it announces itself and keeps its lease with heartbeats, says which
+//! partitions its group gave it, handles its lane's records on those base granted it, goes back
+//! for those it skipped before the grant, and says when it stops. The decisions are `handover::LaneCursor`'s.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use rdkafka::error::KafkaResult;
 use super::partition::Partition;
 use super::run::{At, Core, DataConsumer, Verdict, seek};
 use super::stats::{Counters, bump};
-use crate::control::{Control, Lease};
+use crate::control::{Control, Lease, Owned};
 use crate::handover::LaneAction;
 use crate::timing::{CATCH_UP, Timing};
 
@@ -22,6 +22,8 @@ pub(super) struct LaneRole {
     /// the partitions back, and what this instance's reader last saw may be a grant that is
     /// gone. It acts again only once it has read the control topic up to now.
     caught_up_lapses: std::sync::atomic::AtomicU64,
+    /// The partitions this instance last said it holds, as `(topic, partition)`, sorted.
+    holds: Vec<(String, i32)>,
     /// Stopped with the consumer, whether it ends, fails or is aborted (a crash simulation
     /// must silence both).
     heartbeat: tokio::task::JoinHandle<()>,
@@ -43,6 +45,9 @@ impl LaneRole {
         timing: Timing,
     ) -> KafkaResult<LaneRole> {
         let lease = Arc::new(Lease::new(timing.lease));
+        // Before the first heartbeat: a live instance that never said what it holds is taken
+        // as holding everything (a graylane older than hold records).
+        control.hold(lane, instance, &[]).await?;
         let sent = lease.sent_at();
         control
             .heartbeat(lane, instance, Some(timing.lease))
@@ -59,6 +64,7 @@ impl LaneRole {
             lane,
             lease,
             caught_up_lapses: std::sync::atomic::AtomicU64::new(0),
+            holds: Vec::new(),
             heartbeat,
         })
     }
@@ -82,9 +88,9 @@ impl LaneRole {
         at: At<'_>,
         ctx: LaneContext,
     ) -> Verdict {
-        let open = if self.acting() {
+        let open = if self.acting() && part.announced {
             part.owned(control, self.lane, at.topic, at.partition)
-                .and_then(|own| own.intervals.open_from())
+                .and_then(Owned::open_to_lane)
         } else {
             None
         };
@@ -100,12 +106,28 @@ impl LaneRole {
         }
     }
 
-    /// A lane consumer that skipped messages while it had no grant goes back for them.
+    /// Says which partitions this instance holds when that changed; then, if it skipped
+    /// messages while it had no grant, goes back for them.
     pub(super) async fn tick(
-        &self,
+        &mut self,
         core: &mut Core,
         consumer: &Arc<DataConsumer>,
     ) -> KafkaResult<()> {
+        let holds: Vec<(String, i32)> = core
+            .parts
+            .keys()
+            .map(|k| (core.topics[k.topic].clone(), k.partition))
+            .collect();
+        if holds != self.holds {
+            core.control.hold(self.lane, &core.instance, &holds).await?;
+            // A partition is acted on only once this instance has read past its own hold
+            // record: a take-back base said before reading it is then known (and waited on).
+            core.control.catch_up(CATCH_UP).await?;
+            self.holds = holds;
+        }
+        for part in core.parts.values_mut() {
+            part.announced = true;
+        }
         let lapses = self.lease.lapses();
         if self.lease.valid()
             && lapses
@@ -122,7 +144,12 @@ impl LaneRole {
             let state = core.control.lock();
             core.parts
                 .keys()
-                .filter(|k| state.granted(self.lane, &core.topics[k.topic], k.partition))
+                .filter(|k| {
+                    state
+                        .owned(self.lane, &core.topics[k.topic], k.partition)
+                        .and_then(Owned::open_to_lane)
+                        .is_some()
+                })
                 .count()
         } else {
             0
@@ -142,7 +169,7 @@ impl LaneRole {
                 .control
                 .lock()
                 .owned(self.lane, topic, key.partition)
-                .and_then(|own| own.intervals.open_from());
+                .and_then(Owned::open_to_lane);
             if let Some(from) = open
                 && let Some(back) = part.lane.granted(from, next)
             {

@@ -25,6 +25,9 @@ pub(super) struct Partition {
     /// Whether base has looked for a replay its previous owner left to take over.
     resumed: bool,
     pub(super) lane: LaneCursor,
+    /// (Lane consumers) This instance has said it holds the partition, and read the control
+    /// topic past saying so: only then may it act on a grant of it.
+    pub(super) announced: bool,
     /// The committable offset, shared with the rebalance callback.
     pub(super) commit: Arc<AtomicI64>,
     /// Lanes' ownership of this partition as of `Control::changes() == owners_seen`, looked up

@@ -4,7 +4,11 @@
 //! Keys (`{group}` is the service's base consumer group):
 //!
 //! - `{group}/hb/{lane}/{instance}` → `live {lease_ms}` or `stop`
-//! - `{group}/own/{lane}/{partition}/{topic}` → `{version}:{intervals}` (see [`Intervals`])
+//! - `{group}/hold/{lane}/{instance}` → `{topic}:{p},{p};…`: the partitions the lane group
+//!   gave the instance (empty: none), written before its first heartbeat and whenever they
+//!   change; base grants a partition only to a lane that holds it
+//! - `{group}/own/{lane}/{partition}/{topic}` → `{version}:{intervals}`, with `:closing` while
+//!   base is taking the open interval back (see [`Intervals`] and [`Owned`])
 //! - `{group}/replay/{partition}/{topic}` → `{back}-{seen}:{lane}={from},…`: the replay base
 //!   is about to start on a partition (see [`BaseCursor`](crate::handover::BaseCursor)),
 //!   written before it seeks back, so that a new owner starting inside it takes it over
@@ -199,6 +203,19 @@ impl Control {
             .map(drop)
     }
 
+    /// Writes the partitions this instance of `lane` holds (sorted by topic).
+    pub(crate) async fn hold(
+        &self,
+        lane: Lane,
+        instance: &str,
+        holds: &[(String, i32)],
+    ) -> KafkaResult<()> {
+        let key = format!("{}/hold/{lane}/{instance}", self.group);
+        self.write(key, records::encode_holds(holds))
+            .await
+            .map(drop)
+    }
+
     /// Writes ownership of `lane` on `topic`/`partition`, and applies it once acknowledged.
     pub(crate) async fn set_owned(
         &self,
@@ -207,11 +224,45 @@ impl Control {
         partition: i32,
         intervals: Intervals,
     ) -> KafkaResult<()> {
+        self.write_owned(lane, topic, partition, intervals, false)
+            .await
+    }
+
+    /// Says base is taking `lane`'s open interval on `topic`/`partition` back (`true`), or
+    /// reopens it (`false`): the intervals stay as they are.
+    pub(crate) async fn set_closing(
+        &self,
+        lane: Lane,
+        topic: &str,
+        partition: i32,
+        closing: bool,
+    ) -> KafkaResult<()> {
+        let intervals = self
+            .lock()
+            .owned(lane, topic, partition)
+            .map(|o| o.intervals.clone())
+            .unwrap_or_default();
+        self.write_owned(lane, topic, partition, intervals, closing)
+            .await
+    }
+
+    async fn write_owned(
+        &self,
+        lane: Lane,
+        topic: &str,
+        partition: i32,
+        intervals: Intervals,
+        closing: bool,
+    ) -> KafkaResult<()> {
         let version = self
             .lock()
             .owned(lane, topic, partition)
             .map_or(1, |o| o.version + 1);
-        let owned = Owned { version, intervals };
+        let owned = Owned {
+            version,
+            intervals,
+            closing,
+        };
         let key = format!("{}/own/{lane}/{partition}/{topic}", self.group);
         if let Err(e) = self.write(key, owned.encode()).await {
             self.uncertain.store(true, Ordering::Release);

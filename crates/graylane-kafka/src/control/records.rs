@@ -9,36 +9,125 @@ use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneSet};
 
-use crate::handover::{BaseCursor, Instance, Intervals};
+use crate::handover::{BaseCursor, Holding, Instance, Intervals};
 
 /// Ownership of one lane on one partition, with the version of the record that set it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Owned {
     pub(crate) version: u64,
     pub(crate) intervals: Intervals,
+    /// Base is taking the open interval back: no lane instance acts on it, and base handles
+    /// none of the lane's records in it, until base either releases it or reopens it (written
+    /// `{version}:{intervals}:closing`). Saying so first is what makes a take-back safe from
+    /// an instance that starts holding the partition meanwhile: it reads this before acting.
+    pub(crate) closing: bool,
 }
 
 impl Owned {
     pub(crate) fn encode(&self) -> String {
-        format!("{}:{}", self.version, self.intervals)
+        let closing = if self.closing { ":closing" } else { "" };
+        format!("{}:{}{closing}", self.version, self.intervals)
     }
 
     pub(crate) fn decode(value: &str) -> Option<Owned> {
-        let (version, intervals) = value.split_once(':')?;
+        let (version, rest) = value.split_once(':')?;
+        let (intervals, closing) = match rest.strip_suffix(":closing") {
+            Some(intervals) => (intervals, true),
+            None => (rest, false),
+        };
+        let intervals = Intervals::decode(intervals)?;
+        // Only an open interval can be being taken back.
+        if closing && intervals.open_from().is_none() {
+            return None;
+        }
         Some(Owned {
             version: version.parse().ok()?,
-            intervals: Intervals::decode(intervals)?,
+            intervals,
+            closing,
         })
     }
+
+    /// Where the interval a lane instance may act on starts: the open one, unless base is
+    /// taking it back.
+    pub(crate) fn open_to_lane(&self) -> Option<i64> {
+        self.intervals.open_from().filter(|_| !self.closing)
+    }
+}
+
+/// One lane consumer instance, as its records describe it.
+#[derive(Debug, Default)]
+struct Member {
+    heartbeat: Option<Instance>,
+    /// The partitions its group gave it, as it last said; `None`: it never said (a graylane
+    /// older than hold records), and is taken as holding every partition while it is live.
+    holds: Option<Vec<(Box<str>, i32)>>,
+}
+
+impl Member {
+    fn live(&self, now: Instant, grace: Duration) -> bool {
+        self.heartbeat.is_some_and(|i| i.live(now, grace))
+    }
+
+    fn holds(&self, topic: &str, partition: i32) -> bool {
+        self.holds
+            .as_ref()
+            .is_none_or(|h| h.iter().any(|(t, p)| *p == partition && &**t == topic))
+    }
+}
+
+/// A hold record's value: `{topic}:{p},{p};{topic}:{p}`, or empty for none. Topic names
+/// cannot hold `:`, `;` or `,`.
+pub(crate) fn encode_holds(holds: &[(String, i32)]) -> String {
+    let mut out = String::new();
+    let mut last: Option<&str> = None;
+    for (topic, p) in holds {
+        if last == Some(topic.as_str()) {
+            out.push(',');
+        } else {
+            if last.is_some() {
+                out.push(';');
+            }
+            out.push_str(topic);
+            out.push(':');
+            last = Some(topic);
+        }
+        out.push_str(&p.to_string());
+    }
+    out
+}
+
+fn decode_holds(value: &str) -> Option<Vec<(Box<str>, i32)>> {
+    let mut out = Vec::new();
+    if value.is_empty() {
+        return Some(out);
+    }
+    for group in value.split(';') {
+        let (topic, partitions) = group.split_once(':')?;
+        if topic.is_empty() || topic.contains([',', ':']) {
+            return None;
+        }
+        for p in partitions.split(',') {
+            let p: i32 = p.parse().ok().filter(|p| *p >= 0)?;
+            out.push((topic.into(), p));
+        }
+    }
+    Some(out)
 }
 
 /// Ownership records of one lane and partition number, by topic.
 type ByTopic = Vec<(Box<str>, Owned)>;
 
+/// The instance that last held one lane's partition number, by topic.
+type Holders = Vec<(Box<str>, String)>;
+
 /// What the control topic says, as far as this consumer has read it.
 #[derive(Debug, Default)]
 pub(crate) struct ControlState {
-    instances: HashMap<(Lane, String), Instance>,
+    instances: HashMap<(Lane, String), Member>,
+    /// The instance that last said it held a partition, by lane and partition, then by topic:
+    /// when nobody holds it any more, whether that one is live or went silent says whether the
+    /// partition is moving or was left behind by a crash.
+    last_holders: HashMap<(Lane, i32), Holders>,
     /// By lane and partition, then by topic (few topics per consumer: a scan is cheaper than
     /// allocating a key per message).
     owners: HashMap<(Lane, i32), ByTopic>,
@@ -139,8 +228,13 @@ impl ControlState {
                         lease: hb.unwrap_or_default(),
                         stopped: hb.is_none(),
                     };
-                    self.instances.insert((lane, instance.to_owned()), entry);
+                    self.member(lane, instance).heartbeat = Some(entry);
                 }),
+            (Some("hold"), Some(lane)) => parts
+                .next()
+                .filter(|i| !i.is_empty() && parts.next().is_none())
+                .zip(decode_holds(value))
+                .map(|(instance, holds)| self.set_holds(lane, instance, holds)),
             (Some("own"), Some(lane)) => parts
                 .next()
                 .and_then(|p| p.parse::<i32>().ok())
@@ -151,6 +245,61 @@ impl ControlState {
         };
         if ok.is_none() {
             self.malformed += 1;
+        }
+    }
+
+    fn member(&mut self, lane: Lane, instance: &str) -> &mut Member {
+        self.instances
+            .entry((lane, instance.to_owned()))
+            .or_default()
+    }
+
+    fn set_holds(&mut self, lane: Lane, instance: &str, holds: Vec<(Box<str>, i32)>) {
+        for (topic, p) in &holds {
+            let topics = self.last_holders.entry((lane, *p)).or_default();
+            match topics.iter_mut().find(|(t, _)| t == topic) {
+                Some((_, holder)) if holder == instance => {}
+                Some((_, holder)) => instance.clone_into(holder),
+                None => topics.push((topic.clone(), instance.to_owned())),
+            }
+        }
+        self.member(lane, instance).holds = Some(holds);
+    }
+
+    /// Whether a live instance of `lane` holds `topic`/`partition` (see [`Holding`]).
+    pub(crate) fn holding(
+        &self,
+        lane: Lane,
+        topic: &str,
+        partition: i32,
+        now: Instant,
+        grace: Duration,
+    ) -> Holding {
+        let mut live = self
+            .instances
+            .iter()
+            .filter(|((l, _), m)| *l == lane && m.live(now, grace))
+            .peekable();
+        if live.peek().is_none() {
+            return Holding::Dead;
+        }
+        if live.any(|(_, m)| m.holds(topic, partition)) {
+            return Holding::Held;
+        }
+        let last = self
+            .last_holders
+            .get(&(lane, partition))
+            .and_then(|topics| topics.iter().find(|(t, _)| &**t == topic));
+        let crashed = last.is_some_and(|(_, name)| {
+            self.instances
+                .get(&(lane, name.clone()))
+                .and_then(|m| m.heartbeat)
+                .is_some_and(|i| !i.stopped && !i.live(now, grace))
+        });
+        if crashed {
+            Holding::Dead
+        } else {
+            Holding::Unheld
         }
     }
 
@@ -190,7 +339,7 @@ impl ControlState {
         let mut live: Vec<String> = self
             .instances
             .iter()
-            .filter(|((l, _), i)| *l == lane && i.live(now, grace))
+            .filter(|((l, _), m)| *l == lane && m.live(now, grace))
             .map(|((_, name), _)| name.clone())
             .collect();
         live.sort();
@@ -215,10 +364,11 @@ impl ControlState {
     }
 
     /// Whether any instance of `lane` is live.
+    #[cfg(test)]
     pub(crate) fn live(&self, lane: Lane, now: Instant, grace: Duration) -> bool {
         self.instances
             .iter()
-            .any(|((l, _), i)| *l == lane && i.live(now, grace))
+            .any(|((l, _), m)| *l == lane && m.live(now, grace))
     }
 }
 
@@ -252,6 +402,101 @@ mod tests {
         s.apply("orders", &lanes, "orders/own/gray/1/events", "2:10-20");
         assert!(s.live_instances(gray, now, Duration::ZERO).is_empty());
         assert!(s.open_grants(gray).is_empty());
+    }
+
+    #[test]
+    fn holding_is_per_partition_not_per_heartbeat() {
+        let gray = Lane::new("gray").unwrap();
+        let lanes = LaneSet::new([gray]);
+        let mut s = ControlState::default();
+        let grace = Duration::ZERO;
+        let at = |s: &ControlState, p| s.holding(gray, "events", p, Instant::now(), grace);
+        assert_eq!(at(&s, 0), Holding::Dead, "no instance");
+        // Live, but its group has given it nothing yet.
+        s.apply("orders", &lanes, "orders/hold/gray/i1", "");
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "live 60000");
+        assert_eq!(at(&s, 0), Holding::Unheld);
+        s.apply(
+            "orders",
+            &lanes,
+            "orders/hold/gray/i1",
+            "events:0,2;other:1",
+        );
+        assert_eq!(
+            (at(&s, 0), at(&s, 1), at(&s, 2)),
+            (Holding::Held, Holding::Unheld, Holding::Held)
+        );
+        assert_eq!(
+            s.holding(gray, "other", 1, Instant::now(), grace),
+            Holding::Held
+        );
+        // i2 holds 1; then i2 crashes (its lease runs out): its partition was left behind.
+        s.apply("orders", &lanes, "orders/hold/gray/i2", "events:1");
+        s.apply("orders", &lanes, "orders/hb/gray/i2", "live 1");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!((at(&s, 0), at(&s, 1)), (Holding::Held, Holding::Dead));
+        // It moves to i1 (a rebalance after the crashed member's session timed out).
+        s.apply("orders", &lanes, "orders/hold/gray/i1", "events:0,1,2");
+        assert_eq!(at(&s, 1), Holding::Held);
+        // i1 gives 2 up in a rebalance and keeps heartbeating: 2 is moving, not dead.
+        s.apply("orders", &lanes, "orders/hold/gray/i1", "events:0,1");
+        assert_eq!(at(&s, 2), Holding::Unheld);
+        // A live instance that never said what it holds (an older graylane) holds all.
+        s.apply("orders", &lanes, "orders/hb/gray/old", "live 60000");
+        assert_eq!(at(&s, 2), Holding::Held);
+        s.apply("orders", &lanes, "orders/hb/gray/old", "stop");
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "stop");
+        assert_eq!(at(&s, 0), Holding::Dead, "nobody live");
+        assert_eq!(s.malformed, 0);
+        for v in [
+            "events",
+            "events:",
+            "events:x",
+            "events:-1",
+            ":1",
+            "a:1;;b:2",
+            "a,b:1",
+        ] {
+            s.apply("orders", &lanes, "orders/hold/gray/i3", v);
+        }
+        s.apply("orders", &lanes, "orders/hold/gray/i3/x", "events:1");
+        s.apply("orders", &lanes, "orders/hold/gray/", "events:1");
+        assert_eq!(s.malformed, 9);
+        assert!(s.instances.keys().all(|(_, name)| name != "i3"));
+    }
+
+    #[test]
+    fn a_take_back_in_progress_is_open_but_not_to_the_lane() {
+        let gray = Lane::new("gray").unwrap();
+        let lanes = LaneSet::new([gray]);
+        let mut s = ControlState::default();
+        s.apply("orders", &lanes, "orders/own/gray/3/events", "1:10-");
+        s.apply(
+            "orders",
+            &lanes,
+            "orders/own/gray/3/events",
+            "2:10-:closing",
+        );
+        let owned = s.owned(gray, "events", 3).unwrap();
+        assert!(owned.closing && s.granted(gray, "events", 3));
+        assert_eq!(
+            (owned.intervals.open_from(), owned.open_to_lane()),
+            (Some(10), None)
+        );
+        assert_eq!(owned.encode(), "2:10-:closing");
+        s.apply("orders", &lanes, "orders/own/gray/3/events", "3:10-");
+        assert_eq!(s.owned(gray, "events", 3).unwrap().open_to_lane(), Some(10));
+        // Only an open interval can be being taken back.
+        for v in [
+            "4:10-20:closing",
+            "4::closing",
+            "4:10-:closing:closing",
+            "4:10-:Closing",
+        ] {
+            s.apply("orders", &lanes, "orders/own/gray/3/events", v);
+        }
+        assert_eq!(s.malformed, 4);
+        assert_eq!(s.owned(gray, "events", 3).unwrap().version, 3);
     }
 
     #[test]

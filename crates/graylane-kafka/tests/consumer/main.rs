@@ -15,6 +15,7 @@ use graylane_testkit::services::unique;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 
+mod kill;
 mod outage;
 mod replay;
 
@@ -53,6 +54,15 @@ impl Ledger {
             consumer: consumer.to_owned(),
             lane: ctx.lane(),
             served: ctx.served(),
+        });
+    }
+
+    /// A record handled in another process, with the lanes its handler saw.
+    fn record_as(&self, id: u64, consumer: &str, lane: Lane, served: Lane) {
+        self.0.lock().unwrap().entry(id).or_default().push(Entry {
+            consumer: consumer.to_owned(),
+            lane,
+            served,
         });
     }
 
