@@ -60,6 +60,10 @@ impl Timing {
     }
 }
 
+/// Silent this many leases (plus grace), a lane instance is forgotten: base tombstones its
+/// records so that compaction drops them. Long after base has taken its partitions back.
+pub(crate) const FORGET_AFTER: u32 = 10;
+
 /// Reading the control topic up to its end (its high watermark) before acting on it.
 pub(crate) const CATCH_UP: Duration = Duration::from_secs(10);
 /// How often a catch-up looks whether the control reader has got there.

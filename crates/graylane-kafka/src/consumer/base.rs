@@ -18,7 +18,7 @@ use super::stats::{Counters, bump};
 use crate::blocking::off_runtime;
 use crate::control::Control;
 use crate::handover::{Holding, Intervals, Plan};
-use crate::timing::{BROKER_CALL, CATCH_UP};
+use crate::timing::{BROKER_CALL, CATCH_UP, FORGET_AFTER};
 
 /// What a base consumer keeps besides the loop's [`Core`].
 pub(super) struct BaseRole {
@@ -30,6 +30,8 @@ pub(super) struct BaseRole {
     probes: HashMap<Lane, Arc<BaseConsumer>>,
     /// Since when a lane's open partition has been seen held by none of its live instances.
     unheld: HashMap<(Lane, PartitionKey), Instant>,
+    /// When this consumer last tombstoned silent instances.
+    last_forget: Option<Instant>,
 }
 
 impl BaseRole {
@@ -39,6 +41,7 @@ impl BaseRole {
             lane_groups,
             probes: HashMap::new(),
             unheld: HashMap::new(),
+            last_forget: None,
         }
     }
 
@@ -92,6 +95,9 @@ impl BaseRole {
                 first_error.get_or_insert(e);
             }
         }
+        if let Err(e) = self.forget_silent(core, now).await {
+            first_error.get_or_insert(e);
+        }
         let state = core.control.lock();
         let granted = lanes
             .iter()
@@ -102,6 +108,35 @@ impl BaseRole {
             .granted
             .store(granted as u64, Ordering::Relaxed);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Tombstones the records of instances silent for [`FORGET_AFTER`] leases: crashed ones
+    /// never do it themselves, and every start would read their heartbeats until compaction
+    /// drops them. One base member does it, the one with the first partition of the first
+    /// topic (a partition nobody holds for a while only delays it), at most once a lease.
+    async fn forget_silent(&mut self, core: &Core, now: Instant) -> KafkaResult<()> {
+        let first = PartitionKey {
+            topic: 0,
+            partition: 0,
+        };
+        let lease = core.timing.lease + core.timing.grace;
+        if !core.parts.contains_key(&first)
+            || self
+                .last_forget
+                .is_some_and(|at| now.duration_since(at) < lease)
+        {
+            return Ok(());
+        }
+        self.last_forget = Some(now);
+        let silent = core
+            .control
+            .lock()
+            .silent_instances(now, lease * FORGET_AFTER);
+        for (lane, instance) in silent {
+            core.control.forget(lane, &instance).await?;
+            bump(&core.counters.forgotten);
+        }
+        Ok(())
     }
 
     /// Grants `lane` the partitions of `keys` that a live instance of it holds, and takes back

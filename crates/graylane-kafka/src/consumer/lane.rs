@@ -22,8 +22,9 @@ pub(super) struct LaneRole {
     /// the partitions back, and what this instance's reader last saw may be a grant that is
     /// gone. It acts again only once it has read the control topic up to now.
     caught_up_lapses: std::sync::atomic::AtomicU64,
-    /// The partitions this instance last said it holds, as `(topic, partition)`, sorted.
-    holds: Vec<(String, i32)>,
+    /// The partitions this instance last said it holds, as `(topic, partition)`, sorted;
+    /// `None`: to be said again (back from a lapse, base may have forgotten this instance).
+    holds: Option<Vec<(String, i32)>>,
     /// Stopped with the consumer, whether it ends, fails or is aborted (a crash simulation
     /// must silence both).
     heartbeat: tokio::task::JoinHandle<()>,
@@ -64,7 +65,7 @@ impl LaneRole {
             lane,
             lease,
             caught_up_lapses: std::sync::atomic::AtomicU64::new(0),
-            holds: Vec::new(),
+            holds: Some(Vec::new()),
             heartbeat,
         })
     }
@@ -113,21 +114,6 @@ impl LaneRole {
         core: &mut Core,
         consumer: &Arc<DataConsumer>,
     ) -> KafkaResult<()> {
-        let holds: Vec<(String, i32)> = core
-            .parts
-            .keys()
-            .map(|k| (core.topics[k.topic].clone(), k.partition))
-            .collect();
-        if holds != self.holds {
-            core.control.hold(self.lane, &core.instance, &holds).await?;
-            // A partition is acted on only once this instance has read past its own hold
-            // record: a take-back base said before reading it is then known (and waited on).
-            core.control.catch_up(CATCH_UP).await?;
-            self.holds = holds;
-        }
-        for part in core.parts.values_mut() {
-            part.announced = true;
-        }
         let lapses = self.lease.lapses();
         if self.lease.valid()
             && lapses
@@ -135,10 +121,27 @@ impl LaneRole {
                     .caught_up_lapses
                     .load(std::sync::atomic::Ordering::Acquire)
         {
-            // Back from a lapse: a grant it last saw may have been released meanwhile.
+            // Back from a lapse: a grant it last saw may have been released meanwhile, and
+            // base may have forgotten what it holds (silent long enough, it is tombstoned).
             core.control.catch_up(CATCH_UP).await?;
+            self.holds = None;
             self.caught_up_lapses
                 .store(lapses, std::sync::atomic::Ordering::Release);
+        }
+        let holds: Vec<(String, i32)> = core
+            .parts
+            .keys()
+            .map(|k| (core.topics[k.topic].clone(), k.partition))
+            .collect();
+        if self.holds.as_ref() != Some(&holds) {
+            core.control.hold(self.lane, &core.instance, &holds).await?;
+            // A partition is acted on only once this instance has read past its own hold
+            // record: a take-back base said before reading it is then known (and waited on).
+            core.control.catch_up(CATCH_UP).await?;
+            self.holds = Some(holds);
+        }
+        for part in core.parts.values_mut() {
+            part.announced = true;
         }
         let granted = if self.acting() {
             let state = core.control.lock();
@@ -185,12 +188,15 @@ impl LaneRole {
     }
 
     /// Tells base this consumer stopped, after its final commit: base takes over from there
-    /// without waiting for the lease.
+    /// without waiting for the lease. Then its records are tombstoned, so that they do not
+    /// outlive it on the control topic (`stop` first: an older graylane does not read a
+    /// tombstone as one).
     pub(super) async fn stopped(&self, core: &Core) -> KafkaResult<()> {
         self.heartbeat.abort();
         core.control
             .heartbeat(self.lane, &core.instance, None)
-            .await
+            .await?;
+        core.control.forget(self.lane, &core.instance).await
     }
 }
 

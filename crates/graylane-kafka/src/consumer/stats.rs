@@ -34,6 +34,9 @@ pub struct ConsumerStats {
     /// rebalance, a restart) while base was re-reading a released gap, and this consumer
     /// went on with it rather than handling the gap's base records a second time.
     pub resumed: u64,
+    /// Silent lane instances whose control records this consumer tombstoned (base consumers):
+    /// crashed ones, long after their partitions were taken back.
+    pub forgotten: u64,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +52,7 @@ pub(super) struct Counters {
     pub(super) granted: AtomicU64,
     pub(super) retries: AtomicU64,
     pub(super) resumed: AtomicU64,
+    pub(super) forgotten: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +76,7 @@ impl Counters {
             granted: get(&self.granted),
             retries: get(&self.retries),
             resumed: get(&self.resumed),
+            forgotten: get(&self.forgotten),
         }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Keys (`{group}` is the service's base consumer group):
 //!
-//! - `{group}/hb/{lane}/{instance}` → `live {lease_ms}` or `stop`
+//! - `{group}/hb/{lane}/{instance}` → `live {lease_ms}` or `stop`; tombstoned (with the hold
+//!   record) after a stop, or by base once the instance has been silent for
+//!   [`FORGET_AFTER`](crate::timing::FORGET_AFTER) leases
 //! - `{group}/hold/{lane}/{instance}` → `{topic}:{p},{p};…`: the partitions the lane group
 //!   gave the instance (empty: none), written before its first heartbeat and whenever they
 //!   change; base grants a partition only to a lane that holds it
@@ -177,18 +179,33 @@ impl Control {
 
     /// Writes a record; its offset once acknowledged.
     async fn write(&self, key: String, value: String) -> KafkaResult<i64> {
+        self.send(&key, Some(&value)).await
+    }
+
+    /// Writes `value` under `key`, or a tombstone (`None`): compaction then drops the key.
+    async fn send(&self, key: &str, value: Option<&str>) -> KafkaResult<i64> {
+        let mut record = FutureRecord::to(&self.topic).partition(0).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
         let delivery = self
             .producer
-            .send(
-                FutureRecord::to(&self.topic)
-                    .partition(0)
-                    .key(&key)
-                    .payload(&value),
-                CONTROL_SEND,
-            )
+            .send(record, CONTROL_SEND)
             .await
             .map_err(|(e, _)| e)?;
         Ok(delivery.offset)
+    }
+
+    /// Tombstones an instance's hold and heartbeat records (in that order: a reader that
+    /// applies the first alone still has the instance, holding nothing), so that compaction
+    /// drops them and later starts do not read them. For an instance that stopped, or one
+    /// silent long enough that nobody waits on it.
+    pub(crate) async fn forget(&self, lane: Lane, instance: &str) -> KafkaResult<()> {
+        self.send(&format!("{}/hold/{lane}/{instance}", self.group), None)
+            .await?;
+        self.send(&format!("{}/hb/{lane}/{instance}", self.group), None)
+            .await
+            .map(drop)
     }
 
     pub(crate) async fn heartbeat(

@@ -218,6 +218,13 @@ impl ControlState {
                         self.replays.insert((topic.into(), partition), cursor);
                     })
             }
+            // A tombstone (read as empty): the instance stopped or was forgotten.
+            (Some("hb"), Some(lane)) if value.is_empty() => parts
+                .next()
+                .filter(|_| parts.next().is_none())
+                .map(|instance| {
+                    self.instances.remove(&(lane, instance.to_owned()));
+                }),
             (Some("hb"), Some(lane)) => parts
                 .next()
                 .filter(|_| parts.next().is_none())
@@ -346,6 +353,19 @@ impl ControlState {
         live
     }
 
+    /// The instances, of any lane, whose last heartbeat (or stop) was read `silent` or longer
+    /// before `now`: nobody waits on them any more, and their records can be tombstoned.
+    pub(crate) fn silent_instances(&self, now: Instant, silent: Duration) -> Vec<(Lane, String)> {
+        self.instances
+            .iter()
+            .filter(|(_, m)| {
+                m.heartbeat
+                    .is_some_and(|i| now.saturating_duration_since(i.seen_at) >= silent)
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// The partitions on which `lane` holds an open grant, as `(topic, partition)`, sorted.
     pub(crate) fn open_grants(&self, lane: Lane) -> Vec<(String, i32)> {
         let mut open: Vec<(String, i32)> = self
@@ -463,6 +483,45 @@ mod tests {
         s.apply("orders", &lanes, "orders/hold/gray/", "events:1");
         assert_eq!(s.malformed, 9);
         assert!(s.instances.keys().all(|(_, name)| name != "i3"));
+    }
+
+    #[test]
+    fn tombstones_forget_an_instance_and_silence_is_found() {
+        let gray = Lane::new("gray").unwrap();
+        let lanes = LaneSet::new([gray]);
+        let mut s = ControlState::default();
+        s.apply("orders", &lanes, "orders/hold/gray/i1", "events:0");
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "live 60000");
+        s.apply("orders", &lanes, "orders/hb/gray/i2", "stop");
+        let later = Instant::now() + Duration::from_secs(30);
+        let mut silent = s.silent_instances(later, Duration::from_secs(20));
+        silent.sort();
+        assert_eq!(silent, [(gray, "i1".to_owned()), (gray, "i2".to_owned())]);
+        assert!(
+            s.silent_instances(Instant::now(), Duration::from_secs(20))
+                .is_empty()
+        );
+        // Forgotten: the hold record's tombstone, then the heartbeat's.
+        s.apply("orders", &lanes, "orders/hold/gray/i1", "");
+        assert_eq!(
+            s.live_instances(gray, Instant::now(), Duration::ZERO),
+            ["i1"]
+        );
+        assert_eq!(
+            s.holding(gray, "events", 0, Instant::now(), Duration::ZERO),
+            Holding::Unheld
+        );
+        s.apply("orders", &lanes, "orders/hb/gray/i1", "");
+        assert!(
+            s.live_instances(gray, Instant::now(), Duration::ZERO)
+                .is_empty()
+        );
+        assert_eq!(
+            s.silent_instances(later, Duration::ZERO).len(),
+            1,
+            "i2 only"
+        );
+        assert_eq!(s.malformed, 0);
     }
 
     #[test]

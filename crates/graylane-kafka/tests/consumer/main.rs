@@ -15,6 +15,7 @@ use graylane_testkit::services::unique;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 
+mod forget;
 mod kill;
 mod outage;
 mod replay;
