@@ -11,6 +11,7 @@
 //! cargo run --release -p graylane-bench -- kafka
 //! cargo run --release -p graylane-bench -- handover
 //! cargo run --release -p graylane-bench -- mirror
+//! cargo run --release -p graylane-bench -- kafka-scale [--hours H]
 //! ```
 
 mod cpu;
@@ -18,6 +19,7 @@ mod grpc;
 mod handover;
 mod http;
 mod kafka;
+mod kafka_scale;
 mod load;
 mod mirror;
 mod redis;
@@ -34,10 +36,12 @@ pub(crate) struct Args {
     payload: usize,
     /// Runtime worker threads; 1 is a current-thread runtime, `None` one per core.
     threads: Option<usize>,
+    /// Hours of heartbeats to pre-fill a control topic with (kafka-scale).
+    hours: Option<u64>,
 }
 
 const USAGE: &str =
-    "usage: graylane-bench <http|grpc|redis|sql|sql-tx|kafka|handover|mirror> [--requests N] [--rounds R] [--concurrency C] [--payload B]
+    "usage: graylane-bench <http|grpc|redis|sql|sql-tx|kafka|kafka-scale|handover|mirror> [--requests N] [--rounds R] [--concurrency C] [--payload B]
 
   http   the same axum handler over a hyper client, without vs. with graylane's layers
   grpc   the same tonic unary method over a channel, without vs. with graylane's layers
@@ -47,6 +51,10 @@ const USAGE: &str =
          SET LOCAL search_path in one round trip, as behind a transaction pooler)
   kafka  produce and consume, plain rdkafka vs. LaneProducer/LaneConsumer, on the broker in
          GRAYLANE_KAFKA_BROKERS when set and non-empty, else on a mock broker
+  kafka-scale  the control topic at 64 partitions × 8 lanes × 3 instances per lane: records
+         written per second, what a start reads, on a fresh topic and on one pre-filled with
+         --hours of heartbeats (default 168 on a real broker, 1 on the mock); not a comparison,
+         and long (minutes): not a CI step
   handover  how late a 1 ms ticker on base's runtime fires while base grants partitions to a gray
          consumer and takes them back vs. the same time with no handover; the gray consumer on
          a runtime of its own, then on base's (--rounds handovers each, default 20, of
@@ -60,6 +68,7 @@ const USAGE: &str =
                    see the same neighbours on a shared machine.
   --concurrency C  concurrent requests in flight (default 32; kafka keeps 1000 records in flight)
   --payload B      kafka record payload in bytes (default 100)
+  --hours H        kafka-scale: hours of heartbeats in the pre-filled control topic
   --threads T      the benchmark's runtime threads; 1 is a current-thread runtime (default:
                    redis 1, so that the local Redis server keeps a core of its own and the
                    client's cost is what is measured; the others one per core)";
@@ -84,6 +93,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<(String, Args), Strin
         concurrency: 32,
         payload: 100,
         threads: matches!(scenario.as_str(), "redis" | "handover").then_some(1),
+        hours: None,
     };
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or(format!("{flag} needs a value"))?;
@@ -99,6 +109,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<(String, Args), Strin
             "--concurrency" => args.concurrency = n,
             "--payload" => args.payload = n,
             "--threads" => args.threads = Some(n),
+            "--hours" => args.hours = Some(n as u64),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -172,6 +183,25 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        "kafka-scale" => match runtime.block_on(kafka_scale::run(args.hours)) {
+            Ok(figures) => {
+                let mut line = String::from("kafka-scale");
+                for s in &figures {
+                    line.push_str(&format!(
+                        " {0}_records_per_s={1:.1} {0}_start_read={2} {0}_start_read_ms={3}",
+                        s.label,
+                        s.records_per_s,
+                        s.start_read,
+                        s.start_read_time.as_millis()
+                    ));
+                }
+                line
+            }
+            Err(e) => {
+                eprintln!("kafka-scale: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         "mirror" => {
             let (c, compared) = runtime.block_on(mirror::run(&args));
             if compared == 0 {
@@ -235,6 +265,8 @@ mod tests {
         );
         assert_eq!(args("redis").unwrap().1.threads, Some(1));
         assert_eq!(args("http").unwrap().1.threads, None);
+        assert_eq!(args("kafka-scale --hours 3").unwrap().1.hours, Some(3));
+        assert_eq!(args("kafka-scale").unwrap().1.hours, None);
         let (_, a) = args("kafka").unwrap();
         assert_eq!((a.requests, a.rounds), defaults("kafka"));
         assert!(args("").is_err());
@@ -258,6 +290,7 @@ mod tests {
             concurrency: 4,
             payload: 100,
             threads: None,
+            hours: None,
         };
         for c in [
             rt.block_on(http::run(&small)),
