@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use graylane_core::{Lane, LaneSet, Propagator};
 use graylane_kafka::{ConsumerHandle, LaneConsumer, Timing};
 use graylane_testkit::kafka::TestBroker;
@@ -134,10 +135,15 @@ async fn measure(broker: &TestBroker, label: &'static str, hours: u64) -> Result
     })
     .await?;
     let first_handled = started.elapsed();
-    let mut lane_consumers = Vec::new();
-    for lane in lanes().flat_map(|lane| [lane; INSTANCES]) {
-        lane_consumers.push(consumer(broker, &topic, &control, &group, lane, &handled).await?);
-    }
+    // All at once, as a fleet's pods start: each start reads the control topic.
+    let lane_consumers = join_all(
+        lanes()
+            .flat_map(|lane| [lane; INSTANCES])
+            .map(|lane| consumer(broker, &topic, &control, &group, lane, &handled)),
+    )
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
     let all = (LANES as u64) * PARTITIONS as u64;
     until(&format!("{label}: every lane granted"), || {
         base.stats().granted == all

@@ -684,6 +684,7 @@ async fn a_client_names_its_peer_and_consumers_and_audits_are_reported() {
         .observe_consumers(|| {
             let mut base = graylane_otel::ConsumerCounts::new(Lane::BASE, "b-1");
             (base.own, base.fallback, base.grants, base.partitions) = (9, 4, 2, 4);
+            (base.unknown, base.retries, base.resumed, base.forgotten) = (5, 3, 1, 7);
             let mut lane = graylane_otel::ConsumerCounts::new(gray(), "g-1");
             (lane.own, lane.partitions, lane.granted) = (6, 4, 4);
             vec![base, lane]
@@ -719,6 +720,25 @@ async fn a_client_names_its_peer_and_consumers_and_audits_are_reported() {
     assert_eq!(
         counter(&exporter, "graylane.consumer.handovers", &[grant]),
         2
+    );
+    let event = |event: &'static str| {
+        counter(
+            &exporter,
+            "graylane.consumer.events",
+            &[
+                KeyValue::new("gray.lane", "base"),
+                KeyValue::new("graylane.event", event),
+            ],
+        )
+    };
+    assert_eq!(
+        [
+            event("unknown_lane"),
+            event("retry"),
+            event("replay_resumed"),
+            event("forgotten")
+        ],
+        [5, 3, 1, 7]
     );
     let granted = KeyValue::new("graylane.share", "granted");
     let instance = KeyValue::new("graylane.instance", "g-1");

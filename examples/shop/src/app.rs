@@ -67,6 +67,7 @@ fn consumer_counts(watch: &ConsumerWatch) -> ConsumerCounts {
     (c.own, c.fallback, c.replayed, c.skipped) = (s.processed, s.fallback, s.replayed, s.skipped);
     (c.grants, c.releases) = (s.grants, s.releases);
     (c.partitions, c.granted) = (s.partitions, s.granted);
+    (c.unknown, c.retries, c.resumed, c.forgotten) = (s.unknown, s.retries, s.resumed, s.forgotten);
     c
 }
 

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use graylane_core::{Lane, LaneContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::partition::{Partition, PartitionKey};
 use super::run::{At, Core, DataConsumer, Verdict, commit_sync, seek};
-use super::stats::{Counters, bump};
+use super::stats::{Counters, add, bump};
 use crate::blocking::off_runtime;
-use crate::control::Control;
+use crate::control::{Control, OwnedWrite};
 use crate::handover::{Holding, Intervals, Plan};
 use crate::timing::{BROKER_CALL, CATCH_UP, FORGET_AFTER};
 
@@ -132,10 +132,8 @@ impl BaseRole {
             .control
             .lock()
             .silent_instances(now, lease * FORGET_AFTER);
-        for (lane, instance) in silent {
-            core.control.forget(lane, &instance).await?;
-            bump(&core.counters.forgotten);
-        }
+        core.control.forget(&silent).await?;
+        add(&core.counters.forgotten, silent.len());
         Ok(())
     }
 
@@ -151,6 +149,7 @@ impl BaseRole {
         now: Instant,
     ) -> KafkaResult<()> {
         let bound = core.timing.lease + core.timing.grace;
+        let mut grants = Vec::new();
         let mut take_back = Vec::new();
         let mut resolve = Vec::new();
         for &key in keys {
@@ -170,26 +169,37 @@ impl BaseRole {
             };
             match Plan::of(holding, open, owned.closing, unheld_for, bound) {
                 Plan::Nothing => {}
-                Plan::Grant => grant(core, consumer, lane, key, owned.intervals).await?,
+                Plan::Grant => grants.push((key, owned.intervals)),
                 Plan::TakeBack => take_back.push(key),
                 Plan::Resolve => resolve.push(key),
             }
         }
+        // Each step's records go in one batch: at scale (a fleet starting, or crashing) a
+        // tick grants or takes back hundreds of lane-partitions, and base handles no record
+        // while it waits on them.
+        let granted = grants.len();
+        let grants = grant(core, consumer, grants).await?;
+        core.control.set_owned(lane, grants).await?;
+        add(&core.counters.grants, granted);
         if take_back.is_empty() && resolve.is_empty() {
             return Ok(());
         }
         // Silence may be this reader's lag, not the lane's: read the control topic up to now
         // before taking anything back, so that only partitions really left alone are.
         core.control.catch_up(CATCH_UP).await?;
+        let mut closing = Vec::new();
         for key in take_back {
             if !self.held(core, lane, key) {
-                let topic = core.topics[key.topic].clone();
-                core.control
-                    .set_closing(lane, &topic, key.partition, true)
-                    .await?;
+                closing.push(core.control.closing(
+                    lane,
+                    &core.topics[key.topic],
+                    key.partition,
+                    true,
+                ));
                 resolve.push(key);
             }
         }
+        core.control.set_owned(lane, closing).await?;
         if resolve.is_empty() {
             return Ok(());
         }
@@ -197,26 +207,25 @@ impl BaseRole {
         // by now; one that begins after it reads it before acting (it catches up past its
         // own hold record), and waits.
         core.control.catch_up(CATCH_UP).await?;
+        let (mut reopen, mut release) = (Vec::new(), Vec::new());
         for key in resolve {
-            let topic = core.topics[key.topic].clone();
+            let topic = &core.topics[key.topic];
             if self.held(core, lane, key) {
-                core.control
-                    .set_closing(lane, &topic, key.partition, false)
-                    .await?;
+                reopen.push(core.control.closing(lane, topic, key.partition, false));
                 continue;
             }
             let intervals = core
                 .control
                 .lock()
-                .owned(lane, &topic, key.partition)
+                .owned(lane, topic, key.partition)
                 .map(|o| o.intervals.clone())
                 .unwrap_or_default();
             if let Some(from) = intervals.open_from() {
-                self.release(core, consumer, lane, key, from, intervals)
-                    .await?;
+                release.push((key, from, intervals));
             }
         }
-        Ok(())
+        core.control.set_owned(lane, reopen).await?;
+        self.release(core, consumer, lane, release).await
     }
 
     /// Whether a live instance of `lane` holds `key` now; forgets it was unheld if so.
@@ -235,54 +244,92 @@ impl BaseRole {
         held
     }
 
+    /// Takes back `lane`'s open intervals on `releases` (a partition, where its open interval
+    /// starts, its intervals): base reads again from where the lane's group committed what
+    /// it skipped since, and the lane owns up to there.
     async fn release(
         &mut self,
         core: &mut Core,
         consumer: &Arc<DataConsumer>,
         lane: Lane,
-        key: PartitionKey,
-        from: i64,
-        mut intervals: Intervals,
+        releases: Vec<(PartitionKey, i64, Intervals)>,
     ) -> KafkaResult<()> {
-        let topic = core.topics[key.topic].clone();
-        let p = key.partition;
+        if releases.is_empty() {
+            return Ok(());
+        }
+        let at = |key: &PartitionKey| (core.topics[key.topic].clone(), key.partition);
         // The lane handled everything below its committed offset (and nothing below `from`).
         let probe = self.probe(lane).await?;
-        let y = committed(probe, &topic, p).await?.unwrap_or(from).max(from);
-        let position = match core.parts.get(&key).and_then(|part| part.next) {
-            Some(next) => Some(next),
-            None => committed(consumer.clone(), &topic, p).await?,
+        let lane_committed = committed(probe, releases.iter().map(|r| at(&r.0)).collect()).await?;
+        let unreceived: Vec<_> = releases
+            .iter()
+            .filter(|(key, ..)| core.parts.get(key).and_then(|part| part.next).is_none())
+            .map(|r| at(&r.0))
+            .collect();
+        let base_committed = match unreceived.is_empty() {
+            true => HashMap::new(),
+            false => committed(consumer.clone(), unreceived).await?,
         };
-        if let Some(position) = position
-            && let Some(part) = core.parts.get_mut(&key)
-        {
-            if part.resume_base(&core.control, &topic, p, position) {
-                bump(&core.counters.resumed);
+        let (mut replays, mut backs, mut owned) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, from, mut intervals) in releases {
+            let (topic, p) = at(&key);
+            let y = lane_committed
+                .get(&(topic.clone(), p))
+                .copied()
+                .unwrap_or(from)
+                .max(from);
+            let position = match core.parts.get(&key).and_then(|part| part.next) {
+                Some(next) => Some(next),
+                None => base_committed.get(&(topic.clone(), p)).copied(),
+            };
+            if let Some(position) = position
+                && let Some(part) = core.parts.get_mut(&key)
+            {
+                if part.resume_base(&core.control, &topic, p, position) {
+                    bump(&core.counters.resumed);
+                }
+                let before = part.base.clone();
+                let back = part.base.released(lane, y, position);
+                if part.base.in_replay() && part.base != before {
+                    // Say what this replay is before starting it (or adding a lane to it):
+                    // should the partition move to another base member (or this one die)
+                    // before the replay ends, the next owner starts at the commit, inside the
+                    // replay, and takes it over instead of handling base's records of the
+                    // gap a second time.
+                    replays.push((topic.clone(), p, part.base.clone()));
+                }
+                if let Some(back) = back {
+                    backs.push((key, back));
+                }
             }
-            let before = part.base.clone();
-            let back = part.base.released(lane, y, position);
-            if part.base.in_replay() && part.base != before {
-                // Say what this replay is before starting it (or adding a lane to it): should
-                // the partition move to another base member (or this one die) before the
-                // replay ends, the next owner starts at the commit, inside the replay, and
-                // takes it over instead of handling base's records of the gap a second time.
-                core.control.set_replay(&topic, p, &part.base).await?;
-            }
-            if let Some(back) = back {
-                // Go back for the lane's messages base skipped, and commit there first: should
-                // this consumer die before the release is written, the next owner starts from
-                // `back`.
-                seek(consumer, &topic, p, back).await?;
-                part.next = Some(back);
-                part.commit.store(back, Ordering::Release);
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition_offset(&topic, p, Offset::Offset(back))?;
-                commit_sync(consumer, tpl).await?;
-            }
+            intervals.release(y);
+            owned.push(OwnedWrite {
+                topic,
+                partition: p,
+                intervals,
+                closing: false,
+            });
         }
-        intervals.release(y);
-        core.control.set_owned(lane, &topic, p, intervals).await?;
-        bump(&core.counters.releases);
+        core.control.set_replays(&replays).await?;
+        if !backs.is_empty() {
+            // Go back for the lane's messages base skipped, and commit there first: should
+            // this consumer die before the releases are written, the next owner starts from
+            // `back`.
+            let mut tpl = TopicPartitionList::new();
+            for &(key, back) in &backs {
+                let (topic, p) = at(&key);
+                seek(consumer, &topic, p, back).await?;
+                if let Some(part) = core.parts.get_mut(&key) {
+                    part.next = Some(back);
+                    part.commit.store(back, Ordering::Release);
+                }
+                tpl.add_partition_offset(&topic, p, Offset::Offset(back))?;
+            }
+            commit_sync(consumer, tpl).await?;
+        }
+        let released = owned.len();
+        core.control.set_owned(lane, owned).await?;
+        add(&core.counters.releases, released);
         Ok(())
     }
 
@@ -302,33 +349,78 @@ impl BaseRole {
     }
 }
 
-/// Hands a partition to a live lane from base's next offset on.
+/// The records that hand partitions (with their intervals) to a live lane from base's next
+/// offset on. Where base has received nothing yet, the broker is asked, in one request for all
+/// of them.
 async fn grant(
-    core: &mut Core,
+    core: &Core,
     consumer: &Arc<DataConsumer>,
-    lane: Lane,
-    key: PartitionKey,
-    mut intervals: Intervals,
-) -> KafkaResult<()> {
-    let topic = core.topics[key.topic].clone();
-    let next = core.parts.get(&key).and_then(|part| part.next);
-    let position = match next {
-        Some(next) => next,
-        None => {
-            let (c, t, p) = (consumer.clone(), topic.clone(), key.partition);
-            let high = off_runtime(move || c.fetch_watermarks(&t, p, BROKER_CALL))
-                .await?
-                .1;
-            let committed = committed(consumer.clone(), &topic, key.partition).await?;
-            unreceived_grant(high, committed)
-        }
+    grants: Vec<(PartitionKey, Intervals)>,
+) -> KafkaResult<Vec<OwnedWrite>> {
+    let at = |key: &PartitionKey| (core.topics[key.topic].clone(), key.partition);
+    let next = |key: &PartitionKey| core.parts.get(key).and_then(|part| part.next);
+    let unreceived: Vec<_> = grants
+        .iter()
+        .filter(|(key, _)| next(key).is_none())
+        .map(|(key, _)| at(key))
+        .collect();
+    let (high, committed) = match unreceived.is_empty() {
+        true => (HashMap::new(), HashMap::new()),
+        false => (
+            high_watermarks(consumer.clone(), unreceived.clone()).await?,
+            committed(consumer.clone(), unreceived).await?,
+        ),
     };
-    intervals.grant(position.max(intervals.end()));
-    core.control
-        .set_owned(lane, &topic, key.partition, intervals)
-        .await?;
-    bump(&core.counters.grants);
-    Ok(())
+    grants
+        .into_iter()
+        .map(|(key, mut intervals)| {
+            let (topic, partition) = at(&key);
+            let position = match next(&key) {
+                Some(next) => next,
+                None => {
+                    let high = high
+                        .get(&(topic.clone(), partition))
+                        .copied()
+                        .ok_or_else(|| {
+                            KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownPartition)
+                        })?;
+                    unreceived_grant(high, committed.get(&(topic.clone(), partition)).copied())
+                }
+            };
+            intervals.grant(position.max(intervals.end()));
+            Ok(OwnedWrite {
+                topic,
+                partition,
+                intervals,
+                closing: false,
+            })
+        })
+        .collect()
+}
+
+/// The high watermarks of `partitions`, in one request (a latest-offset lookup), off the
+/// runtime: a start at scale grants hundreds of partitions before base has received a record.
+async fn high_watermarks(
+    consumer: Arc<DataConsumer>,
+    partitions: Vec<(String, i32)>,
+) -> KafkaResult<HashMap<(String, i32), i64>> {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, p) in &partitions {
+        // A timestamp of -1 asks for the latest offset.
+        tpl.add_partition_offset(topic, *p, Offset::End)?;
+    }
+    off_runtime(move || {
+        let tpl = consumer.offsets_for_times(tpl, BROKER_CALL)?;
+        tpl.elements()
+            .iter()
+            .filter_map(|e| match (e.error(), e.offset()) {
+                (Err(err), _) => Some(Err(err)),
+                (Ok(()), Offset::Offset(o)) => Some(Ok(((e.topic().to_owned(), e.partition()), o))),
+                _ => None,
+            })
+            .collect()
+    })
+    .await
 }
 
 /// Where to grant a partition on which base has received nothing in this assignment: at or past
@@ -340,23 +432,30 @@ fn unreceived_grant(high_watermark: i64, committed: Option<i64>) -> i64 {
     committed.map_or(high_watermark, |c| c.max(high_watermark))
 }
 
-/// The committed offset of `consumer`'s group on a partition, off the runtime.
-async fn committed<C, X>(consumer: Arc<C>, topic: &str, p: i32) -> KafkaResult<Option<i64>>
+/// The committed offsets of `consumer`'s group on `partitions` (those it has one on), in one
+/// request, off the runtime.
+async fn committed<C, X>(
+    consumer: Arc<C>,
+    partitions: Vec<(String, i32)>,
+) -> KafkaResult<HashMap<(String, i32), i64>>
 where
     C: Consumer<X> + Send + Sync + 'static,
     X: ConsumerContext + 'static,
 {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, p);
-    let topic = topic.to_owned();
+    for (topic, p) in &partitions {
+        tpl.add_partition(topic, *p);
+    }
     off_runtime(move || {
         let tpl = consumer.committed_offsets(tpl, BROKER_CALL)?;
         Ok(tpl
-            .find_partition(&topic, p)
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
                 _ => None,
-            }))
+            })
+            .collect())
     })
     .await
 }

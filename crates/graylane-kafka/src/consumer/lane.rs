@@ -196,7 +196,9 @@ impl LaneRole {
         core.control
             .heartbeat(self.lane, &core.instance, None)
             .await?;
-        core.control.forget(self.lane, &core.instance).await
+        core.control
+            .forget(&[(self.lane, core.instance.clone())])
+            .await
     }
 }
 

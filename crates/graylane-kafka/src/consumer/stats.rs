@@ -84,5 +84,10 @@ impl Counters {
 /// Counts one. Only the consumer's own loop writes its counters, so a load and a store do
 /// (readers see every value in order); no locked read-modify-write per message.
 pub(super) fn bump(c: &AtomicU64) {
-    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    add(c, 1);
+}
+
+/// Counts `n`, as [`bump`] counts one.
+pub(super) fn add(c: &AtomicU64, n: usize) {
+    c.store(c.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
 }

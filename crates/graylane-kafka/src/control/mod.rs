@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use graylane_core::{Lane, LaneSet};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -196,16 +197,31 @@ impl Control {
         Ok(delivery.offset)
     }
 
-    /// Tombstones an instance's hold and heartbeat records (in that order: a reader that
-    /// applies the first alone still has the instance, holding nothing), so that compaction
-    /// drops them and later starts do not read them. For an instance that stopped, or one
-    /// silent long enough that nobody waits on it.
-    pub(crate) async fn forget(&self, lane: Lane, instance: &str) -> KafkaResult<()> {
-        self.send(&format!("{}/hold/{lane}/{instance}", self.group), None)
-            .await?;
-        self.send(&format!("{}/hb/{lane}/{instance}", self.group), None)
-            .await
-            .map(drop)
+    /// Writes several records at once: all in flight together, so that a batch costs one
+    /// round trip to the broker rather than one per record (a start at scale grants and takes
+    /// back hundreds of lane-partitions). Each record's outcome, in order.
+    async fn send_all(&self, records: &[(String, Option<String>)]) -> Vec<KafkaResult<i64>> {
+        join_all(
+            records
+                .iter()
+                .map(|(key, value)| self.send(key, value.as_deref())),
+        )
+        .await
+    }
+
+    /// Tombstones instances' hold and heartbeat records (the hold records first: a reader that
+    /// applies those alone still has the instance, holding nothing), so that compaction drops
+    /// them and later starts do not read them. For an instance that stopped, or ones silent
+    /// long enough that nobody waits on them.
+    pub(crate) async fn forget(&self, instances: &[(Lane, String)]) -> KafkaResult<()> {
+        for kind in ["hold", "hb"] {
+            let tombstones: Vec<_> = instances
+                .iter()
+                .map(|(lane, instance)| (format!("{}/{kind}/{lane}/{instance}", self.group), None))
+                .collect();
+            first_error(self.send_all(&tombstones).await)?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn heartbeat(
@@ -233,78 +249,120 @@ impl Control {
             .map(drop)
     }
 
-    /// Writes ownership of `lane` on `topic`/`partition`, and applies it once acknowledged.
-    pub(crate) async fn set_owned(
-        &self,
-        lane: Lane,
-        topic: &str,
-        partition: i32,
-        intervals: Intervals,
-    ) -> KafkaResult<()> {
-        self.write_owned(lane, topic, partition, intervals, false)
-            .await
-    }
-
-    /// Says base is taking `lane`'s open interval on `topic`/`partition` back (`true`), or
-    /// reopens it (`false`): the intervals stay as they are.
-    pub(crate) async fn set_closing(
+    /// `lane`'s ownership of `topic`/`partition` as it stands, with base taking its open
+    /// interval back (`closing`) or reopening it: what [`set_owned`](Self::set_owned) writes
+    /// to say so, the intervals unchanged.
+    pub(crate) fn closing(
         &self,
         lane: Lane,
         topic: &str,
         partition: i32,
         closing: bool,
-    ) -> KafkaResult<()> {
+    ) -> OwnedWrite {
         let intervals = self
             .lock()
             .owned(lane, topic, partition)
             .map(|o| o.intervals.clone())
             .unwrap_or_default();
-        self.write_owned(lane, topic, partition, intervals, closing)
-            .await
-    }
-
-    async fn write_owned(
-        &self,
-        lane: Lane,
-        topic: &str,
-        partition: i32,
-        intervals: Intervals,
-        closing: bool,
-    ) -> KafkaResult<()> {
-        let version = self
-            .lock()
-            .owned(lane, topic, partition)
-            .map_or(1, |o| o.version + 1);
-        let owned = Owned {
-            version,
+        OwnedWrite {
+            topic: topic.to_owned(),
+            partition,
             intervals,
             closing,
-        };
-        let key = format!("{}/own/{lane}/{partition}/{topic}", self.group);
-        if let Err(e) = self.write(key, owned.encode()).await {
-            self.uncertain.store(true, Ordering::Release);
-            return Err(e);
         }
-        self.lock().set_owned(lane, topic, partition, owned);
-        Ok(())
     }
 
-    /// Writes the replay base is about to make of `topic`/`partition`. Not applied to this
-    /// consumer's own state: the owner keeps its cursor, and a later owner reads the record
-    /// back in log order when it catches up.
-    pub(crate) async fn set_replay(
+    /// Writes ownership of `lane` on each partition of `writes` (in flight together), and
+    /// applies each record once acknowledged. Should any fail, the others still apply, and
+    /// this consumer's view is uncertain until a catch-up: the failed ones may have landed.
+    pub(crate) async fn set_owned(&self, lane: Lane, writes: Vec<OwnedWrite>) -> KafkaResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let owned: Vec<(OwnedWrite, Owned)> = {
+            let state = self.lock();
+            writes
+                .into_iter()
+                .map(|w| {
+                    let version = state
+                        .owned(lane, &w.topic, w.partition)
+                        .map_or(1, |o| o.version + 1);
+                    let owned = Owned {
+                        version,
+                        intervals: w.intervals.clone(),
+                        closing: w.closing,
+                    };
+                    (w, owned)
+                })
+                .collect()
+        };
+        let records: Vec<_> = owned
+            .iter()
+            .map(|(w, owned)| {
+                let key = format!("{}/own/{lane}/{}/{}", self.group, w.partition, w.topic);
+                (key, Some(owned.encode()))
+            })
+            .collect();
+        let sent = self.send_all(&records).await;
+        let mut error = None;
+        {
+            let mut state = self.lock();
+            for ((w, owned), sent) in owned.into_iter().zip(sent) {
+                match sent {
+                    Ok(_) => state.set_owned(lane, &w.topic, w.partition, owned),
+                    Err(e) => {
+                        error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match error {
+            Some(e) => {
+                self.uncertain.store(true, Ordering::Release);
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the replays base is about to make, each a partition's cursor. Not applied to
+    /// this consumer's own state: the owner keeps its cursor, and a later owner reads the
+    /// record back in log order when it catches up.
+    pub(crate) async fn set_replays(
         &self,
-        topic: &str,
-        partition: i32,
-        cursor: &BaseCursor,
+        replays: &[(String, i32, BaseCursor)],
     ) -> KafkaResult<()> {
-        let key = format!("{}/replay/{partition}/{topic}", self.group);
-        self.write(key, cursor.encode()).await.map(drop)
+        let records: Vec<_> = replays
+            .iter()
+            .map(|(topic, partition, cursor)| {
+                let key = format!("{}/replay/{partition}/{topic}", self.group);
+                (key, Some(cursor.encode()))
+            })
+            .collect();
+        first_error(self.send_all(&records).await)
     }
 
     pub(crate) fn lanes(&self) -> &LaneSet {
         &self.lanes
     }
+}
+
+/// An ownership record to write: `lane`'s intervals on a partition, and whether base is taking
+/// the open one back.
+#[derive(Debug)]
+pub(crate) struct OwnedWrite {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) intervals: Intervals,
+    pub(crate) closing: bool,
+}
+
+/// The first error of a batch's outcomes.
+fn first_error(outcomes: Vec<KafkaResult<i64>>) -> KafkaResult<()> {
+    outcomes
+        .into_iter()
+        .find_map(Result::err)
+        .map_or(Ok(()), Err)
 }
 
 /// The control topic's settings that the protocol relies on, where the broker answers

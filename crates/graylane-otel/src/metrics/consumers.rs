@@ -32,6 +32,15 @@ pub struct ConsumerCounts {
     /// Of those, the ones a lane owns now: a lane consumer with any owns its lane's records
     /// there; base's are the ones it handed away.
     pub granted: u64,
+    /// Records whose lane mark was refused (unknown to the consumer's lanes, or malformed),
+    /// handled as its policy for unknown lanes says (base).
+    pub unknown: u64,
+    /// Broker or control-topic calls that failed and were retried.
+    pub retries: u64,
+    /// Replays a previous owner started that this consumer took over (base).
+    pub resumed: u64,
+    /// Silent instances whose control records it tombstoned (base).
+    pub forgotten: u64,
 }
 
 impl ConsumerCounts {
@@ -48,6 +57,10 @@ impl ConsumerCounts {
             releases: 0,
             partitions: 0,
             granted: 0,
+            unknown: 0,
+            retries: 0,
+            resumed: 0,
+            forgotten: 0,
         }
     }
 }
@@ -120,6 +133,29 @@ impl LaneMetrics {
             })
             .build();
         self.keep(handovers);
+        let (list, label) = (consumers.clone(), who.clone());
+        let events = self
+            .inner
+            .meter
+            .u64_observable_counter("graylane.consumer.events")
+            .with_description(
+                "What a lane consumer met besides records: refused lane marks, retried calls, \
+                 replays taken over, silent instances forgotten",
+            )
+            .with_callback(move |observer| {
+                for c in list() {
+                    for (event, n) in [
+                        ("unknown_lane", c.unknown),
+                        ("retry", c.retries),
+                        ("replay_resumed", c.resumed),
+                        ("forgotten", c.forgotten),
+                    ] {
+                        observer.observe(n, &label(&c, "graylane.event", event));
+                    }
+                }
+            })
+            .build();
+        self.keep(events);
         let partitions = self
             .inner
             .meter
