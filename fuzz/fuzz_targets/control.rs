@@ -10,7 +10,7 @@
 // The parser's own source files, compiled here as they are: graylane-kafka depends on rdkafka,
 // and building librdkafka for this workspace would only slow every fuzz build down.
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../crates/graylane-kafka/src/handover.rs"]
+#[path = "../../crates/graylane-kafka/src/handover/mod.rs"]
 mod handover;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../crates/graylane-kafka/src/control/records.rs"]

@@ -1,6 +1,7 @@
 //! Lane-aware consumers: a lane's consumers process only its messages, base processes base
 //! messages and those of every lane without a live consumer, and the switch between them is
-//! exact. The protocol is in `docs/kafka-lanes.md`; its decisions are in `handover.rs`.
+//! exact. The protocol is in `docs/kafka-lanes.md`; its decisions are in `handover/`, with
+//! their model test.
 //!
 //! - `builder.rs`: the public builder and how a consumer starts;
 //! - `run.rs`: the loop (records, ticks, stop) and what both roles share;

@@ -5,6 +5,9 @@
 //! crash and after it is handled within [`RECOVERY_BOUND`], and no record changes lane.
 //! Duplicates are allowed: a crash loses the offsets committed since the last commit
 //! interval, so both consumers may handle a record again (at least once).
+//!
+//! And the control topic's leader alone goes away (a mock cluster's second broker): base
+//! pauses what needs it, and resumes when it is back.
 
 use graylane_testkit::kafka::DedicatedBroker;
 
@@ -72,4 +75,52 @@ async fn a_broker_crash_fails_sends_within_a_bound_and_loses_nothing_acknowledge
         "broker outage: send failed in {took:?} ({error}); all handled {recovered:?} after the \
          restart; duplicates={duplicates}; base {base_stats:?}; gray {gray_stats:?}"
     );
+}
+
+/// The control topic's leader goes away for 12 s (the second broker of a mock cluster, the
+/// data topic's partitions staying on the first): base keeps handling what it can decide, and
+/// once the control topic is back, every record produced during and after the outage is handled
+/// — the consumer is not ended by the control path's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_topic_outage_pauses_base_and_it_resumes() {
+    use graylane_testkit::kafka::MockBroker;
+    use rdkafka::mocking::MockCoordinator;
+
+    let w = World::new(TestBroker::from(MockBroker::start(2).unwrap()), "outage");
+    let cluster = w.broker.as_mock().unwrap().cluster();
+    for p in 0..PARTITIONS {
+        cluster.partition_leader(&w.topic, p, Some(1)).unwrap();
+    }
+    cluster.partition_leader(&w.control, 0, Some(2)).unwrap();
+    for g in [w.group.clone(), format!("{}.lane.gray", w.group)] {
+        cluster.coordinator(MockCoordinator::Group(g), 1).unwrap();
+    }
+    let base = w.consumer("base-1", Lane::BASE).await;
+    let gray_1 = w.consumer("gray-1", gray()).await;
+    until("gray granted", Duration::from_secs(10), || {
+        grants(&[&base]) >= PARTITIONS as u64
+    })
+    .await;
+    w.produce(0, 60, Duration::ZERO).await;
+    w.wait_for(60, Duration::from_secs(10)).await;
+
+    // The control topic goes away: the gray consumer's lease lapses (its heartbeats fail), and
+    // base cannot write the release; it retries until the control topic is back.
+    cluster.broker_down(2).unwrap();
+    w.produce(60, 120, Duration::from_millis(1500)).await;
+    // Longer than a control write may take (10 s): writes fail, not only wait.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    cluster.broker_up(2).unwrap();
+    w.produce(120, 180, Duration::ZERO).await;
+    w.wait_for(180, Duration::from_secs(30)).await;
+    // The gray consumer may have handled records its lease still covered: at least once.
+    let duplicates = w.audit(180, &["gray-1"]);
+    let stats = base.stats();
+    assert!(
+        stats.retries > 0,
+        "the outage was seen and retried: {stats:?}"
+    );
+    gray_1.stop().await.unwrap();
+    base.stop().await.expect("base was not ended by the outage");
+    eprintln!("control outage: base {stats:?}, duplicates={duplicates}");
 }
