@@ -141,7 +141,8 @@ impl CompareConfig {
         self
     }
 
-    /// Routes counted on their own; later ones are counted as `other` (at least 1).
+    /// Routes counted on their own (at least 1), taken in the order their first comparison
+    /// ends; later ones are counted as `other`.
     #[must_use]
     pub fn max_routes(mut self, n: usize) -> CompareConfig {
         self.max_routes = n.max(1);
