@@ -3,8 +3,6 @@
 //! with the primary's (and noise copies learning what differs between two runs of base).
 //! What is measured is the primary's cost of comparing: the copies run in both variants.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::routing::post;
 use bytes::Bytes;
@@ -51,21 +49,17 @@ async fn quote(RequestLane(ctx): RequestLane, item: String) -> impl axum::respon
     )
 }
 
-/// The primary behind its lane layer, `mirror` inside it.
-async fn primary(spec: &LaneSpec, mirror: MirrorLayer<HttpClient>) -> SocketAddr {
-    let app = Router::new()
-        .route("/quote", post(quote))
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(
-                    |e: graylane_http::BoxError| async move {
-                        (http::StatusCode::BAD_GATEWAY, e.to_string())
-                    },
-                ))
-                .layer(mirror),
-        )
-        .layer(LaneLayer::mesh(spec.propagator()));
-    serve(app).await
+/// `POST /{variant}/quote` behind `mirror`: one route per variant.
+fn mirrored(mirror: MirrorLayer<HttpClient>) -> axum::routing::MethodRouter {
+    post(quote).layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(
+                |e: graylane_http::BoxError| async move {
+                    (http::StatusCode::BAD_GATEWAY, e.to_string())
+                },
+            ))
+            .layer(mirror),
+    )
 }
 
 async fn post_quote(client: HttpClient, uri: String) -> Result<(), String> {
@@ -84,7 +78,7 @@ pub(crate) async fn run(args: &Args) -> (Comparison, u64) {
     let spec = LaneSpec::from_yaml_str(SPEC).expect("the bench's spec");
     let target = serve(
         Router::new()
-            .route("/quote", post(quote))
+            .route("/{variant}/quote", post(quote))
             .layer(LaneLayer::mesh(spec.propagator())),
     )
     .await;
@@ -101,21 +95,31 @@ pub(crate) async fn run(args: &Args) -> (Comparison, u64) {
         spec.propagator(),
         config().compare(CompareConfig::new().noise(Lane::from_static("baseline"), 10.0, 10)),
     );
-    let plain = primary(&spec, discarding).await;
-    let compared = primary(&spec, comparing.clone()).await;
-    let (a, b) = (client(), client());
+    // Both variants behind one listener, called by one client: they share the connections,
+    // the server's tasks and the target, so that the ratio measures comparing and nothing of
+    // where a variant's sockets and tasks happened to land (two listeners and two clients
+    // made a per-process bias of a few percent either way, comparing a variant with itself).
+    let primary = serve(
+        Router::new()
+            .route("/off/quote", mirrored(discarding))
+            .route("/on/quote", mirrored(comparing.clone()))
+            .layer(LaneLayer::mesh(spec.propagator())),
+    )
+    .await;
+    let client = client();
+    let other = client.clone();
     let comparison = side_by_side(
         "mirror",
         ["comparison off", "comparison on "],
         args.rounds,
         args.requests,
         args.concurrency,
-        move || post_quote(a.clone(), format!("http://{plain}/quote")),
-        move || post_quote(b.clone(), format!("http://{compared}/quote")),
+        move || post_quote(client.clone(), format!("http://{primary}/off/quote")),
+        move || post_quote(other.clone(), format!("http://{primary}/on/quote")),
     )
     .await;
     let report = comparing.report();
-    let route = report.route("POST /quote");
+    let route = report.route("POST /on/quote");
     let (n, different) = route.map_or((0, 0), |r| (r.compared, r.different_body));
     println!(
         "mirror comparisons: {n} compared, {different} with a different body, noise learned: {:?}, noise copies {}, busy skips {}",
