@@ -145,8 +145,16 @@ impl ConsumerContext for Callbacks {
             // next owner starts from the committed offset only once the callback has returned,
             // so the commit must be complete by then.
             let commits = self.commit_list(Some(&parts));
-            if commits.count() > 0 {
-                let _ = consumer.commit(&commits, CommitMode::Sync);
+            if commits.count() > 0
+                && let Err(e) = consumer.commit(&commits, CommitMode::Sync)
+            {
+                // The next owner starts from the last commit that landed. Apache Kafka takes a
+                // member's commits while a rebalance is being prepared; librdkafka's mock
+                // cluster refuses them in an eager one.
+                tracing::warn!(
+                    error = %e,
+                    "graylane lane consumer: the commit before giving partitions up failed; what was handled since the last commit will be handled again"
+                );
             }
             let mut shared = self.shared();
             for p in &parts {

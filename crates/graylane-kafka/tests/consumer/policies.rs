@@ -1,6 +1,6 @@
 //! What users configure, or get wrong, and what the consumers do about it: a lane consumer
 //! told to read from the end, mirror records and lanes the consumers' spec lacks, a control
-//! topic that is not compacted, and the KIP-848 group protocol.
+//! topic that is not compacted, the KIP-848 group protocol and an eager assignor.
 
 use super::*;
 
@@ -278,4 +278,77 @@ async fn the_consumer_group_protocol_of_kip_848_works_too(broker: TestBroker) {
     assert_eq!(w.audit(120, &[]), 0);
     let bs = base.stop().await.unwrap();
     assert_eq!((gs.processed, bs.fallback), (30, 10));
+}
+
+graylane_testkit::kafka_tests!(an_eager_assignment_strategy_works_too);
+
+/// `partition.assignment.strategy=range` (eager: every rebalance revokes everything, then
+/// assigns anew): graylane applies such an assignment with `assign`, not `incremental_assign`
+/// (which librdkafka refuses there, leaving the consumer without partitions), knowing the
+/// protocol from the configuration. A second base member joining and leaving, and a lane
+/// consumer coming and going, lose nothing, and every consumer stops promptly (its close runs
+/// the last revoke). On Apache Kafka nothing is handled twice either: each revoke commits what
+/// was handled. The mock cluster refuses commits during an eager rebalance, so there base
+/// handles again what it handled since its last commit.
+async fn an_eager_assignment_strategy_works_too(broker: TestBroker) {
+    let w = World::new(broker, "eager");
+    let mut config = w.broker.client_config();
+    config.set("partition.assignment.strategy", "range");
+    let consumer = |name: &'static str, lane: Lane| {
+        w.consumer_on(name, lane, timing(), config.clone(), Duration::ZERO)
+    };
+    let stopped = async |c: ConsumerHandle| {
+        let started = Instant::now();
+        let stats = c.stop().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a consumer's stop took {:?}",
+            started.elapsed()
+        );
+        stats
+    };
+    let base = consumer("base-1", Lane::BASE).await;
+    until("base has its partitions", Duration::from_secs(30), || {
+        base.stats().partitions == PARTITIONS as u64
+    })
+    .await;
+    let second = consumer("base-2", Lane::BASE).await;
+    until(
+        "the group shares the partitions",
+        Duration::from_secs(30),
+        || {
+            let (a, b) = (base.stats().partitions, second.stats().partitions);
+            a > 0 && b > 0 && a + b == PARTITIONS as u64
+        },
+    )
+    .await;
+    let g = consumer("gray-1", gray()).await;
+    until("gray ready", Duration::from_secs(30), || {
+        g.stats().granted == PARTITIONS as u64 && g.stats().partitions == PARTITIONS as u64
+    })
+    .await;
+    w.produce(0, 90, Duration::ZERO).await;
+    w.wait_for(90, Duration::from_secs(30)).await;
+    let ss = stopped(second).await;
+    until(
+        "base has all partitions again",
+        Duration::from_secs(30),
+        || base.stats().partitions == PARTITIONS as u64,
+    )
+    .await;
+    let gs = stopped(g).await;
+    until("released", Duration::from_secs(30), || {
+        base.stats().granted == 0
+    })
+    .await;
+    w.produce(90, 120, Duration::ZERO).await;
+    w.wait_for(120, Duration::from_secs(30)).await;
+    let real = w.broker.is_real();
+    let duplicates = w.audit(120, if real { &[] } else { &["base-1", "base-2"] });
+    let bs = stopped(base).await;
+    assert_eq!(gs.processed, 30, "gray handled its lane: {gs:?}");
+    if real {
+        assert_eq!(duplicates, 0);
+        assert_eq!(bs.fallback + ss.fallback, 10, "{bs:?} {ss:?}");
+    }
 }
